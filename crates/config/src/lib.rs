@@ -1,0 +1,285 @@
+//! martelli's config: the TOML file a user writes, validated once into a typed [`Config`].
+//!
+//! Nothing downstream re-checks strings: the tier is an enum, durations are [`Duration`]s, the
+//! varied parameter has become one resolved [`Series`] per value. Every error names the file,
+//! the line and column (or the field), and what was expected. This crate reads the config file
+//! and nothing else.
+#![deny(missing_docs)]
+
+mod locate;
+mod raw;
+pub mod units;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use martelli_workload::Workload;
+
+pub use locate::FieldPath;
+
+/// Which tier of the Martelli model runs the workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// One thread, one process: a plain loop.
+    Single,
+    /// A thread pool of N threads on this machine (2-8 cores).
+    Multi,
+    /// Worker processes on one or many machines, driven by a coordinator (9+ cores).
+    Distributed,
+    /// Every tier that can run here, one after another.
+    Auto,
+}
+
+impl Tier {
+    /// The lower-case name used in configs and results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Single => "single",
+            Tier::Multi => "multi",
+            Tier::Distributed => "distributed",
+            Tier::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the problem size relates to the core count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scaling {
+    /// Fixed total work; more cores should finish it sooner (Amdahl's view).
+    Strong,
+    /// Work grows with the core count; more cores should keep the time flat (Gustafson's view).
+    Weak,
+}
+
+/// The sweep of core counts and the repetition policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sweep {
+    /// Core counts to measure, ascending, without duplicates, always starting with 1.
+    pub cores: Vec<usize>,
+    /// Measured runs per point.
+    pub repeats: u32,
+    /// Unmeasured runs per point before the measured ones.
+    pub warmup: u32,
+    /// Strong or weak scaling.
+    pub scaling: Scaling,
+}
+
+/// One curve of the sweep: the workload with the varied parameter set to one value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// `"task_cost=10us"` when a parameter is varied, else the workload's name.
+    pub label: String,
+    /// The workload. When `task_cost` is set, `iterations` is 0 until calibration fills it in.
+    pub workload: Workload,
+    /// The per-task cost to calibrate into iterations, when the config gave a duration.
+    pub task_cost: Option<Duration>,
+}
+
+/// A validated config, ready to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The tier (or `auto`).
+    pub tier: Tier,
+    /// The core counts and repetition policy.
+    pub sweep: Sweep,
+    /// One series per value of the varied parameter (one series when nothing is varied).
+    pub series: Vec<Series>,
+    /// Where results are written.
+    pub output_dir: PathBuf,
+    /// The config as run: the file's TOML with command-line overrides applied. Stored in the
+    /// results so that a run can be repeated exactly.
+    pub document: toml::Table,
+}
+
+/// Command-line overrides of config values.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--tier`.
+    pub tier: Option<Tier>,
+    /// `--cores 1,2,4`.
+    pub cores: Option<Vec<usize>>,
+    /// `--repeats N`.
+    pub repeats: Option<u32>,
+    /// `--out DIR`.
+    pub out: Option<PathBuf>,
+}
+
+/// Why a config cannot be used.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid config.
+    Invalid(Box<Invalid>),
+}
+
+/// A located config error: file, line and column when known, field path when known.
+#[derive(Debug)]
+pub struct Invalid {
+    /// The config file.
+    pub file: PathBuf,
+    /// One-based line and column of the offending text, when it can be found.
+    pub position: Option<(usize, usize)>,
+    /// The field the error is about, e.g. `sweep.cores[0]`.
+    pub field: Option<String>,
+    /// What is wrong and what is expected.
+    pub message: String,
+    /// The offending source line with a caret under the column.
+    pub snippet: Option<String>,
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Read { source, .. } => Some(source),
+            ConfigError::Invalid(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, source } => {
+                write!(f, "cannot read config file {}: {source}", path.display())
+            }
+            ConfigError::Invalid(e) => {
+                write!(f, "{}", e.file.display())?;
+                if let Some((line, col)) = e.position {
+                    write!(f, ":{line}:{col}")?;
+                }
+                write!(f, ": ")?;
+                if let Some(field) = &e.field {
+                    write!(f, "{field}: ")?;
+                }
+                write!(f, "{}", e.message)?;
+                if let Some(snippet) = &e.snippet {
+                    write!(f, "\n{snippet}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl ConfigError {
+    /// Builds a located error from a field path and a message.
+    fn at_field(file: &Path, source: &str, field: &FieldPath, message: String) -> ConfigError {
+        let span = locate::span_of(source, field);
+        let mut error = ConfigError::at_span(file, source, span, message);
+        if let ConfigError::Invalid(e) = &mut error {
+            e.field = Some(field.to_string());
+        }
+        error
+    }
+
+    /// Builds a located error from a byte span of the source.
+    fn at_span(
+        file: &Path,
+        source: &str,
+        span: Option<std::ops::Range<usize>>,
+        message: String,
+    ) -> ConfigError {
+        let position = span.as_ref().map(|s| locate::line_col(source, s.start));
+        let snippet = position.map(|(line, col)| {
+            let text = source.lines().nth(line - 1).unwrap_or("");
+            let gutter = line.to_string().len();
+            format!(
+                "{:gutter$} |\n{line} | {text}\n{:gutter$} | {:>col$}",
+                "", "", "^"
+            )
+        });
+        ConfigError::Invalid(Box::new(Invalid {
+            file: file.to_path_buf(),
+            position,
+            field: None,
+            message,
+            snippet,
+        }))
+    }
+}
+
+/// Reads and validates the config file at `path`, then applies `overrides`.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &source, overrides)
+}
+
+/// Validates config text (`path` is used for messages and the default output folder).
+pub fn parse(path: &Path, source: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+    if source.trim().is_empty() {
+        return Err(ConfigError::at_span(
+            path,
+            source,
+            None,
+            "the file is empty: a config needs at least a [workload] section with `kind` and `tasks`"
+                .into(),
+        ));
+    }
+    let raw: raw::RawConfig = toml::from_str(source).map_err(|e| {
+        ConfigError::at_span(path, source, e.span(), e.message().trim_end().to_string())
+    })?;
+    let document: toml::Table = toml::from_str(source).map_err(|e| {
+        ConfigError::at_span(path, source, e.span(), e.message().trim_end().to_string())
+    })?;
+    let mut config = validate::validate(path, raw, document)
+        .map_err(|(field, message)| ConfigError::at_field(path, source, &field, message))?;
+    config.apply(overrides);
+    Ok(config)
+}
+
+impl Config {
+    /// Applies command-line overrides to the validated config and to the recorded document.
+    pub fn apply(&mut self, overrides: &Overrides) {
+        if let Some(tier) = overrides.tier {
+            self.tier = tier;
+            self.document
+                .insert("tier".into(), toml::Value::String(tier.name().into()));
+        }
+        let sweep = self
+            .document
+            .entry("sweep")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(cores) = &overrides.cores {
+            self.sweep.cores = validate::normalise_cores(cores.iter().copied());
+            if let toml::Value::Table(t) = sweep {
+                let list = cores.iter().map(|&c| toml::Value::Integer(c as i64)).collect();
+                t.insert("cores".into(), toml::Value::Array(list));
+            }
+        }
+        if let Some(repeats) = overrides.repeats {
+            self.sweep.repeats = repeats;
+            if let toml::Value::Table(t) = sweep {
+                t.insert("repeats".into(), toml::Value::Integer(repeats.into()));
+            }
+        }
+        if let Some(out) = &overrides.out {
+            self.output_dir = out.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,63 @@
+//! The config file as written: serde structs that mirror the TOML, before any validation.
+//!
+//! Every field is optional here so that type errors and unknown keys are reported by the TOML
+//! parser (with line and column), while missing or contradictory fields are reported by
+//! validation (with the field's path). Nothing outside this crate sees these types.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::units::{HumanDuration, HumanSize};
+use crate::{Scaling, Tier};
+use martelli_workload::Kind;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub tier: Option<Tier>,
+    pub workload: Option<RawWorkload>,
+    pub sweep: Option<RawSweep>,
+    pub output: Option<RawOutput>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkload {
+    pub name: Option<String>,
+    pub seed: Option<u64>,
+    pub tasks: Option<u64>,
+    pub kind: Option<Kind>,
+    pub iterations: Option<u64>,
+    pub task_cost: Option<HumanDuration>,
+    pub io_wait: Option<HumanDuration>,
+    pub size_distribution: Option<DistributionName>,
+    pub spread: Option<f64>,
+    pub serial_fraction: Option<f64>,
+    pub payload_bytes: Option<HumanSize>,
+    pub working_set: Option<HumanSize>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum DistributionName {
+    Fixed,
+    Uniform,
+    Lognormal,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSweep {
+    pub cores: Option<Vec<u64>>,
+    pub repeats: Option<u32>,
+    pub warmup: Option<u32>,
+    pub scaling: Option<Scaling>,
+    pub vary: Option<toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOutput {
+    pub dir: Option<PathBuf>,
+}

@@ -1,0 +1,176 @@
+//! Humane units in configs: durations such as `"5ms"` and sizes such as `"64MiB"`.
+//!
+//! Parsing happens inside serde deserialisers, so a malformed value is reported by the TOML
+//! parser with its line and column, like any other type error.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+
+/// Parses `"1.5ms"`, `"10us"`, `"2s"`, ... into a duration. Units: ns, us (or µs), ms, s, m, h.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = split_number(text);
+    let scale = match unit {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "" => return Err(format!("\"{text}\" has no unit: write e.g. \"{text}ms\" or \"{text}s\"")),
+        other => return Err(format!("unknown unit \"{other}\" in \"{text}\": use ns, us, ms, s, m or h")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a duration: expected a number and a unit, e.g. \"5ms\""))?;
+    if !(value.is_finite() && value >= 0.0) {
+        return Err(format!("\"{text}\" is not a duration: it must be zero or positive"));
+    }
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("\"{text}\" is too long a duration"))
+}
+
+/// Parses `"64MiB"`, `"4KB"`, `"512B"` or `"1000"` into a byte count. Binary (KiB, MiB, GiB)
+/// and decimal (KB, MB, GB) prefixes are both accepted.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let (number, unit) = split_number(text);
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit \"{other}\" in \"{text}\": use B, KB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a size: expected a number and a unit, e.g. \"64MiB\""))?;
+    let bytes = value * scale as f64;
+    if !(bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64) || bytes.fract() != 0.0 {
+        return Err(format!("\"{text}\" is not a whole, non-negative number of bytes"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Splits `"1.5ms"` into `("1.5", "ms")`, trimming spaces around both.
+fn split_number(text: &str) -> (&str, &str) {
+    let text = text.trim();
+    let end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == '_'))
+        .unwrap_or(text.len());
+    (text[..end].trim(), text[end..].trim())
+}
+
+/// Formats a duration compactly for labels and tables: `250us`, `1.5ms`, `2s`.
+pub fn format_duration(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    let (value, unit) = if ns < 1e3 {
+        (ns, "ns")
+    } else if ns < 1e6 {
+        (ns / 1e3, "us")
+    } else if ns < 1e9 {
+        (ns / 1e6, "ms")
+    } else {
+        (ns / 1e9, "s")
+    };
+    let text = format!("{value:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}{unit}")
+}
+
+/// A duration field: a string such as `"5ms"`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> de::Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration string such as \"5ms\", \"250us\" or \"2s\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
+                parse_duration(v).map(HumanDuration).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A size field: an integer byte count or a string such as `"64MiB"`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HumanSize(pub u64);
+
+impl<'de> de::Deserialize<'de> for HumanSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = HumanSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a byte count such as 4096 or a size string such as \"64MiB\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<HumanSize, E> {
+                u64::try_from(v)
+                    .map(HumanSize)
+                    .map_err(|_| E::custom(format!("a size cannot be negative (got {v})")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<HumanSize, E> {
+                Ok(HumanSize(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanSize, E> {
+                parse_size(v).map(HumanSize).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("5ms", 5_000_000),
+            ("10us", 10_000),
+            ("10µs", 10_000),
+            ("1.5ms", 1_500_000),
+            ("2s", 2_000_000_000),
+            (" 3 ms ", 3_000_000),
+            ("0s", 0),
+        ];
+        for (text, ns) in ok {
+            assert_eq!(parse_duration(text), Ok(Duration::from_nanos(ns)), "{text}");
+        }
+        for bad in ["", "5", "ms", "5 parsecs", "-1ms", "1e999s", "NaNs"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        let ok = [("64MiB", 64 << 20), ("4KB", 4000), ("512", 512), ("512B", 512), ("1.5KiB", 1536)];
+        for (text, bytes) in ok {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+        }
+        for bad in ["", "MiB", "4 furlongs", "-1KB", "0.5B"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn formatted_durations_read_back() {
+        for ns in [500, 1_500, 250_000, 1_500_000, 2_000_000_000] {
+            let d = Duration::from_nanos(ns);
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Validation: from the raw file to a typed [`Config`], rejecting anything that cannot run.
+//!
+//! Errors are `(field path, message)` pairs; the caller locates the path in the source.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use martelli_workload::{Kind, SizeDistribution, Workload};
+
+use crate::locate::FieldPath;
+use crate::raw::{DistributionName, RawConfig, RawWorkload};
+use crate::units::format_duration;
+use crate::{Config, Scaling, Series, Sweep, Tier};
+
+type Invalid = (FieldPath, String);
+
+/// Upper bounds that keep a typo from asking for a year of work or all the memory there is.
+const MAX_TASKS: u64 = 1_000_000_000_000;
+const MAX_ITERATIONS: u64 = 1_000_000_000_000;
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+const MAX_PAYLOAD: u64 = 1 << 30;
+const MAX_WORKING_SET: u64 = 16 << 30;
+const MAX_CORES: u64 = 4096;
+const DEFAULT_WORKING_SET: u64 = 64 << 20;
+const DEFAULT_CORES: [usize; 4] = [1, 2, 4, 8];
+
+/// Workload keys that `sweep.vary` may vary (everything but the name).
+const VARIABLE: [&str; 11] = [
+    "seed",
+    "tasks",
+    "kind",
+    "iterations",
+    "task_cost",
+    "io_wait",
+    "size_distribution",
+    "spread",
+    "serial_fraction",
+    "payload_bytes",
+    "working_set",
+];
+
+fn invalid(path: &str, message: impl Into<String>) -> Invalid {
+    (FieldPath::parse(path), message.into())
+}
+
+pub(crate) fn validate(path: &Path, raw: RawConfig, document: toml::Table) -> Result<Config, Invalid> {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "workload".to_string(), |s| s.to_string_lossy().into_owned());
+    let tier = raw.tier.unwrap_or(Tier::Auto);
+    let Some(raw_workload) = raw.workload else {
+        return Err(invalid(
+            "workload",
+            "missing the [workload] section: it needs at least `kind` and `tasks`",
+        ));
+    };
+    let sweep_raw = raw.sweep.unwrap_or_default();
+
+    let cores = match sweep_raw.cores {
+        None => DEFAULT_CORES.to_vec(),
+        Some(list) if list.is_empty() => {
+            return Err(invalid("sweep.cores", "must list at least one core count, e.g. [1, 2, 4]"));
+        }
+        Some(list) => {
+            for (i, &c) in list.iter().enumerate() {
+                if c == 0 || c > MAX_CORES {
+                    return Err(invalid(
+                        &format!("sweep.cores[{i}]"),
+                        format!("a core count must be between 1 and {MAX_CORES} (got {c})"),
+                    ));
+                }
+            }
+            normalise_cores(list.iter().map(|&c| c as usize))
+        }
+    };
+    let repeats = sweep_raw.repeats.unwrap_or(3);
+    if !(1..=10_000).contains(&repeats) {
+        return Err(invalid("sweep.repeats", format!("must be between 1 and 10000 (got {repeats})")));
+    }
+    let warmup = sweep_raw.warmup.unwrap_or(1);
+    if warmup > 1000 {
+        return Err(invalid("sweep.warmup", format!("must be at most 1000 (got {warmup})")));
+    }
+    let sweep = Sweep {
+        cores,
+        repeats,
+        warmup,
+        scaling: sweep_raw.scaling.unwrap_or(Scaling::Strong),
+    };
+
+    let series = match sweep_raw.vary {
+        None => {
+            let (workload, task_cost) = workload(raw_workload, &stem, "workload")?;
+            vec![Series {
+                label: workload.name.clone(),
+                workload,
+                task_cost,
+            }]
+        }
+        Some(vary) => {
+            let base = match document.get("workload") {
+                Some(toml::Value::Table(t)) => t.clone(),
+                _ => toml::Table::new(),
+            };
+            varied_series(&base, &vary, &stem)?
+        }
+    };
+
+    let output_dir = raw
+        .output
+        .and_then(|o| o.dir)
+        .unwrap_or_else(|| PathBuf::from("output").join(&stem));
+
+    Ok(Config {
+        path: path.to_path_buf(),
+        tier,
+        sweep,
+        series,
+        output_dir,
+        document,
+    })
+}
+
+/// Sorts, de-duplicates and adds the 1-core baseline that every speed-up is measured against.
+pub(crate) fn normalise_cores(cores: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut cores: Vec<usize> = std::iter::once(1).chain(cores).collect();
+    cores.sort_unstable();
+    cores.dedup();
+    cores
+}
+
+/// One series per value of the one varied workload parameter.
+fn varied_series(base: &toml::Table, vary: &toml::Table, stem: &str) -> Result<Vec<Series>, Invalid> {
+    let mut entries = vary.iter();
+    let (Some((key, values)), None) = (entries.next(), entries.next()) else {
+        return Err(invalid(
+            "sweep.vary",
+            "must name exactly one workload parameter, e.g. vary = { task_cost = [\"10us\", \"1ms\"] }",
+        ));
+    };
+    let here = format!("sweep.vary.{key}");
+    if !VARIABLE.contains(&key.as_str()) {
+        return Err(invalid(
+            &here,
+            format!("`{key}` cannot be varied; expected one of: {}", VARIABLE.join(", ")),
+        ));
+    }
+    let values = match values {
+        toml::Value::Array(values) if !values.is_empty() => values,
+        _ => return Err(invalid(&here, "expected a non-empty list of values")),
+    };
+    let mut series: Vec<Series> = Vec::with_capacity(values.len());
+    for (i, value) in values.iter().enumerate() {
+        let at = format!("{here}[{i}]");
+        let mut table = base.clone();
+        // The per-task cost is given one way or the other; varying one replaces both.
+        if key == "task_cost" || key == "iterations" {
+            table.remove("task_cost");
+            table.remove("iterations");
+        }
+        table.insert(key.clone(), value.clone());
+        let raw: RawWorkload = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(&at, e.message().trim_end()))?;
+        let label = format!("{key}={}", display_value(value));
+        if series.iter().any(|s| s.label == label) {
+            return Err(invalid(&at, format!("the value {} is listed twice", display_value(value))));
+        }
+        let (workload, task_cost) = workload(raw, stem, "workload").map_err(|(field, message)| {
+            // An error in the varied key belongs to the vary list, not to [workload].
+            if field.to_string() == format!("workload.{key}") {
+                (FieldPath::parse(&at), message)
+            } else {
+                (field, message)
+            }
+        })?;
+        series.push(Series {
+            label,
+            workload,
+            task_cost,
+        });
+    }
+    Ok(series)
+}
+
+fn display_value(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Validates one `[workload]` table into a workload and its per-task cost, if given as a time.
+fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<Duration>), Invalid> {
+    let field = |name: &str| format!("{at}.{name}");
+    let kind = raw
+        .kind
+        .ok_or_else(|| invalid(&field("kind"), "missing: expected one of \"cpu\", \"memory\", \"io\", \"mixed\""))?;
+    let tasks = raw
+        .tasks
+        .ok_or_else(|| invalid(&field("tasks"), "missing: how many tasks to run, e.g. tasks = 1000"))?;
+    if tasks == 0 || tasks > MAX_TASKS {
+        return Err(invalid(&field("tasks"), format!("must be between 1 and {MAX_TASKS} (got {tasks})")));
+    }
+
+    // Compute cost: exactly one of iterations / task_cost for kinds that compute, none for io.
+    let (iterations, task_cost) = match (kind.computes(), raw.iterations, raw.task_cost) {
+        (true, Some(_), Some(_)) => {
+            return Err(invalid(&field("task_cost"), "give either `iterations` or `task_cost`, not both"));
+        }
+        (true, None, None) => {
+            return Err(invalid(
+                &field("iterations"),
+                format!(
+                    "missing: a `{}` workload needs `iterations = N` or `task_cost = \"2ms\"`",
+                    kind.name()
+                ),
+            ));
+        }
+        (true, Some(n), None) => {
+            if n == 0 || n > MAX_ITERATIONS {
+                return Err(invalid(
+                    &field("iterations"),
+                    format!("must be between 1 and {MAX_ITERATIONS} (got {n})"),
+                ));
+            }
+            (n, None)
+        }
+        (true, None, Some(cost)) => {
+            if cost.0.is_zero() || cost.0 > MAX_WAIT {
+                return Err(invalid(
+                    &field("task_cost"),
+                    format!("must be above 0 and at most 1h (got {})", format_duration(cost.0)),
+                ));
+            }
+            (0, Some(cost.0))
+        }
+        (false, Some(_), _) => {
+            return Err(invalid(&field("iterations"), "an `io` workload computes nothing: remove it, or use kind = \"mixed\""));
+        }
+        (false, _, Some(_)) => {
+            return Err(invalid(&field("task_cost"), "an `io` workload computes nothing: use `io_wait`, or kind = \"mixed\""));
+        }
+        (false, None, None) => (0, None),
+    };
+
+    let io_wait = match (kind.waits(), raw.io_wait) {
+        (true, Some(w)) if w.0.is_zero() || w.0 > MAX_WAIT => {
+            return Err(invalid(&field("io_wait"), format!("must be above 0 and at most 1h (got {})", format_duration(w.0))));
+        }
+        (true, Some(w)) => w.0,
+        (true, None) => {
+            return Err(invalid(&field("io_wait"), format!("missing: a `{}` workload needs e.g. io_wait = \"5ms\"", kind.name())));
+        }
+        (false, Some(_)) => {
+            return Err(invalid(&field("io_wait"), format!("a `{}` workload does not wait: remove it, or use kind = \"mixed\"", kind.name())));
+        }
+        (false, None) => Duration::ZERO,
+    };
+
+    let distribution = match (raw.size_distribution.unwrap_or(DistributionName::Fixed), raw.spread) {
+        (DistributionName::Fixed, None) => SizeDistribution::Fixed,
+        (DistributionName::Fixed, Some(_)) => {
+            return Err(invalid(&field("spread"), "only meaningful with size_distribution = \"uniform\" or \"lognormal\""));
+        }
+        (DistributionName::Uniform, spread) => {
+            let spread = spread.unwrap_or(0.5);
+            if !(0.0..=1.0).contains(&spread) {
+                return Err(invalid(&field("spread"), format!("a uniform spread must be between 0 and 1 (got {spread})")));
+            }
+            SizeDistribution::Uniform { spread }
+        }
+        (DistributionName::Lognormal, sigma) => {
+            let sigma = sigma.unwrap_or(0.5);
+            if !(sigma > 0.0 && sigma <= 3.0) {
+                return Err(invalid(&field("spread"), format!("a log-normal spread (sigma) must be above 0 and at most 3 (got {sigma})")));
+            }
+            SizeDistribution::LogNormal { sigma }
+        }
+    };
+
+    let serial_fraction = raw.serial_fraction.unwrap_or(0.0);
+    if !(0.0..1.0).contains(&serial_fraction) {
+        return Err(invalid(
+            &field("serial_fraction"),
+            format!("must be at least 0 and below 1 (got {serial_fraction})"),
+        ));
+    }
+    let payload_bytes = raw.payload_bytes.map_or(0, |s| s.0);
+    if payload_bytes > MAX_PAYLOAD {
+        return Err(invalid(&field("payload_bytes"), format!("must be at most 1GiB (got {payload_bytes} bytes)")));
+    }
+    let working_set = match (kind, raw.working_set) {
+        (Kind::Memory, Some(s)) if s.0 < 8 || s.0 > MAX_WORKING_SET => {
+            return Err(invalid(&field("working_set"), format!("must be between 8 bytes and 16GiB (got {} bytes)", s.0)));
+        }
+        (Kind::Memory, Some(s)) => s.0,
+        (Kind::Memory, None) => DEFAULT_WORKING_SET,
+        (_, Some(_)) => {
+            return Err(invalid(&field("working_set"), "only meaningful for kind = \"memory\""));
+        }
+        (_, None) => 0,
+    };
+
+    let workload = Workload {
+        name: raw.name.unwrap_or_else(|| stem.to_string()),
+        seed: raw.seed.unwrap_or(0),
+        tasks,
+        kind,
+        iterations,
+        io_wait_ns: io_wait.as_nanos() as u64,
+        distribution,
+        serial_fraction,
+        serial_basis_tasks: tasks,
+        payload_bytes,
+        working_set,
+    };
+    Ok((workload, task_cost))
+}

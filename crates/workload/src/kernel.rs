@@ -1,0 +1,183 @@
+//! The compute kernels: what a task actually does with a core, and the digest it yields.
+//!
+//! The kernels are written so that the optimiser cannot delete or shortcut them: each step
+//! depends on the previous one (no vectorising, no closed form), and the final state feeds the
+//! digest the runner must report.
+
+use std::sync::Arc;
+
+use crate::mix::{hash2, hash3, mix64, reduce};
+use crate::spec::{Kind, Task, Workload};
+
+/// Independent pointer-chasing chains in the memory kernel. Several chains keep several cache
+/// misses in flight, as real memory-bound code does, so the kernel is limited by memory
+/// bandwidth as well as latency and contends with the other cores for it.
+const MEMORY_CHAINS: usize = 4;
+
+/// Runs the compute part of tasks. Built once per run (the `memory` kind fills its shared
+/// buffer here, outside any timed region) and shared read-only by every thread.
+#[derive(Clone, Debug)]
+pub struct Executor {
+    kind: Kind,
+    seed: u64,
+    fingerprint: u64,
+    /// The buffer `memory` tasks read at random; empty for other kinds. Shared, read-only.
+    arena: Arc<[u64]>,
+}
+
+/// Per-thread reusable memory, so that running a task allocates nothing.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    payload: Vec<u8>,
+}
+
+impl Executor {
+    /// Prepares to run tasks of `workload`.
+    pub fn new(workload: &Workload) -> Executor {
+        let arena: Arc<[u64]> = if workload.kind == Kind::Memory {
+            let words = (workload.working_set / 8).max(1);
+            (0..words).map(|i| hash2(workload.seed, i)).collect()
+        } else {
+            Arc::from(Vec::new())
+        };
+        Executor {
+            kind: workload.kind,
+            seed: workload.seed,
+            fingerprint: workload.fingerprint(),
+            arena,
+        }
+    }
+
+    /// Generates `task`'s payload into `scratch` and runs the task's compute part on it.
+    /// Returns the task's digest. Does not wait for the task's I/O: that is the caller's part.
+    pub fn compute(&self, task: &Task, scratch: &mut Scratch) -> u64 {
+        fill_payload(self.seed, task, &mut scratch.payload);
+        self.compute_on(task, &scratch.payload)
+    }
+
+    /// Runs `task`'s compute part on a payload that was generated elsewhere (shipped by a
+    /// coordinator, say). The digest equals [`Executor::compute`]'s when the payload is the
+    /// one [`fill_payload`] generates.
+    pub fn compute_on(&self, task: &Task, payload: &[u8]) -> u64 {
+        let input = hash2(read_payload(payload), hash2(self.fingerprint, task.id));
+        let state = match self.kind {
+            Kind::Cpu | Kind::Mixed => cpu_chain(input, task.iterations),
+            Kind::Memory => memory_chase(&self.arena, input, task.iterations),
+            Kind::Io => input,
+        };
+        hash3(self.fingerprint, task.id, state)
+    }
+}
+
+/// Writes the payload of `task` into `buf`: `payload_bytes` bytes derived from the seed and the
+/// task id, so any machine can regenerate them and a coordinator can ship them.
+pub fn fill_payload(seed: u64, task: &Task, buf: &mut Vec<u8>) {
+    let len = task.payload_bytes as usize;
+    buf.clear();
+    buf.reserve(len);
+    let base = hash2(seed, task.id);
+    let mut word = 0u64;
+    while buf.len() + 8 <= len {
+        buf.extend_from_slice(&mix64(base.wrapping_add(word)).to_le_bytes());
+        word += 1;
+    }
+    let tail = len - buf.len();
+    buf.extend_from_slice(&mix64(base.wrapping_add(word)).to_le_bytes()[..tail]);
+}
+
+/// Folds every byte of the payload into one word, so the kernel depends on all of it.
+fn read_payload(payload: &[u8]) -> u64 {
+    let mut chunks = payload.chunks_exact(8);
+    let mut acc = payload.len() as u64;
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes"));
+        acc = (acc ^ w).rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    let mut last = [0u8; 8];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    acc ^ u64::from_le_bytes(last)
+}
+
+/// The CPU kernel: a serial chain of multiply-rotate-xor steps, one per iteration.
+#[inline(never)]
+fn cpu_chain(mut x: u64, iterations: u64) -> u64 {
+    for i in 0..iterations {
+        x = x.wrapping_mul(0xd1b5_4a32_d192_ed03).rotate_left(23) ^ i;
+    }
+    x
+}
+
+/// The memory kernel: `iterations` rounds of one dependent random read on each of
+/// [`MEMORY_CHAINS`] chains over the shared buffer.
+#[inline(never)]
+fn memory_chase(arena: &[u64], input: u64, iterations: u64) -> u64 {
+    let len = arena.len();
+    let mut state = [0u64; MEMORY_CHAINS];
+    let mut index = [0usize; MEMORY_CHAINS];
+    for (c, (s, i)) in state.iter_mut().zip(index.iter_mut()).enumerate() {
+        *s = hash2(input, c as u64);
+        *i = reduce(*s, len);
+    }
+    for _ in 0..iterations {
+        for c in 0..MEMORY_CHAINS {
+            let s = (state[c] ^ arena[index[c]]).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            state[c] = s;
+            index[c] = reduce(s ^ (s >> 29), len);
+        }
+    }
+    state.into_iter().fold(input, hash2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::tests::sample;
+
+    #[test]
+    fn payload_has_the_requested_length_and_is_deterministic() {
+        let w = sample(Kind::Cpu);
+        for bytes in [0, 1, 7, 8, 9, 1000] {
+            let task = Task {
+                payload_bytes: bytes,
+                ..w.task(3)
+            };
+            let (mut a, mut b) = (Vec::new(), vec![1, 2, 3]);
+            fill_payload(w.seed, &task, &mut a);
+            fill_payload(w.seed, &task, &mut b);
+            assert_eq!(a.len(), bytes as usize);
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn digest_depends_on_every_payload_byte() {
+        let w = sample(Kind::Cpu);
+        let exec = Executor::new(&w);
+        let task = w.task(5);
+        let mut payload = Vec::new();
+        fill_payload(w.seed, &task, &mut payload);
+        let base = exec.compute_on(&task, &payload);
+        for i in [0, 31, 63] {
+            let mut changed = payload.clone();
+            changed[i] ^= 1;
+            assert_ne!(exec.compute_on(&task, &changed), base, "byte {i}");
+        }
+    }
+
+    #[test]
+    fn digest_depends_on_seed_id_and_parameters() {
+        for kind in [Kind::Cpu, Kind::Memory, Kind::Io, Kind::Mixed] {
+            let w = sample(kind);
+            let d = |w: &Workload, id| Executor::new(w).compute(&w.task(id), &mut Scratch::default());
+            assert_eq!(d(&w, 1), d(&w, 1), "{kind:?} is deterministic");
+            assert_ne!(d(&w, 1), d(&w, 2), "{kind:?} depends on the id");
+            let reseeded = Workload { seed: 43, ..w.clone() };
+            assert_ne!(d(&w, 1), d(&reseeded, 1), "{kind:?} depends on the seed");
+            let bigger = Workload {
+                payload_bytes: 65,
+                ..w.clone()
+            };
+            assert_ne!(d(&w, 1), d(&bigger, 1), "{kind:?} depends on the parameters");
+        }
+    }
+}
