@@ -1,1 +1,16 @@
-//! placeholder
+//! The results schema (a public interface: extend it, never break it), the statistics that turn
+//! repeated runs into one point, and the writers: `results.json`, `results.csv` and the summary
+//! table. Every tier's measurements flow through this one crate, so no tier has its own copy
+//! of the measuring or reporting code.
+#![deny(missing_docs)]
+
+mod machine;
+mod schema;
+pub mod stats;
+mod table;
+mod write;
+
+pub use machine::Machine;
+pub use schema::{utc_now, Latency, Point, Results, Sample, SeriesInfo, SCHEMA_VERSION};
+pub use table::render_table;
+pub use write::{write_atomic, write_results, WriteError};

@@ -1,1 +1,112 @@
-//! placeholder
+//! The runners: one [`Runner`] interface, one implementation per tier, and the sweep that
+//! drives them. Every tier measures through the same [`Recorder`] and [`timed_run`], so the
+//! tiers differ only in how they spread tasks over cores, never in what they measure.
+#![deny(missing_docs)]
+
+mod calibrate;
+mod multi;
+mod record;
+mod single;
+mod sweep;
+
+use martelli_config::Tier;
+use martelli_results::Sample;
+use martelli_workload::{Executor, Workload};
+
+pub use calibrate::{calibrate, Calibration};
+pub use multi::MultiRunner;
+pub use record::{cpu_time, timed_run, Recorder};
+pub use single::SingleRunner;
+pub use sweep::{plan, run_sweep, Observer, Plan, PlannedPoint};
+
+/// What a runner runs: the workload and its prepared executor.
+#[derive(Clone, Copy, Debug)]
+pub struct Job<'a> {
+    /// The workload, with its task count for this point.
+    pub workload: &'a Workload,
+    /// The executor built for it (shared read-only state such as the memory buffer).
+    pub executor: &'a Executor,
+}
+
+/// One tier of the Martelli model.
+pub trait Runner {
+    /// Which tier this is.
+    fn tier(&self) -> Tier;
+
+    /// Sets up one sweep point on `cores` cores (a thread pool, worker connections) that every
+    /// warm-up and repeat of the point reuses, so set-up cost is not measured as run time.
+    fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint>, RunError>;
+}
+
+/// A runner set up for one core count.
+pub trait PreparedPoint {
+    /// Runs every task of the job once (plus the serial phase, on one core) and returns what
+    /// was measured.
+    fn run(&mut self, job: &Job<'_>) -> Result<Sample, RunError>;
+}
+
+/// Why a run could not produce trustworthy results.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config asks for something this build cannot do (a usage error, not a failure).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A thread pool or other resource could not be set up.
+    #[error("cannot set up the {tier} tier on {cores} cores: {reason}")]
+    Setup {
+        /// The tier.
+        tier: Tier,
+        /// The core count.
+        cores: usize,
+        /// What failed.
+        reason: String,
+    },
+    /// Two runs of the same work disagree: work was lost, repeated or computed wrongly.
+    #[error(
+        "checksum mismatch in series {series:?}: {tier} on {cores} cores gave {got}, expected {expected} \
+         (from {reference}); results were not written"
+    )]
+    ChecksumMismatch {
+        /// Series label.
+        series: String,
+        /// Tier that disagreed.
+        tier: Tier,
+        /// Its core count.
+        cores: usize,
+        /// The checksum it reported.
+        got: String,
+        /// The checksum expected.
+        expected: String,
+        /// Where the expected value came from.
+        reference: String,
+    },
+    /// A run completed a different number of tasks than it was given.
+    #[error("{tier} on {cores} cores completed {completed} of {expected} tasks; results were not written")]
+    LostWork {
+        /// Tier.
+        tier: Tier,
+        /// Core count.
+        cores: usize,
+        /// Tasks reported.
+        completed: u64,
+        /// Tasks given.
+        expected: u64,
+    },
+}
+
+/// The runner of a concrete tier: the one place where the tier enum picks an implementation.
+pub fn runner_for(tier: Tier) -> Result<Box<dyn Runner>, RunError> {
+    match tier {
+        Tier::Single => Ok(Box::new(SingleRunner)),
+        Tier::Multi => Ok(Box::new(MultiRunner)),
+        Tier::Distributed => Err(RunError::Unsupported(
+            "the distributed tier is not available yet in this version of martelli; \
+             use tier = \"single\", \"multi\" or \"auto\""
+                .into(),
+        )),
+        Tier::Auto => Err(RunError::Unsupported("`auto` is a sweep of tiers, not a runner".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

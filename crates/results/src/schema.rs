@@ -1,0 +1,222 @@
+//! The results schema: what `results.json` holds. A public interface, documented in the
+//! README: later versions add fields, never rename or remove them.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use martelli_workload::Workload;
+
+use crate::machine::Machine;
+use crate::stats::Summary;
+
+/// Version of the layout of `results.json`, raised when a field changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything one `martelli run` measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Results {
+    /// [`SCHEMA_VERSION`] at the time of writing.
+    pub schema_version: u32,
+    /// Version of the martelli that measured.
+    pub martelli_version: String,
+    /// UTC start time of the run, RFC 3339.
+    pub started_at: String,
+    /// The config file, as given on the command line.
+    pub config_file: String,
+    /// The config as run (file plus command-line overrides), as JSON.
+    pub config: serde_json::Value,
+    /// The machine that measured.
+    pub machine: Machine,
+    /// `"strong"` or `"weak"`.
+    pub scaling: String,
+    /// Each series with its workload as run (calibrated iteration count included).
+    pub series: Vec<SeriesInfo>,
+    /// One entry per (series, tier, core count).
+    pub points: Vec<Point>,
+    /// Things the reader should know: wide spreads, outliers, oversubscription.
+    pub warnings: Vec<String>,
+}
+
+/// A series and the exact workload it ran, so that the run can be repeated exactly.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SeriesInfo {
+    /// The series label (the varied value, or the workload name).
+    pub label: String,
+    /// The per-task cost asked for in seconds, when the config gave a duration.
+    pub task_cost_s: Option<f64>,
+    /// The workload as run, with `iterations` resolved.
+    pub workload: Workload,
+}
+
+/// Task latency percentiles, in microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// One sweep point: a tier at a core count, summarised over its repeats.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// Series label.
+    pub series: String,
+    /// `"single"`, `"multi"` (later `"distributed"`).
+    pub tier: String,
+    /// Cores used.
+    pub cores: usize,
+    /// Parallel tasks per run (grows with cores under weak scaling).
+    pub tasks: u64,
+    /// Mean kernel iterations per task.
+    pub iterations: u64,
+    /// Measured repeats.
+    pub repeats: usize,
+    /// Median wall time, seconds.
+    pub wall_s: f64,
+    /// Fastest repeat, seconds.
+    pub wall_s_min: f64,
+    /// Slowest repeat, seconds.
+    pub wall_s_max: f64,
+    /// Every repeat's wall time, seconds, in run order.
+    pub wall_s_repeats: Vec<f64>,
+    /// Tasks per second at the median wall time.
+    pub tasks_per_s: f64,
+    /// Speed-up over the 1-core point of the same series (scaled speed-up under weak scaling).
+    pub speedup: f64,
+    /// Speed-up divided by cores (T1 / TN under weak scaling).
+    pub efficiency: f64,
+    /// Per-task latency (start to finish of one task), over all repeats.
+    pub latency_us: Latency,
+    /// Mean task latency, microseconds: the task size next to the speed-up.
+    pub mean_task_us: f64,
+    /// Median time from the start of a run to its first task result, seconds.
+    pub first_result_s: f64,
+    /// Median CPU time (user + system) of a run, seconds.
+    pub cpu_s: f64,
+    /// Tasks completed per run, the serial phase included.
+    pub tasks_completed: u64,
+    /// Checksum of the task digests, 16 hex digits. Equal on every tier for the same work.
+    pub checksum: String,
+    /// `false` for a measured point (a simulator marks its points `true`).
+    #[serde(default)]
+    pub predicted: bool,
+}
+
+/// What one run of one point measured. Produced by every tier through the same recorder.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// Wall time of the whole run, serial phase included.
+    pub wall: Duration,
+    /// CPU time (user + system) the process spent during the run.
+    pub cpu: Duration,
+    /// From the start of the run to the first task result.
+    pub first_result: Duration,
+    /// Per-task latency in nanoseconds.
+    pub latency_ns: Histogram<u64>,
+    /// Tasks completed, serial phase included.
+    pub tasks_completed: u64,
+    /// The run checksum's value.
+    pub checksum: u64,
+}
+
+impl Point {
+    /// Summarises the repeats of one point. Speed-up and efficiency are filled in by
+    /// [`Results::fill_speedups`] once the baseline is known. `samples` must not be empty and
+    /// must agree on the checksum (the caller checks it and fails the run otherwise).
+    pub fn from_samples(series: &str, tier: &str, cores: usize, workload: &Workload, samples: &[Sample]) -> Point {
+        let walls: Vec<f64> = samples.iter().map(|s| s.wall.as_secs_f64()).collect();
+        let wall = Summary::of(&walls).expect("at least one finite wall time");
+        let median = |f: fn(&Sample) -> Duration| {
+            let values: Vec<f64> = samples.iter().map(|s| f(s).as_secs_f64()).collect();
+            Summary::of(&values).map_or(0.0, |s| s.median)
+        };
+        let mut latency = samples[0].latency_ns.clone();
+        for s in &samples[1..] {
+            // Histograms built by the same recorder share bounds; an add can only fail on a
+            // value outside them, which auto-resizing histograms do not have.
+            let _ = latency.add(&s.latency_ns);
+        }
+        let us = |q: f64| latency.value_at_quantile(q) as f64 / 1e3;
+        Point {
+            series: series.to_string(),
+            tier: tier.to_string(),
+            cores,
+            tasks: workload.tasks,
+            iterations: workload.iterations,
+            repeats: samples.len(),
+            wall_s: wall.median,
+            wall_s_min: wall.min,
+            wall_s_max: wall.max,
+            wall_s_repeats: walls,
+            tasks_per_s: if wall.median > 0.0 { workload.tasks as f64 / wall.median } else { 0.0 },
+            speedup: 0.0,
+            efficiency: 0.0,
+            latency_us: Latency {
+                p50: us(0.50),
+                p95: us(0.95),
+                p99: us(0.99),
+            },
+            mean_task_us: latency.mean() / 1e3,
+            first_result_s: median(|s| s.first_result),
+            cpu_s: median(|s| s.cpu),
+            tasks_completed: samples[0].tasks_completed,
+            checksum: format!("{:016x}", samples[0].checksum),
+            predicted: false,
+        }
+    }
+}
+
+impl Results {
+    /// Fills speed-up and efficiency of every point against the 1-core point of its series.
+    /// Under weak scaling the work grows with the cores, so speed-up is the scaled speed-up
+    /// `N * T1 / TN` and efficiency is `T1 / TN`.
+    pub fn fill_speedups(&mut self) {
+        let weak = self.scaling == "weak";
+        let baselines: Vec<(String, f64)> = self
+            .points
+            .iter()
+            .filter(|p| p.cores == 1 && !p.predicted)
+            .map(|p| (p.series.clone(), p.wall_s))
+            .collect();
+        for p in &mut self.points {
+            let Some(t1) = baselines.iter().find(|(s, _)| *s == p.series).map(|b| b.1) else {
+                continue;
+            };
+            if p.wall_s <= 0.0 {
+                continue;
+            }
+            let ratio = t1 / p.wall_s;
+            let cores = p.cores as f64;
+            (p.speedup, p.efficiency) = if weak { (ratio * cores, ratio) } else { (ratio, ratio / cores) };
+        }
+    }
+}
+
+/// The current UTC time as RFC 3339 (`2026-11-25T10:00:00Z`).
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}

@@ -1,0 +1,72 @@
+//! The summary table printed at the end of a run.
+
+use std::fmt::Write;
+
+use crate::schema::Results;
+
+/// Formats seconds with a unit that keeps three significant digits readable.
+pub(crate) fn seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2}s")
+    } else if s >= 1e-3 {
+        format!("{:.2}ms", s * 1e3)
+    } else {
+        format!("{:.1}us", s * 1e6)
+    }
+}
+
+/// Renders the points of `results` as an aligned text table, followed by the warnings.
+pub fn render_table(results: &Results) -> String {
+    let many_series = results.series.len() > 1;
+    let mut header = vec!["tier", "cores", "wall", "spread", "speed-up", "efficiency", "tasks/s", "p50", "p99", "first result", "checksum"];
+    if many_series {
+        header.insert(0, "series");
+    }
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for p in &results.points {
+        let spread = if p.wall_s > 0.0 { (p.wall_s_max - p.wall_s_min) / p.wall_s * 100.0 } else { 0.0 };
+        let mut row = vec![
+            p.tier.clone(),
+            p.cores.to_string(),
+            seconds(p.wall_s),
+            format!("±{:.1}%", spread / 2.0),
+            format!("{:.2}x", p.speedup),
+            format!("{:.0}%", p.efficiency * 100.0),
+            format!("{:.0}", p.tasks_per_s),
+            seconds(p.latency_us.p50 / 1e6),
+            seconds(p.latency_us.p99 / 1e6),
+            seconds(p.first_result_s),
+            p.checksum.clone(),
+        ];
+        if many_series {
+            row.insert(0, p.series.clone());
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).chain([header[c].len()]).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[&str]| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, w))| {
+                // Text columns align left, numbers right.
+                let left = header[i] == "series" || header[i] == "tier" || header[i] == "checksum";
+                if left { format!("{cell:<w$}") } else { format!("{cell:>w$}") }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    line(&mut out, &header);
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&mut out, &cells);
+    }
+    for w in &results.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}

@@ -1,0 +1,106 @@
+//! Turning a per-task cost given as a duration (`task_cost = "2ms"`) into kernel iterations.
+//!
+//! Done once per run and series, before any tier runs, so that every tier runs identical tasks
+//! and the checksum is the same everywhere; the iteration count found is recorded in the
+//! results, so the run can be repeated exactly with `iterations = N`.
+
+use std::time::{Duration, Instant};
+
+use martelli_workload::{Executor, Scratch, Task, Workload};
+
+/// Wall time each timing batch lasts at least, so that clock resolution does not matter.
+const BATCH: Duration = Duration::from_millis(15);
+/// Batches per measurement; the fastest is kept (noise only ever adds time).
+const TRIALS: usize = 3;
+
+/// What calibration found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Calibration {
+    /// Iterations whose cost, with the fixed per-task cost, matches the target.
+    pub iterations: u64,
+    /// Cost of one kernel iteration, nanoseconds.
+    pub ns_per_iteration: f64,
+    /// Cost of a task with no iterations (payload generation and reading), nanoseconds.
+    pub fixed_ns: f64,
+}
+
+/// Finds the iteration count for which one task of `workload` costs `target` of compute on
+/// this machine. Fits `time = fixed + per_iteration * iterations` from two task sizes.
+pub fn calibrate(workload: &Workload, target: Duration) -> Calibration {
+    let executor = Executor::new(workload);
+    let mut scratch = Scratch::default();
+    let fixed_ns = time_per_task(&executor, workload, 0, &mut scratch);
+    // Grow the probe until one task takes a millisecond, far above the fixed cost.
+    let mut probe = 1024u64;
+    while time_per_task_once(&executor, workload, probe, 1, &mut scratch) < 1e6 && probe < 1 << 40 {
+        probe *= 2;
+    }
+    let probe_ns = time_per_task(&executor, workload, probe, &mut scratch);
+    let ns_per_iteration = ((probe_ns - fixed_ns) / probe as f64).max(1e-3);
+    let wanted = (target.as_nanos() as f64 - fixed_ns) / ns_per_iteration;
+    Calibration {
+        iterations: wanted.round().max(1.0) as u64,
+        ns_per_iteration,
+        fixed_ns,
+    }
+}
+
+/// Best-of-[`TRIALS`] mean time of one task with `iterations` iterations, in nanoseconds.
+fn time_per_task(executor: &Executor, workload: &Workload, iterations: u64, scratch: &mut Scratch) -> f64 {
+    let single = time_per_task_once(executor, workload, iterations, 1, scratch).max(1.0);
+    let per_batch = ((BATCH.as_nanos() as f64 / single).ceil() as u64).clamp(1, 1_000_000);
+    (0..TRIALS)
+        .map(|_| time_per_task_once(executor, workload, iterations, per_batch, scratch))
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Mean time of `count` tasks of `iterations` iterations (distinct ids, real payloads).
+fn time_per_task_once(
+    executor: &Executor,
+    workload: &Workload,
+    iterations: u64,
+    count: u64,
+    scratch: &mut Scratch,
+) -> f64 {
+    let start = Instant::now();
+    let mut sink = 0u64;
+    for id in 0..count {
+        let task = Task {
+            id,
+            iterations,
+            io_wait_ns: 0,
+            payload_bytes: workload.payload_bytes,
+        };
+        sink ^= executor.compute(&task, scratch);
+    }
+    std::hint::black_box(sink);
+    start.elapsed().as_nanos() as f64 / count as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use martelli_workload::{Kind, SizeDistribution};
+
+    #[test]
+    fn calibrated_tasks_cost_roughly_the_target() {
+        let workload = Workload {
+            name: "c".into(),
+            seed: 1,
+            tasks: 1,
+            kind: Kind::Cpu,
+            iterations: 1,
+            io_wait_ns: 0,
+            distribution: SizeDistribution::Fixed,
+            serial_fraction: 0.0,
+            serial_basis_tasks: 1,
+            payload_bytes: 0,
+            working_set: 0,
+        };
+        let c = calibrate(&workload, Duration::from_millis(2));
+        assert!(c.ns_per_iteration > 0.0 && c.ns_per_iteration < 1e3, "{c:?}");
+        // Behaviour, not timing: the iteration count is consistent with the measured rate.
+        let predicted = c.fixed_ns + c.iterations as f64 * c.ns_per_iteration;
+        assert!((predicted - 2e6).abs() < 2e4, "{c:?}");
+    }
+}

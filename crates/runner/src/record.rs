@@ -1,0 +1,122 @@
+//! The measuring code every tier shares: the per-thread [`Recorder`] and [`timed_run`].
+//!
+//! A recorder reads the clock once per task (the end of one task is the start of the next), so
+//! measuring adds one clock read and one histogram increment per task, whatever the tier.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use martelli_results::Sample;
+use martelli_workload::{Checksum, Executor, Scratch, Task};
+
+use crate::{Job, RunError};
+
+/// Significant figures kept by latency histograms: 0.1% resolution at any magnitude.
+const LATENCY_SIGFIGS: u8 = 3;
+
+/// Per-thread measurements of the tasks one thread ran. Merged across threads at the end.
+#[derive(Debug)]
+pub struct Recorder {
+    /// Start of the whole run, shared by every thread's recorder, for the first-result time.
+    run_start: Instant,
+    /// End of this thread's previous task (or when it began): the start of its next task.
+    last: Instant,
+    /// Earliest task completion seen, relative to `run_start`.
+    first_result: Option<Duration>,
+    latency_ns: Histogram<u64>,
+    checksum: Checksum,
+    scratch: Scratch,
+}
+
+impl Recorder {
+    /// A recorder for a thread that starts taking tasks now.
+    pub fn new(run_start: Instant) -> Recorder {
+        Recorder {
+            run_start,
+            last: Instant::now(),
+            first_result: None,
+            latency_ns: Histogram::new(LATENCY_SIGFIGS).expect("3 significant figures is a valid precision"),
+            checksum: Checksum::default(),
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Runs `task` on this thread, its I/O wait as a blocking sleep, and records it.
+    #[inline]
+    pub fn run_blocking(&mut self, executor: &Executor, task: &Task) {
+        let digest = executor.compute(task, &mut self.scratch);
+        if task.io_wait_ns > 0 {
+            std::thread::sleep(task.io_wait());
+        }
+        self.record(digest);
+    }
+
+    /// Records the completion, now, of a task that yielded `digest`.
+    #[inline]
+    pub fn record(&mut self, digest: u64) {
+        let now = Instant::now();
+        let latency = now.duration_since(self.last).as_nanos() as u64;
+        self.last = now;
+        // Auto-resizing histograms accept any value; saturate rather than fail regardless.
+        self.latency_ns.saturating_record(latency.max(1));
+        self.first_result.get_or_insert_with(|| now.duration_since(self.run_start));
+        self.checksum.add(digest);
+    }
+
+    /// Marks now as the start of this thread's next task (after a pause in taking tasks).
+    pub fn restart_clock(&mut self) {
+        self.last = Instant::now();
+    }
+
+    /// Combines two threads' measurements.
+    pub fn merge(mut self, other: Recorder) -> Recorder {
+        // Both histograms auto-resize, so adding cannot go out of bounds.
+        let _ = self.latency_ns.add(&other.latency_ns);
+        self.checksum = self.checksum.merge(other.checksum);
+        self.first_result = match (self.first_result, other.first_result) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self
+    }
+}
+
+/// CPU time (user + system) this process has used so far, all threads included.
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct we pass, which is plain data.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return Duration::ZERO;
+        }
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// One timed run, the same for every tier: starts the clocks, lets the tier run the parallel
+/// tasks (`parallel` gets the run's start instant and returns the merged recorders), runs the
+/// serial phase on the calling thread (one core, as Amdahl's law has it), stops the clocks.
+pub fn timed_run(
+    job: &Job<'_>,
+    parallel: impl FnOnce(Instant) -> Result<Recorder, RunError>,
+) -> Result<Sample, RunError> {
+    let cpu_start = cpu_time();
+    let start = Instant::now();
+    let mut recorder = parallel(start)?;
+    if let Some(serial) = job.workload.serial_task() {
+        recorder.restart_clock();
+        recorder.run_blocking(job.executor, &serial);
+    }
+    let wall = start.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_start);
+    Ok(Sample {
+        wall,
+        cpu,
+        first_result: recorder.first_result.unwrap_or(wall),
+        latency_ns: recorder.latency_ns,
+        tasks_completed: recorder.checksum.count(),
+        checksum: recorder.checksum.value(),
+    })
+}

@@ -1,0 +1,226 @@
+//! The sweep: for each series and each planned (tier, cores) point, warm up, repeat, check
+//! the checksums, summarise. The same driver serves every tier; progress goes to an
+//! [`Observer`] so that this crate never touches the terminal.
+
+use martelli_config::{Config, Scaling, Tier};
+use martelli_results::{stats::Summary, utc_now, Machine, Point, Results, Sample, SeriesInfo, SCHEMA_VERSION};
+use martelli_workload::{Executor, Workload};
+
+use crate::calibrate::{calibrate, Calibration};
+use crate::{runner_for, Job, RunError};
+
+/// Relative spread of the repeats (max - min over median) above which a point gets a warning.
+const WIDE_SPREAD: f64 = 0.10;
+
+/// One point the sweep will measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlannedPoint {
+    /// The tier that runs it.
+    pub tier: Tier,
+    /// Its core count.
+    pub cores: usize,
+}
+
+/// The points a config asks for, and what the user should know about the choice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Points in the order they run: the 1-core baseline first.
+    pub points: Vec<PlannedPoint>,
+    /// Notes about points dropped or risky (e.g. more threads than cores).
+    pub notes: Vec<String>,
+}
+
+/// Hears about the sweep's progress (the CLI draws a progress bar from it).
+pub trait Observer {
+    /// A series' `task_cost` was calibrated into iterations.
+    fn calibrated(&mut self, _series: &str, _calibration: &Calibration) {}
+    /// A point is about to run `runs` times (warm-ups included).
+    fn point_started(&mut self, _series: &str, _tier: Tier, _cores: usize, _runs: u32) {}
+    /// One run of the current point finished.
+    fn run_finished(&mut self) {}
+    /// A point finished and was summarised.
+    fn point_finished(&mut self, _point: &Point) {}
+}
+
+/// Decides which (tier, cores) points a config runs. The 1-core point always runs on the
+/// single tier: a plain loop is the fair baseline of speed-up, not a 1-thread pool.
+pub fn plan(config: &Config, logical_cores: usize) -> Result<Plan, RunError> {
+    let mut notes = Vec::new();
+    let baseline = PlannedPoint {
+        tier: Tier::Single,
+        cores: 1,
+    };
+    let many: Vec<usize> = config.sweep.cores.iter().copied().filter(|&c| c > 1).collect();
+    let mut points = vec![baseline];
+    match config.tier {
+        Tier::Single => {
+            if !many.is_empty() {
+                notes.push(format!("tier \"single\" measures only the 1-core point; cores {many:?} were not run"));
+            }
+        }
+        Tier::Multi | Tier::Auto => {
+            points.extend(many.iter().map(|&cores| PlannedPoint {
+                tier: Tier::Multi,
+                cores,
+            }));
+            if config.tier == Tier::Auto {
+                notes.push("tier \"auto\" ran single and multi; the distributed tier is not available in this version".into());
+            }
+        }
+        Tier::Distributed => {
+            runner_for(Tier::Distributed)?;
+        }
+    }
+    if let Some(&over) = many.iter().find(|&&c| c > logical_cores) {
+        notes.push(format!(
+            "{over} threads oversubscribe this machine's {logical_cores} logical cores: \
+             points above {logical_cores} cores cannot speed up"
+        ));
+    }
+    Ok(Plan { points, notes })
+}
+
+/// Runs the whole sweep of `config` and returns the results (not yet written anywhere).
+pub fn run_sweep(config: &Config, observer: &mut dyn Observer) -> Result<Results, RunError> {
+    let machine = Machine::current();
+    let plan = plan(config, machine.logical_cores)?;
+    let mut results = Results {
+        schema_version: SCHEMA_VERSION,
+        martelli_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: utc_now(),
+        config_file: config.path.display().to_string(),
+        config: serde_json::to_value(&config.document).unwrap_or(serde_json::Value::Null),
+        machine,
+        scaling: match config.sweep.scaling {
+            Scaling::Strong => "strong".into(),
+            Scaling::Weak => "weak".into(),
+        },
+        series: Vec::new(),
+        points: Vec::new(),
+        warnings: plan.notes.clone(),
+    };
+    for series in &config.series {
+        let mut workload = series.workload.clone();
+        if let Some(target) = series.task_cost {
+            let calibration = calibrate(&workload, target);
+            tracing::info!(series = %series.label, ?calibration, "calibrated task_cost");
+            workload.iterations = calibration.iterations;
+            observer.calibrated(&series.label, &calibration);
+        }
+        let executor = Executor::new(&workload);
+        let mut reference: Option<(String, String)> = None;
+        for planned in &plan.points {
+            let point_workload = match config.sweep.scaling {
+                Scaling::Strong => workload.clone(),
+                Scaling::Weak => workload.with_tasks(workload.tasks * planned.cores as u64),
+            };
+            let samples = run_point(config, &series.label, *planned, &point_workload, &executor, observer)?;
+            let point = Point::from_samples(&series.label, planned.tier.name(), planned.cores, &point_workload, &samples);
+            // Under strong scaling every point of a series does the same work: one checksum.
+            if config.sweep.scaling == Scaling::Strong {
+                match &reference {
+                    None => reference = Some((point.checksum.clone(), format!("{} on {} cores", point.tier, point.cores))),
+                    Some((expected, from)) if *expected != point.checksum => {
+                        return Err(RunError::ChecksumMismatch {
+                            series: series.label.clone(),
+                            tier: planned.tier,
+                            cores: planned.cores,
+                            got: point.checksum,
+                            expected: expected.clone(),
+                            reference: from.clone(),
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+            if let Some(warning) = spread_warning(&point) {
+                results.warnings.push(warning);
+            }
+            observer.point_finished(&point);
+            results.points.push(point);
+        }
+        results.series.push(SeriesInfo {
+            label: series.label.clone(),
+            task_cost_s: series.task_cost.map(|d| d.as_secs_f64()),
+            workload,
+        });
+    }
+    results.fill_speedups();
+    Ok(results)
+}
+
+/// Warm-ups and repeats of one point, with every run's task count and checksum checked.
+fn run_point(
+    config: &Config,
+    series: &str,
+    planned: PlannedPoint,
+    workload: &Workload,
+    executor: &Executor,
+    observer: &mut dyn Observer,
+) -> Result<Vec<Sample>, RunError> {
+    let runner = runner_for(planned.tier)?;
+    let mut prepared = runner.prepare(planned.cores)?;
+    let job = Job { workload, executor };
+    let expected_tasks = workload.tasks + u64::from(workload.serial_task().is_some());
+    let (warmup, repeats) = (config.sweep.warmup, config.sweep.repeats);
+    observer.point_started(series, planned.tier, planned.cores, warmup + repeats);
+    let _span = tracing::info_span!("point", series, tier = %planned.tier, cores = planned.cores).entered();
+    let mut samples: Vec<Sample> = Vec::with_capacity(repeats as usize);
+    let mut first_checksum = None;
+    for run in 0..warmup + repeats {
+        let sample = prepared.run(&job)?;
+        observer.run_finished();
+        tracing::debug!(run, wall_s = sample.wall.as_secs_f64(), checksum = format_args!("{:016x}", sample.checksum), "run finished");
+        if sample.tasks_completed != expected_tasks {
+            return Err(RunError::LostWork {
+                tier: planned.tier,
+                cores: planned.cores,
+                completed: sample.tasks_completed,
+                expected: expected_tasks,
+            });
+        }
+        match first_checksum {
+            None => first_checksum = Some(sample.checksum),
+            Some(c) if c != sample.checksum => {
+                return Err(RunError::ChecksumMismatch {
+                    series: series.to_string(),
+                    tier: planned.tier,
+                    cores: planned.cores,
+                    got: format!("{:016x}", sample.checksum),
+                    expected: format!("{c:016x}"),
+                    reference: "its own first run".into(),
+                });
+            }
+            Some(_) => {}
+        }
+        if run >= warmup {
+            samples.push(sample);
+        }
+    }
+    Ok(samples)
+}
+
+/// A warning when a point's repeats disagree enough to doubt its median.
+fn spread_warning(point: &Point) -> Option<String> {
+    let summary = Summary::of(&point.wall_s_repeats)?;
+    let outliers = summary.outliers(&point.wall_s_repeats);
+    let spread = summary.relative_spread();
+    if outliers.is_empty() && spread <= WIDE_SPREAD {
+        return None;
+    }
+    let what = if outliers.is_empty() {
+        String::new()
+    } else {
+        format!(", {} outlier(s) by Tukey's fences", outliers.len())
+    };
+    Some(format!(
+        "{} / {} / {} cores: repeats spread {:.0}% ({:.4}s to {:.4}s{what}); the machine may be busy, \
+         consider more repeats",
+        point.series,
+        point.tier,
+        point.cores,
+        spread * 100.0,
+        summary.min,
+        summary.max,
+    ))
+}

@@ -1,0 +1,79 @@
+//! The checksum invariant across tiers: the same workload gives the same checksum on the
+//! single tier and on the multi tier at every thread count, for every kind, distribution,
+//! payload and serial fraction (the model is ripgrep's "every configuration, same output").
+
+use martelli_workload::{Executor, Kind, SizeDistribution, Workload};
+
+use crate::{Job, MultiRunner, Runner, SingleRunner};
+
+fn workload(kind: Kind, distribution: SizeDistribution, payload_bytes: u64, serial_fraction: f64) -> Workload {
+    Workload {
+        name: "det".into(),
+        seed: 0xfeed,
+        tasks: 97,
+        kind,
+        iterations: if kind.computes() { 300 } else { 0 },
+        io_wait_ns: if kind.waits() { 20_000 } else { 0 },
+        distribution,
+        serial_fraction,
+        serial_basis_tasks: 97,
+        payload_bytes,
+        working_set: if kind == Kind::Memory { 1 << 20 } else { 0 },
+    }
+}
+
+fn checksum(runner: &dyn Runner, cores: usize, workload: &Workload) -> (u64, u64) {
+    let executor = Executor::new(workload);
+    let mut point = runner.prepare(cores).unwrap();
+    let sample = point.run(&Job { workload, executor: &executor }).unwrap();
+    (sample.checksum, sample.tasks_completed)
+}
+
+#[test]
+fn every_kind_gives_one_checksum_on_every_tier_and_core_count() {
+    let distributions = [
+        SizeDistribution::Fixed,
+        SizeDistribution::Uniform { spread: 0.9 },
+        SizeDistribution::LogNormal { sigma: 1.5 },
+    ];
+    for kind in [Kind::Cpu, Kind::Memory, Kind::Io, Kind::Mixed] {
+        for distribution in distributions {
+            for (payload, serial) in [(0, 0.0), (333, 0.25)] {
+                let w = workload(kind, distribution, payload, serial);
+                let reference = checksum(&SingleRunner, 1, &w);
+                assert_eq!(reference.1, 97 + u64::from(serial > 0.0), "{kind:?}: every task counted");
+                for cores in [2, 3, 4, 8] {
+                    assert_eq!(
+                        checksum(&MultiRunner, cores, &w),
+                        reference,
+                        "{kind:?} {distribution:?} payload {payload} serial {serial}: multi on {cores} cores"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_checksum_sees_a_different_workload() {
+    let w = workload(Kind::Cpu, SizeDistribution::Fixed, 0, 0.0);
+    let base = checksum(&SingleRunner, 1, &w);
+    let fewer = checksum(&SingleRunner, 1, &w.with_tasks(96));
+    let other_seed = checksum(&SingleRunner, 1, &Workload { seed: 1, ..w.clone() });
+    assert_ne!(base.0, fewer.0);
+    assert_ne!(base.0, other_seed.0);
+}
+
+#[test]
+fn weak_scaling_points_match_the_single_tier_on_the_same_task_count() {
+    let w = workload(Kind::Mixed, SizeDistribution::Uniform { spread: 0.5 }, 64, 0.1);
+    for cores in [2, 4] {
+        let grown = w.with_tasks(w.tasks * cores as u64);
+        assert_eq!(checksum(&MultiRunner, cores, &grown), checksum(&SingleRunner, 1, &grown));
+    }
+}
+
+#[test]
+fn the_single_tier_refuses_more_than_one_core() {
+    assert!(SingleRunner.prepare(2).is_err());
+}
