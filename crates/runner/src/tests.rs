@@ -77,3 +77,22 @@ fn weak_scaling_points_match_the_single_tier_on_the_same_task_count() {
 fn the_single_tier_refuses_more_than_one_core() {
     assert!(SingleRunner.prepare(2).is_err());
 }
+
+#[test]
+fn latency_and_first_result_are_measured_per_task() {
+    // A sleep lasts at least as long as asked, so these bounds hold on any machine.
+    let w = Workload {
+        io_wait_ns: 300_000,
+        ..workload(Kind::Io, SizeDistribution::Fixed, 0, 0.0)
+    };
+    let executor = Executor::new(&w);
+    for runner in [&SingleRunner as &dyn Runner, &MultiRunner] {
+        let cores = if runner.tier() == martelli_config::Tier::Single { 1 } else { 2 };
+        let sample = runner.prepare(cores).unwrap().run(&Job { workload: &w, executor: &executor }).unwrap();
+        let p50 = sample.latency_ns.value_at_quantile(0.5);
+        assert!(p50 >= 300_000, "{:?}: p50 {p50} ns below the 300 us wait", runner.tier());
+        assert!(sample.first_result.as_nanos() >= 300_000, "{:?}", runner.tier());
+        assert!(sample.first_result < sample.wall, "{:?}", runner.tier());
+        assert_eq!(sample.latency_ns.len(), w.tasks, "{:?}: one latency per task", runner.tier());
+    }
+}

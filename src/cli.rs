@@ -1,0 +1,86 @@
+//! The command line: subcommands and flags, with the help text users read first.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// martelli: define a workload once, run it on 1 core, 2-8 cores or 9+ cores, and see how it
+/// scales.
+///
+/// Alex Martelli's model sorts concurrency into three tiers: one core (one thread, one
+/// process), 2-8 cores (threads or processes on one machine) and 9+ cores (distributed). A
+/// TOML config describes a workload (cpu, memory, io or mixed tasks) and a sweep of core
+/// counts; martelli runs it on each tier, checks that every tier computed the same checksum,
+/// and reports speed-up, efficiency, throughput and latency.
+#[derive(Debug, Parser)]
+#[command(name = "martelli", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a config's sweep and write results.json and results.csv.
+    ///
+    /// Prints a summary table (tier, cores, wall time, speed-up, efficiency, checksum). Shows a
+    /// progress bar when stdout is a terminal. Exit code 0 on success, 1 when the run failed
+    /// (e.g. tiers disagreed on the checksum), 2 for a bad config or bad flags.
+    Run(RunArgs),
+    /// Check configs without running them: parse, validate, and show what would run.
+    Validate(ValidateArgs),
+}
+
+/// `martelli run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The config file (TOML), e.g. configs/quickstart.toml.
+    pub config: PathBuf,
+    /// Run this tier instead of the config's.
+    #[arg(long, value_enum)]
+    pub tier: Option<TierArg>,
+    /// Core counts to sweep, comma-separated, e.g. 1,2,4 (1 is always measured).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub cores: Option<Vec<u64>>,
+    /// Measured repeats per point.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub repeats: Option<u32>,
+    /// Folder for results.json and results.csv (default: the config's [output] dir, else
+    /// output/<config name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `martelli validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Config files to check.
+    #[arg(required = true)]
+    pub configs: Vec<PathBuf>,
+}
+
+/// A tier named on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TierArg {
+    /// One thread, a plain loop.
+    Single,
+    /// A pool of N threads on this machine.
+    Multi,
+    /// Worker processes across machines (not available yet).
+    Distributed,
+    /// Every tier that can run here.
+    Auto,
+}
+
+impl From<TierArg> for martelli_config::Tier {
+    fn from(t: TierArg) -> Self {
+        match t {
+            TierArg::Single => Self::Single,
+            TierArg::Multi => Self::Multi,
+            TierArg::Distributed => Self::Distributed,
+            TierArg::Auto => Self::Auto,
+        }
+    }
+}

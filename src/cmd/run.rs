@@ -1,0 +1,33 @@
+//! `martelli run CONFIG`: run the sweep, print the table, write the results atomically.
+
+use std::io::IsTerminal;
+
+use martelli_config::Overrides;
+
+use crate::cli::RunArgs;
+use crate::progress::Progress;
+
+/// Loads the config, runs every planned point, prints the summary and writes the results.
+/// Nothing is written unless the whole sweep succeeded, so earlier results are never replaced
+/// by partial or untrustworthy ones.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        tier: args.tier.map(Into::into),
+        cores: args.cores.map(|c| c.into_iter().map(|n| n as usize).collect()),
+        repeats: args.repeats,
+        out: args.out,
+    };
+    let config = martelli_config::load(&args.config, &overrides)?;
+    let logical_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let plan = martelli_runner::plan(&config, logical_cores)?;
+    let runs = config.series.len() * plan.points.len() * (config.sweep.warmup + config.sweep.repeats) as usize;
+    let mut progress = Progress::new(runs as u64, std::io::stdout().is_terminal());
+    let results = martelli_runner::run_sweep(&config, &mut progress);
+    progress.finish();
+    let results = results?;
+    print!("{}", martelli_results::render_table(&results));
+    let written = martelli_results::write_results(&config.output_dir, &results)?;
+    let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    println!("wrote {}", names.join(", "));
+    Ok(())
+}
