@@ -20,7 +20,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = martelli_config::load(&args.config, &overrides)?;
     let logical_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let plan = martelli_runner::plan(&config, logical_cores)?;
-    let runs = config.series.len() * plan.points.len() * (config.sweep.warmup + config.sweep.repeats) as usize;
+    let runs =
+        config.series.len() * plan.points.len() * (config.sweep.warmup + config.sweep.repeats) as usize;
     let mut progress = Progress::new(runs as u64, std::io::stdout().is_terminal());
     let results = martelli_runner::run_sweep(&config, &mut progress);
     progress.finish();

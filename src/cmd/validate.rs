@@ -13,7 +13,11 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<()> {
         let config = martelli_config::load(path, &Overrides::default())?;
         let plan = martelli_runner::plan(&config, logical_cores)
             .with_context(|| format!("{}: tier", path.display()))?;
-        let points: Vec<String> = plan.points.iter().map(|p| format!("{} x{}", p.tier, p.cores)).collect();
+        let points: Vec<String> = plan
+            .points
+            .iter()
+            .map(|p| format!("{} x{}", p.tier, p.cores))
+            .collect();
         let series: Vec<&str> = config.series.iter().map(|s| s.label.as_str()).collect();
         println!(
             "ok: {} (tier {}, series [{}], points [{}], {} repeats)",

@@ -234,16 +234,13 @@ pub fn parse(path: &Path, source: &str, overrides: &Overrides) -> Result<Config,
             path,
             source,
             None,
-            "the file is empty: a config needs at least a [workload] section with `kind` and `tasks`"
-                .into(),
+            "the file is empty: a config needs at least a [workload] section with `kind` and `tasks`".into(),
         ));
     }
-    let raw: raw::RawConfig = toml::from_str(source).map_err(|e| {
-        ConfigError::at_span(path, source, e.span(), e.message().trim_end().to_string())
-    })?;
-    let document: toml::Table = toml::from_str(source).map_err(|e| {
-        ConfigError::at_span(path, source, e.span(), e.message().trim_end().to_string())
-    })?;
+    let raw: raw::RawConfig = toml::from_str(source)
+        .map_err(|e| ConfigError::at_span(path, source, e.span(), e.message().trim_end().to_string()))?;
+    let document: toml::Table = toml::from_str(source)
+        .map_err(|e| ConfigError::at_span(path, source, e.span(), e.message().trim_end().to_string()))?;
     let mut config = validate::validate(path, raw, document)
         .map_err(|(field, message)| ConfigError::at_field(path, source, &field, message))?;
     config.apply(overrides);

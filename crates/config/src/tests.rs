@@ -4,7 +4,7 @@ use std::path::Path;
 
 use martelli_workload::{Kind, SizeDistribution};
 
-use crate::{parse, ConfigError, Overrides, Scaling, Tier};
+use crate::{ConfigError, Overrides, Scaling, Tier, parse};
 
 const GOOD: &str = r#"
 tier = "multi"
@@ -32,13 +32,19 @@ fn a_good_config_becomes_typed_values() {
     let c = parse_str(GOOD).unwrap();
     assert_eq!(c.tier, Tier::Multi);
     assert_eq!(c.sweep.cores, vec![1, 2, 4], "sorted, de-duplicated, 1 added");
-    assert_eq!((c.sweep.repeats, c.sweep.warmup, c.sweep.scaling), (5, 1, Scaling::Strong));
+    assert_eq!(
+        (c.sweep.repeats, c.sweep.warmup, c.sweep.scaling),
+        (5, 1, Scaling::Strong)
+    );
     let s = &c.series[0];
     assert_eq!(s.label, "demo");
     assert_eq!(s.task_cost, Some(std::time::Duration::from_millis(1)));
     assert_eq!(s.workload.kind, Kind::Cpu);
     assert_eq!(s.workload.payload_bytes, 1024);
-    assert_eq!(s.workload.distribution, SizeDistribution::LogNormal { sigma: 0.8 });
+    assert_eq!(
+        s.workload.distribution,
+        SizeDistribution::LogNormal { sigma: 0.8 }
+    );
     assert_eq!(c.output_dir, Path::new("output/t"));
 }
 
@@ -51,7 +57,10 @@ fn overrides_win_and_are_recorded() {
         out: Some("elsewhere".into()),
     };
     let c = parse(Path::new("t.toml"), GOOD, &overrides).unwrap();
-    assert_eq!((c.tier, c.sweep.cores.clone(), c.sweep.repeats), (Tier::Single, vec![1, 3], 1));
+    assert_eq!(
+        (c.tier, c.sweep.cores.clone(), c.sweep.repeats),
+        (Tier::Single, vec![1, 3], 1)
+    );
     assert_eq!(c.output_dir, Path::new("elsewhere"));
     assert_eq!(c.document["tier"].as_str(), Some("single"));
     assert_eq!(c.document["sweep"]["repeats"].as_integer(), Some(1));
@@ -66,34 +75,142 @@ fn vary_gives_one_series_per_value() {
     let text = GOOD.replace("repeats = 5", "vary = { iterations = [10, 20] }");
     let c = parse_str(&text).unwrap();
     assert_eq!(c.series[1].workload.iterations, 20);
-    assert_eq!(c.series[1].task_cost, None, "varying iterations replaces task_cost");
+    assert_eq!(
+        c.series[1].task_cost, None,
+        "varying iterations replaces task_cost"
+    );
 }
 
 /// Each bad input, the line the error must point at (0: no line), and words it must contain.
 const BAD: &[(&str, &str, usize, &str)] = &[
-    ("unknown key", "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 1\ncolour = 3\n", 5, "unknown field `colour`"),
+    (
+        "unknown key",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 1\ncolour = 3\n",
+        5,
+        "unknown field `colour`",
+    ),
     ("wrong type", "[workload]\ntasks = \"many\"\n", 2, "invalid type"),
-    ("zero tasks", "[workload]\ntasks = 0\nkind = \"cpu\"\niterations = 1\n", 2, "workload.tasks: must be between 1"),
-    ("zero cores", "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 1\n[sweep]\ncores = [1, 0]\n", 6, "sweep.cores[1]"),
-    ("negative core", "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 1\n[sweep]\ncores = [-2]\n", 6, "invalid value"),
-    ("negative serial fraction", "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 1\nserial_fraction = -0.1\n", 5, "at least 0 and below 1"),
-    ("serial fraction of one", "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 1\nserial_fraction = 1.0\n", 5, "below 1"),
-    ("bad duration", "[workload]\ntasks = 1\nkind = \"cpu\"\ntask_cost = \"5 parsecs\"\n", 4, "unknown unit \"parsecs\""),
-    ("duration without unit", "[workload]\ntasks = 1\nkind = \"io\"\nio_wait = \"5\"\n", 4, "has no unit"),
-    ("unknown tier", "tier = \"quantum\"\n[workload]\ntasks = 1\n", 1, "unknown variant `quantum`"),
-    ("unknown kind", "[workload]\ntasks = 1\nkind = \"gpu\"\n", 3, "unknown variant `gpu`"),
-    ("missing kind", "[workload]\ntasks = 1\n", 1, "workload.kind: missing"),
-    ("missing workload", "tier = \"single\"\n", 0, "missing the [workload] section"),
+    (
+        "zero tasks",
+        "[workload]\ntasks = 0\nkind = \"cpu\"\niterations = 1\n",
+        2,
+        "workload.tasks: must be between 1",
+    ),
+    (
+        "zero cores",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 1\n[sweep]\ncores = [1, 0]\n",
+        6,
+        "sweep.cores[1]",
+    ),
+    (
+        "negative core",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 1\n[sweep]\ncores = [-2]\n",
+        6,
+        "invalid value",
+    ),
+    (
+        "negative serial fraction",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 1\nserial_fraction = -0.1\n",
+        5,
+        "at least 0 and below 1",
+    ),
+    (
+        "serial fraction of one",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 1\nserial_fraction = 1.0\n",
+        5,
+        "below 1",
+    ),
+    (
+        "bad duration",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\ntask_cost = \"5 parsecs\"\n",
+        4,
+        "unknown unit \"parsecs\"",
+    ),
+    (
+        "duration without unit",
+        "[workload]\ntasks = 1\nkind = \"io\"\nio_wait = \"5\"\n",
+        4,
+        "has no unit",
+    ),
+    (
+        "unknown tier",
+        "tier = \"quantum\"\n[workload]\ntasks = 1\n",
+        1,
+        "unknown variant `quantum`",
+    ),
+    (
+        "unknown kind",
+        "[workload]\ntasks = 1\nkind = \"gpu\"\n",
+        3,
+        "unknown variant `gpu`",
+    ),
+    (
+        "missing kind",
+        "[workload]\ntasks = 1\n",
+        1,
+        "workload.kind: missing",
+    ),
+    (
+        "missing workload",
+        "tier = \"single\"\n",
+        0,
+        "missing the [workload] section",
+    ),
     ("empty file", "  \n", 0, "the file is empty"),
-    ("both costs", "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 1\ntask_cost = \"1ms\"\n", 5, "not both"),
-    ("io with iterations", "[workload]\ntasks = 1\nkind = \"io\"\nio_wait = \"1ms\"\niterations = 5\n", 5, "computes nothing"),
-    ("cpu with io_wait", "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\nio_wait = \"1ms\"\n", 5, "does not wait"),
-    ("spread without distribution", "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\nspread = 0.5\n", 5, "only meaningful"),
-    ("truncated file", "[workload]\ntasks = 1\nkind = \"cp", 3, "invalid"),
-    ("two varied keys", "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n[sweep]\nvary = { tasks = [1], seed = [2] }\n", 6, "exactly one"),
-    ("bad varied value", "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n[sweep]\nvary = { task_cost = [\"1ms\", \"soon\"] }\n", 6, "sweep.vary.task_cost[1]"),
-    ("varied name", "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n[sweep]\nvary = { name = [\"a\"] }\n", 6, "cannot be varied"),
-    ("zero repeats", "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n[sweep]\nrepeats = 0\n", 6, "sweep.repeats"),
+    (
+        "both costs",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 1\ntask_cost = \"1ms\"\n",
+        5,
+        "not both",
+    ),
+    (
+        "io with iterations",
+        "[workload]\ntasks = 1\nkind = \"io\"\nio_wait = \"1ms\"\niterations = 5\n",
+        5,
+        "computes nothing",
+    ),
+    (
+        "cpu with io_wait",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\nio_wait = \"1ms\"\n",
+        5,
+        "does not wait",
+    ),
+    (
+        "spread without distribution",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\nspread = 0.5\n",
+        5,
+        "only meaningful",
+    ),
+    (
+        "truncated file",
+        "[workload]\ntasks = 1\nkind = \"cp",
+        3,
+        "invalid",
+    ),
+    (
+        "two varied keys",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n[sweep]\nvary = { tasks = [1], seed = [2] }\n",
+        6,
+        "exactly one",
+    ),
+    (
+        "bad varied value",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n[sweep]\nvary = { task_cost = [\"1ms\", \"soon\"] }\n",
+        6,
+        "sweep.vary.task_cost[1]",
+    ),
+    (
+        "varied name",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n[sweep]\nvary = { name = [\"a\"] }\n",
+        6,
+        "cannot be varied",
+    ),
+    (
+        "zero repeats",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n[sweep]\nrepeats = 0\n",
+        6,
+        "sweep.repeats",
+    ),
 ];
 
 #[test]
@@ -103,7 +220,9 @@ fn bad_configs_name_the_line_and_the_problem() {
         let message = error.to_string();
         assert!(message.starts_with("t.toml"), "{case}: {message}");
         assert!(message.contains(words), "{case}: {message:?} lacks {words:?}");
-        let ConfigError::Invalid(e) = &error else { panic!("{case}: {message}") };
+        let ConfigError::Invalid(e) = &error else {
+            panic!("{case}: {message}")
+        };
         assert_eq!(e.position.map_or(0, |p| p.0), line, "{case}: {message}");
     }
 }

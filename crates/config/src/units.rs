@@ -18,14 +18,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => 1.0,
         "m" | "min" => 60.0,
         "h" => 3600.0,
-        "" => return Err(format!("\"{text}\" has no unit: write e.g. \"{text}ms\" or \"{text}s\"")),
-        other => return Err(format!("unknown unit \"{other}\" in \"{text}\": use ns, us, ms, s, m or h")),
+        "" => {
+            return Err(format!(
+                "\"{text}\" has no unit: write e.g. \"{text}ms\" or \"{text}s\""
+            ));
+        }
+        other => {
+            return Err(format!(
+                "unknown unit \"{other}\" in \"{text}\": use ns, us, ms, s, m or h"
+            ));
+        }
     };
     let value: f64 = number
         .parse()
         .map_err(|_| format!("\"{text}\" is not a duration: expected a number and a unit, e.g. \"5ms\""))?;
     if !(value.is_finite() && value >= 0.0) {
-        return Err(format!("\"{text}\" is not a duration: it must be zero or positive"));
+        return Err(format!(
+            "\"{text}\" is not a duration: it must be zero or positive"
+        ));
     }
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("\"{text}\" is too long a duration"))
 }
@@ -157,7 +167,13 @@ mod tests {
 
     #[test]
     fn sizes() {
-        let ok = [("64MiB", 64 << 20), ("4KB", 4000), ("512", 512), ("512B", 512), ("1.5KiB", 1536)];
+        let ok = [
+            ("64MiB", 64 << 20),
+            ("4KB", 4000),
+            ("512", 512),
+            ("512B", 512),
+            ("1.5KiB", 1536),
+        ];
         for (text, bytes) in ok {
             assert_eq!(parse_size(text), Ok(bytes), "{text}");
         }

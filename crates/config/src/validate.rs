@@ -59,7 +59,10 @@ pub(crate) fn validate(path: &Path, raw: RawConfig, document: toml::Table) -> Re
     let cores = match sweep_raw.cores {
         None => DEFAULT_CORES.to_vec(),
         Some(list) if list.is_empty() => {
-            return Err(invalid("sweep.cores", "must list at least one core count, e.g. [1, 2, 4]"));
+            return Err(invalid(
+                "sweep.cores",
+                "must list at least one core count, e.g. [1, 2, 4]",
+            ));
         }
         Some(list) => {
             for (i, &c) in list.iter().enumerate() {
@@ -75,11 +78,17 @@ pub(crate) fn validate(path: &Path, raw: RawConfig, document: toml::Table) -> Re
     };
     let repeats = sweep_raw.repeats.unwrap_or(3);
     if !(1..=10_000).contains(&repeats) {
-        return Err(invalid("sweep.repeats", format!("must be between 1 and 10000 (got {repeats})")));
+        return Err(invalid(
+            "sweep.repeats",
+            format!("must be between 1 and 10000 (got {repeats})"),
+        ));
     }
     let warmup = sweep_raw.warmup.unwrap_or(1);
     if warmup > 1000 {
-        return Err(invalid("sweep.warmup", format!("must be at most 1000 (got {warmup})")));
+        return Err(invalid(
+            "sweep.warmup",
+            format!("must be at most 1000 (got {warmup})"),
+        ));
     }
     let sweep = Sweep {
         cores,
@@ -142,7 +151,10 @@ fn varied_series(base: &toml::Table, vary: &toml::Table, stem: &str) -> Result<V
     if !VARIABLE.contains(&key.as_str()) {
         return Err(invalid(
             &here,
-            format!("`{key}` cannot be varied; expected one of: {}", VARIABLE.join(", ")),
+            format!(
+                "`{key}` cannot be varied; expected one of: {}",
+                VARIABLE.join(", ")
+            ),
         ));
     }
     let values = match values {
@@ -164,7 +176,10 @@ fn varied_series(base: &toml::Table, vary: &toml::Table, stem: &str) -> Result<V
             .map_err(|e: toml::de::Error| invalid(&at, e.message().trim_end()))?;
         let label = format!("{key}={}", display_value(value));
         if series.iter().any(|s| s.label == label) {
-            return Err(invalid(&at, format!("the value {} is listed twice", display_value(value))));
+            return Err(invalid(
+                &at,
+                format!("the value {} is listed twice", display_value(value)),
+            ));
         }
         let (workload, task_cost) = workload(raw, stem, "workload").map_err(|(field, message)| {
             // An error in the varied key belongs to the vary list, not to [workload].
@@ -193,20 +208,32 @@ fn display_value(value: &toml::Value) -> String {
 /// Validates one `[workload]` table into a workload and its per-task cost, if given as a time.
 fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<Duration>), Invalid> {
     let field = |name: &str| format!("{at}.{name}");
-    let kind = raw
-        .kind
-        .ok_or_else(|| invalid(&field("kind"), "missing: expected one of \"cpu\", \"memory\", \"io\", \"mixed\""))?;
-    let tasks = raw
-        .tasks
-        .ok_or_else(|| invalid(&field("tasks"), "missing: how many tasks to run, e.g. tasks = 1000"))?;
+    let kind = raw.kind.ok_or_else(|| {
+        invalid(
+            &field("kind"),
+            "missing: expected one of \"cpu\", \"memory\", \"io\", \"mixed\"",
+        )
+    })?;
+    let tasks = raw.tasks.ok_or_else(|| {
+        invalid(
+            &field("tasks"),
+            "missing: how many tasks to run, e.g. tasks = 1000",
+        )
+    })?;
     if tasks == 0 || tasks > MAX_TASKS {
-        return Err(invalid(&field("tasks"), format!("must be between 1 and {MAX_TASKS} (got {tasks})")));
+        return Err(invalid(
+            &field("tasks"),
+            format!("must be between 1 and {MAX_TASKS} (got {tasks})"),
+        ));
     }
 
     // Compute cost: exactly one of iterations / task_cost for kinds that compute, none for io.
     let (iterations, task_cost) = match (kind.computes(), raw.iterations, raw.task_cost) {
         (true, Some(_), Some(_)) => {
-            return Err(invalid(&field("task_cost"), "give either `iterations` or `task_cost`, not both"));
+            return Err(invalid(
+                &field("task_cost"),
+                "give either `iterations` or `task_cost`, not both",
+            ));
         }
         (true, None, None) => {
             return Err(invalid(
@@ -236,44 +263,77 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
             (0, Some(cost.0))
         }
         (false, Some(_), _) => {
-            return Err(invalid(&field("iterations"), "an `io` workload computes nothing: remove it, or use kind = \"mixed\""));
+            return Err(invalid(
+                &field("iterations"),
+                "an `io` workload computes nothing: remove it, or use kind = \"mixed\"",
+            ));
         }
         (false, _, Some(_)) => {
-            return Err(invalid(&field("task_cost"), "an `io` workload computes nothing: use `io_wait`, or kind = \"mixed\""));
+            return Err(invalid(
+                &field("task_cost"),
+                "an `io` workload computes nothing: use `io_wait`, or kind = \"mixed\"",
+            ));
         }
         (false, None, None) => (0, None),
     };
 
     let io_wait = match (kind.waits(), raw.io_wait) {
         (true, Some(w)) if w.0.is_zero() || w.0 > MAX_WAIT => {
-            return Err(invalid(&field("io_wait"), format!("must be above 0 and at most 1h (got {})", format_duration(w.0))));
+            return Err(invalid(
+                &field("io_wait"),
+                format!("must be above 0 and at most 1h (got {})", format_duration(w.0)),
+            ));
         }
         (true, Some(w)) => w.0,
         (true, None) => {
-            return Err(invalid(&field("io_wait"), format!("missing: a `{}` workload needs e.g. io_wait = \"5ms\"", kind.name())));
+            return Err(invalid(
+                &field("io_wait"),
+                format!(
+                    "missing: a `{}` workload needs e.g. io_wait = \"5ms\"",
+                    kind.name()
+                ),
+            ));
         }
         (false, Some(_)) => {
-            return Err(invalid(&field("io_wait"), format!("a `{}` workload does not wait: remove it, or use kind = \"mixed\"", kind.name())));
+            return Err(invalid(
+                &field("io_wait"),
+                format!(
+                    "a `{}` workload does not wait: remove it, or use kind = \"mixed\"",
+                    kind.name()
+                ),
+            ));
         }
         (false, None) => Duration::ZERO,
     };
 
-    let distribution = match (raw.size_distribution.unwrap_or(DistributionName::Fixed), raw.spread) {
+    let distribution = match (
+        raw.size_distribution.unwrap_or(DistributionName::Fixed),
+        raw.spread,
+    ) {
         (DistributionName::Fixed, None) => SizeDistribution::Fixed,
         (DistributionName::Fixed, Some(_)) => {
-            return Err(invalid(&field("spread"), "only meaningful with size_distribution = \"uniform\" or \"lognormal\""));
+            return Err(invalid(
+                &field("spread"),
+                "only meaningful with size_distribution = \"uniform\" or \"lognormal\"",
+            ));
         }
         (DistributionName::Uniform, spread) => {
             let spread = spread.unwrap_or(0.5);
             if !(0.0..=1.0).contains(&spread) {
-                return Err(invalid(&field("spread"), format!("a uniform spread must be between 0 and 1 (got {spread})")));
+                return Err(invalid(
+                    &field("spread"),
+                    format!("a uniform spread must be between 0 and 1 (got {spread})"),
+                ));
             }
             SizeDistribution::Uniform { spread }
         }
         (DistributionName::Lognormal, sigma) => {
             let sigma = sigma.unwrap_or(0.5);
             if !(sigma > 0.0 && sigma <= 3.0) {
-                return Err(invalid(&field("spread"), format!("a log-normal spread (sigma) must be above 0 and at most 3 (got {sigma})")));
+                return Err(invalid(
+                    &field("spread"),
+                    format!("a log-normal spread (sigma) must be above 0 and at most 3 (got {sigma})"),
+                ));
             }
             SizeDistribution::LogNormal { sigma }
         }
@@ -288,16 +348,25 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
     }
     let payload_bytes = raw.payload_bytes.map_or(0, |s| s.0);
     if payload_bytes > MAX_PAYLOAD {
-        return Err(invalid(&field("payload_bytes"), format!("must be at most 1GiB (got {payload_bytes} bytes)")));
+        return Err(invalid(
+            &field("payload_bytes"),
+            format!("must be at most 1GiB (got {payload_bytes} bytes)"),
+        ));
     }
     let working_set = match (kind, raw.working_set) {
         (Kind::Memory, Some(s)) if s.0 < 8 || s.0 > MAX_WORKING_SET => {
-            return Err(invalid(&field("working_set"), format!("must be between 8 bytes and 16GiB (got {} bytes)", s.0)));
+            return Err(invalid(
+                &field("working_set"),
+                format!("must be between 8 bytes and 16GiB (got {} bytes)", s.0),
+            ));
         }
         (Kind::Memory, Some(s)) => s.0,
         (Kind::Memory, None) => DEFAULT_WORKING_SET,
         (_, Some(_)) => {
-            return Err(invalid(&field("working_set"), "only meaningful for kind = \"memory\""));
+            return Err(invalid(
+                &field("working_set"),
+                "only meaningful for kind = \"memory\"",
+            ));
         }
         (_, None) => 0,
     };

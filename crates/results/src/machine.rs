@@ -36,7 +36,13 @@ impl Machine {
             .find_map(|l| l.strip_prefix("PRETTY_NAME="))
             .map(|v| v.trim_matches('"').to_string())
             .unwrap_or_else(|| std::env::consts::OS.to_string());
-        let or_unknown = |s: String| if s.trim().is_empty() { "unknown".into() } else { s.trim().to_string() };
+        let or_unknown = |s: String| {
+            if s.trim().is_empty() {
+                "unknown".into()
+            } else {
+                s.trim().to_string()
+            }
+        };
         Machine {
             hostname: or_unknown(read("/proc/sys/kernel/hostname")),
             logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),

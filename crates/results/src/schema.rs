@@ -128,7 +128,13 @@ impl Point {
     /// Summarises the repeats of one point. Speed-up and efficiency are filled in by
     /// [`Results::fill_speedups`] once the baseline is known. `samples` must not be empty and
     /// must agree on the checksum (the caller checks it and fails the run otherwise).
-    pub fn from_samples(series: &str, tier: &str, cores: usize, workload: &Workload, samples: &[Sample]) -> Point {
+    pub fn from_samples(
+        series: &str,
+        tier: &str,
+        cores: usize,
+        workload: &Workload,
+        samples: &[Sample],
+    ) -> Point {
         let walls: Vec<f64> = samples.iter().map(|s| s.wall.as_secs_f64()).collect();
         let wall = Summary::of(&walls).expect("at least one finite wall time");
         let median = |f: fn(&Sample) -> Duration| {
@@ -153,7 +159,11 @@ impl Point {
             wall_s_min: wall.min,
             wall_s_max: wall.max,
             wall_s_repeats: walls,
-            tasks_per_s: if wall.median > 0.0 { workload.tasks as f64 / wall.median } else { 0.0 },
+            tasks_per_s: if wall.median > 0.0 {
+                workload.tasks as f64 / wall.median
+            } else {
+                0.0
+            },
             speedup: 0.0,
             efficiency: 0.0,
             latency_us: Latency {
@@ -192,7 +202,11 @@ impl Results {
             }
             let ratio = t1 / p.wall_s;
             let cores = p.cores as f64;
-            (p.speedup, p.efficiency) = if weak { (ratio * cores, ratio) } else { (ratio, ratio / cores) };
+            (p.speedup, p.efficiency) = if weak {
+                (ratio * cores, ratio)
+            } else {
+                (ratio, ratio / cores)
+            };
         }
     }
 }

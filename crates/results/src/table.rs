@@ -18,13 +18,29 @@ pub(crate) fn seconds(s: f64) -> String {
 /// Renders the points of `results` as an aligned text table, followed by the warnings.
 pub fn render_table(results: &Results) -> String {
     let many_series = results.series.len() > 1;
-    let mut header = vec!["tier", "cores", "wall", "spread", "speed-up", "efficiency", "tasks/s", "p50", "p99", "first result", "checksum"];
+    let mut header = vec![
+        "tier",
+        "cores",
+        "wall",
+        "spread",
+        "speed-up",
+        "efficiency",
+        "tasks/s",
+        "p50",
+        "p99",
+        "first result",
+        "checksum",
+    ];
     if many_series {
         header.insert(0, "series");
     }
     let mut rows: Vec<Vec<String>> = Vec::new();
     for p in &results.points {
-        let spread = if p.wall_s > 0.0 { (p.wall_s_max - p.wall_s_min) / p.wall_s * 100.0 } else { 0.0 };
+        let spread = if p.wall_s > 0.0 {
+            (p.wall_s_max - p.wall_s_min) / p.wall_s * 100.0
+        } else {
+            0.0
+        };
         let mut row = vec![
             p.tier.clone(),
             p.cores.to_string(),
@@ -44,7 +60,13 @@ pub fn render_table(results: &Results) -> String {
         rows.push(row);
     }
     let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).chain([header[c].len()]).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     let line = |out: &mut String, cells: &[&str]| {
@@ -55,7 +77,11 @@ pub fn render_table(results: &Results) -> String {
             .map(|(i, (cell, w))| {
                 // Text columns align left, numbers right.
                 let left = header[i] == "series" || header[i] == "tier" || header[i] == "checksum";
-                if left { format!("{cell:<w$}") } else { format!("{cell:>w$}") }
+                if left {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
             })
             .collect();
         let _ = writeln!(out, "{}", text.join("  ").trim_end());

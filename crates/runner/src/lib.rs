@@ -13,11 +13,11 @@ use martelli_config::Tier;
 use martelli_results::Sample;
 use martelli_workload::{Executor, Workload};
 
-pub use calibrate::{calibrate, Calibration};
+pub use calibrate::{Calibration, calibrate};
 pub use multi::MultiRunner;
-pub use record::{cpu_time, timed_run, Recorder};
+pub use record::{Recorder, cpu_time, timed_run};
 pub use single::SingleRunner;
-pub use sweep::{plan, run_sweep, Observer, Plan, PlannedPoint};
+pub use sweep::{Observer, Plan, PlannedPoint, plan, run_sweep};
 
 /// What a runner runs: the workload and its prepared executor.
 #[derive(Clone, Copy, Debug)]
@@ -104,7 +104,9 @@ pub fn runner_for(tier: Tier) -> Result<Box<dyn Runner>, RunError> {
              use tier = \"single\", \"multi\" or \"auto\""
                 .into(),
         )),
-        Tier::Auto => Err(RunError::Unsupported("`auto` is a sweep of tiers, not a runner".into())),
+        Tier::Auto => Err(RunError::Unsupported(
+            "`auto` is a sweep of tiers, not a runner".into(),
+        )),
     }
 }
 

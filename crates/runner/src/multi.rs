@@ -5,7 +5,7 @@ use martelli_config::Tier;
 use martelli_results::Sample;
 use rayon::prelude::*;
 
-use crate::record::{timed_run, Recorder};
+use crate::record::{Recorder, timed_run};
 use crate::{Job, PreparedPoint, RunError, Runner};
 
 /// Spreads tasks over a pool of N threads with rayon's work stealing.

@@ -60,7 +60,8 @@ impl Recorder {
         // An auto-resizing histogram grows to fit any value (`saturating_record` would clamp
         // to its current, tiny, bound instead), so `record` cannot fail here.
         let _ = self.latency_ns.record(latency.max(1));
-        self.first_result.get_or_insert_with(|| now.duration_since(self.run_start));
+        self.first_result
+            .get_or_insert_with(|| now.duration_since(self.run_start));
         self.checksum.add(digest);
     }
 

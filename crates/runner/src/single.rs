@@ -4,7 +4,7 @@
 use martelli_config::Tier;
 use martelli_results::Sample;
 
-use crate::record::{timed_run, Recorder};
+use crate::record::{Recorder, timed_run};
 use crate::{Job, PreparedPoint, RunError, Runner};
 
 /// Runs every task in order on the calling thread.

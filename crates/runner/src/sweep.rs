@@ -3,11 +3,13 @@
 //! [`Observer`] so that this crate never touches the terminal.
 
 use martelli_config::{Config, Scaling, Tier};
-use martelli_results::{stats::Summary, utc_now, Machine, Point, Results, Sample, SeriesInfo, SCHEMA_VERSION};
+use martelli_results::{
+    Machine, Point, Results, SCHEMA_VERSION, Sample, SeriesInfo, stats::Summary, utc_now,
+};
 use martelli_workload::{Executor, Workload};
 
-use crate::calibrate::{calibrate, Calibration};
-use crate::{runner_for, Job, RunError};
+use crate::calibrate::{Calibration, calibrate};
+use crate::{Job, RunError, runner_for};
 
 /// Relative spread of the repeats (max - min over median) above which a point gets a warning.
 const WIDE_SPREAD: f64 = 0.10;
@@ -55,7 +57,9 @@ pub fn plan(config: &Config, logical_cores: usize) -> Result<Plan, RunError> {
     match config.tier {
         Tier::Single => {
             if !many.is_empty() {
-                notes.push(format!("tier \"single\" measures only the 1-core point; cores {many:?} were not run"));
+                notes.push(format!(
+                    "tier \"single\" measures only the 1-core point; cores {many:?} were not run"
+                ));
             }
         }
         Tier::Multi | Tier::Auto => {
@@ -114,12 +118,30 @@ pub fn run_sweep(config: &Config, observer: &mut dyn Observer) -> Result<Results
                 Scaling::Strong => workload.clone(),
                 Scaling::Weak => workload.with_tasks(workload.tasks * planned.cores as u64),
             };
-            let samples = run_point(config, &series.label, *planned, &point_workload, &executor, observer)?;
-            let point = Point::from_samples(&series.label, planned.tier.name(), planned.cores, &point_workload, &samples);
+            let samples = run_point(
+                config,
+                &series.label,
+                *planned,
+                &point_workload,
+                &executor,
+                observer,
+            )?;
+            let point = Point::from_samples(
+                &series.label,
+                planned.tier.name(),
+                planned.cores,
+                &point_workload,
+                &samples,
+            );
             // Under strong scaling every point of a series does the same work: one checksum.
             if config.sweep.scaling == Scaling::Strong {
                 match &reference {
-                    None => reference = Some((point.checksum.clone(), format!("{} on {} cores", point.tier, point.cores))),
+                    None => {
+                        reference = Some((
+                            point.checksum.clone(),
+                            format!("{} on {} cores", point.tier, point.cores),
+                        ))
+                    }
                     Some((expected, from)) if *expected != point.checksum => {
                         return Err(RunError::ChecksumMismatch {
                             series: series.label.clone(),
@@ -170,7 +192,12 @@ fn run_point(
     for run in 0..warmup + repeats {
         let sample = prepared.run(&job)?;
         observer.run_finished();
-        tracing::debug!(run, wall_s = sample.wall.as_secs_f64(), checksum = format_args!("{:016x}", sample.checksum), "run finished");
+        tracing::debug!(
+            run,
+            wall_s = sample.wall.as_secs_f64(),
+            checksum = format_args!("{:016x}", sample.checksum),
+            "run finished"
+        );
         if sample.tasks_completed != expected_tasks {
             return Err(RunError::LostWork {
                 tier: planned.tier,

@@ -6,7 +6,12 @@ use martelli_workload::{Executor, Kind, SizeDistribution, Workload};
 
 use crate::{Job, MultiRunner, Runner, SingleRunner};
 
-fn workload(kind: Kind, distribution: SizeDistribution, payload_bytes: u64, serial_fraction: f64) -> Workload {
+fn workload(
+    kind: Kind,
+    distribution: SizeDistribution,
+    payload_bytes: u64,
+    serial_fraction: f64,
+) -> Workload {
     Workload {
         name: "det".into(),
         seed: 0xfeed,
@@ -25,7 +30,12 @@ fn workload(kind: Kind, distribution: SizeDistribution, payload_bytes: u64, seri
 fn checksum(runner: &dyn Runner, cores: usize, workload: &Workload) -> (u64, u64) {
     let executor = Executor::new(workload);
     let mut point = runner.prepare(cores).unwrap();
-    let sample = point.run(&Job { workload, executor: &executor }).unwrap();
+    let sample = point
+        .run(&Job {
+            workload,
+            executor: &executor,
+        })
+        .unwrap();
     (sample.checksum, sample.tasks_completed)
 }
 
@@ -41,7 +51,11 @@ fn every_kind_gives_one_checksum_on_every_tier_and_core_count() {
             for (payload, serial) in [(0, 0.0), (333, 0.25)] {
                 let w = workload(kind, distribution, payload, serial);
                 let reference = checksum(&SingleRunner, 1, &w);
-                assert_eq!(reference.1, 97 + u64::from(serial > 0.0), "{kind:?}: every task counted");
+                assert_eq!(
+                    reference.1,
+                    97 + u64::from(serial > 0.0),
+                    "{kind:?}: every task counted"
+                );
                 for cores in [2, 3, 4, 8] {
                     assert_eq!(
                         checksum(&MultiRunner, cores, &w),
@@ -69,7 +83,10 @@ fn weak_scaling_points_match_the_single_tier_on_the_same_task_count() {
     let w = workload(Kind::Mixed, SizeDistribution::Uniform { spread: 0.5 }, 64, 0.1);
     for cores in [2, 4] {
         let grown = w.with_tasks(w.tasks * cores as u64);
-        assert_eq!(checksum(&MultiRunner, cores, &grown), checksum(&SingleRunner, 1, &grown));
+        assert_eq!(
+            checksum(&MultiRunner, cores, &grown),
+            checksum(&SingleRunner, 1, &grown)
+        );
     }
 }
 
@@ -87,12 +104,32 @@ fn latency_and_first_result_are_measured_per_task() {
     };
     let executor = Executor::new(&w);
     for runner in [&SingleRunner as &dyn Runner, &MultiRunner] {
-        let cores = if runner.tier() == martelli_config::Tier::Single { 1 } else { 2 };
-        let sample = runner.prepare(cores).unwrap().run(&Job { workload: &w, executor: &executor }).unwrap();
+        let cores = if runner.tier() == martelli_config::Tier::Single {
+            1
+        } else {
+            2
+        };
+        let sample = runner
+            .prepare(cores)
+            .unwrap()
+            .run(&Job {
+                workload: &w,
+                executor: &executor,
+            })
+            .unwrap();
         let p50 = sample.latency_ns.value_at_quantile(0.5);
-        assert!(p50 >= 300_000, "{:?}: p50 {p50} ns below the 300 us wait", runner.tier());
+        assert!(
+            p50 >= 300_000,
+            "{:?}: p50 {p50} ns below the 300 us wait",
+            runner.tier()
+        );
         assert!(sample.first_result.as_nanos() >= 300_000, "{:?}", runner.tier());
         assert!(sample.first_result < sample.wall, "{:?}", runner.tier());
-        assert_eq!(sample.latency_ns.len(), w.tasks, "{:?}: one latency per task", runner.tier());
+        assert_eq!(
+            sample.latency_ns.len(),
+            w.tasks,
+            "{:?}: one latency per task",
+            runner.tier()
+        );
     }
 }

@@ -63,7 +63,11 @@ mod tests {
         assert_eq!(of(&[1, 2, 3]), of(&[3, 1, 2]));
         assert_eq!(of(&[1, 2]).merge(of(&[3])), of(&[1, 2, 3]));
         assert_ne!(of(&[1, 2, 3]).value(), of(&[1, 2]).value(), "a lost task");
-        assert_ne!(of(&[1, 2, 3]).value(), of(&[1, 2, 3, 3]).value(), "a repeated task");
+        assert_ne!(
+            of(&[1, 2, 3]).value(),
+            of(&[1, 2, 3, 3]).value(),
+            "a repeated task"
+        );
         assert_ne!(of(&[1, 2, 3]).value(), of(&[1, 2, 4]).value(), "a wrong digest");
     }
 

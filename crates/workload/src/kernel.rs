@@ -171,7 +171,10 @@ mod tests {
             let d = |w: &Workload, id| Executor::new(w).compute(&w.task(id), &mut Scratch::default());
             assert_eq!(d(&w, 1), d(&w, 1), "{kind:?} is deterministic");
             assert_ne!(d(&w, 1), d(&w, 2), "{kind:?} depends on the id");
-            let reseeded = Workload { seed: 43, ..w.clone() };
+            let reseeded = Workload {
+                seed: 43,
+                ..w.clone()
+            };
             assert_ne!(d(&w, 1), d(&reseeded, 1), "{kind:?} depends on the seed");
             let bigger = Workload {
                 payload_bytes: 65,

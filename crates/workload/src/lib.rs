@@ -14,6 +14,6 @@ mod mix;
 mod spec;
 
 pub use checksum::Checksum;
-pub use kernel::{fill_payload, Executor, Scratch};
+pub use kernel::{Executor, Scratch, fill_payload};
 pub use mix::{mix64, unit_f64};
-pub use spec::{Kind, SizeDistribution, Task, Workload, SERIAL_TASK_ID};
+pub use spec::{Kind, SERIAL_TASK_ID, SizeDistribution, Task, Workload};

@@ -1,0 +1,315 @@
+//! End-to-end tests: they run the real `martelli` binary on real configs, as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn martelli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_martelli"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the martelli binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Runs a config into a fresh folder and returns the parsed results.json.
+fn run_ok(config: &Path, extra: &[&str]) -> (Value, String, tempfile::TempDir) {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "run",
+        config.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = martelli(&args);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).is_empty(),
+        "nothing on stderr in a pipe: {}",
+        text(&o.stderr)
+    );
+    let results = read_json(&out.path().join("results.json"));
+    (results, text(&o.stdout), out)
+}
+
+fn checksums(results: &Value) -> Vec<String> {
+    results["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["checksum"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_quickstart_runs_end_to_end_with_one_checksum() {
+    let (results, stdout, out) = run_ok(Path::new("configs/quickstart.toml"), &["--repeats", "1"]);
+    assert!(
+        stdout.contains("speed-up") && stdout.contains("checksum"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("wrote "), "{stdout}");
+    let points = results["points"].as_array().unwrap();
+    let tiers: Vec<(&str, u64)> = points
+        .iter()
+        .map(|p| (p["tier"].as_str().unwrap(), p["cores"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(tiers, [("single", 1), ("multi", 2)]);
+    let sums = checksums(&results);
+    assert!(sums.iter().all(|c| *c == sums[0] && c.len() == 16), "{sums:?}");
+    // The public schema: every documented field is there.
+    for key in [
+        "series",
+        "tier",
+        "cores",
+        "wall_s",
+        "wall_s_min",
+        "wall_s_max",
+        "tasks_per_s",
+        "speedup",
+        "efficiency",
+        "latency_us",
+        "first_result_s",
+        "tasks_completed",
+        "checksum",
+        "cpu_s",
+        "mean_task_us",
+        "iterations",
+    ] {
+        assert!(points[0].get(key).is_some(), "point lacks {key}");
+    }
+    for key in ["p50", "p95", "p99"] {
+        assert!(
+            points[0]["latency_us"][key].as_f64().unwrap() > 0.0,
+            "latency {key}"
+        );
+    }
+    assert_eq!(points[0]["speedup"].as_f64(), Some(1.0));
+    for key in ["martelli_version", "config", "machine", "series", "started_at"] {
+        assert!(results.get(key).is_some(), "results lack {key}");
+    }
+    assert!(results["machine"]["logical_cores"].as_u64().unwrap() >= 1);
+    assert!(
+        results["series"][0]["workload"]["iterations"].as_u64().unwrap() > 0,
+        "calibrated count recorded"
+    );
+    let csv = std::fs::read_to_string(out.path().join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.contains(&sums[0])), "{csv}");
+}
+
+#[test]
+fn every_shipped_config_validates() {
+    let mut configs: Vec<String> = std::fs::read_dir("configs")
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".toml"))
+        .collect();
+    configs.sort();
+    assert!(configs.len() >= 7, "{configs:?}");
+    let mut args = vec!["validate"];
+    args.extend(configs.iter().map(String::as_str));
+    let o = martelli(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout).lines().filter(|l| l.starts_with("ok: ")).count(),
+        configs.len()
+    );
+}
+
+/// A small config of each kind runs through the binary with one checksum on every point.
+#[test]
+fn every_kind_runs_with_one_checksum_across_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let kinds = [
+        (
+            "cpu",
+            "iterations = 20000\nsize_distribution = \"lognormal\"\nspread = 1.0",
+        ),
+        ("memory", "iterations = 2000\nworking_set = \"4MiB\""),
+        ("io", "io_wait = \"200us\"\nsize_distribution = \"uniform\""),
+        (
+            "mixed",
+            "iterations = 5000\nio_wait = \"100us\"\nserial_fraction = 0.2\npayload_bytes = \"1KiB\"",
+        ),
+    ];
+    for (kind, extra) in kinds {
+        let config = write(
+            dir.path(),
+            &format!("{kind}.toml"),
+            &format!(
+                "tier = \"multi\"\n[workload]\ntasks = 200\nkind = \"{kind}\"\n{extra}\n[sweep]\ncores = [1, 2, 3]\nrepeats = 2\nwarmup = 0\n"
+            ),
+        );
+        let (results, _, _) = run_ok(&config, &[]);
+        let sums = checksums(&results);
+        assert_eq!(sums.len(), 3, "{kind}");
+        assert!(sums.iter().all(|c| *c == sums[0]), "{kind}: {sums:?}");
+    }
+}
+
+#[test]
+fn varied_and_weak_sweeps_report_one_point_per_series_and_core_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "vary.toml",
+        "tier = \"auto\"\n[workload]\ntasks = 100\nkind = \"cpu\"\niterations = 1000\n\
+         [sweep]\ncores = [1, 2]\nrepeats = 1\nwarmup = 0\nscaling = \"weak\"\nvary = { iterations = [100, 1000] }\n",
+    );
+    let (results, stdout, _) = run_ok(&config, &[]);
+    assert!(stdout.contains("iterations=100"), "{stdout}");
+    let points = results["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4);
+    // Weak scaling: the task count grows with the cores; the two series differ.
+    assert_eq!(points[1]["tasks"].as_u64(), Some(200));
+    assert_ne!(points[0]["checksum"], points[2]["checksum"]);
+    assert!(
+        results["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("auto"))
+    );
+}
+
+/// Bad input: one clear message naming the file and line, exit code 2, no panic, and the
+/// results of an earlier run left exactly as they were.
+#[test]
+fn bad_input_exits_2_with_a_located_message_and_keeps_earlier_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("results.json"), "earlier results").unwrap();
+    let base = "[workload]\ntasks = 10\nkind = \"cpu\"\niterations = 10\n";
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unknown key",
+            format!("{base}colour = \"red\"\n"),
+            ":5:1: unknown field `colour`",
+        ),
+        (
+            "wrong type",
+            "[workload]\ntasks = \"ten\"\n".into(),
+            ":2:9: invalid type",
+        ),
+        (
+            "zero tasks",
+            base.replace("tasks = 10", "tasks = 0"),
+            ":2:9: workload.tasks",
+        ),
+        (
+            "zero cores",
+            format!("{base}[sweep]\ncores = [0]\n"),
+            ":6:10: sweep.cores[0]",
+        ),
+        (
+            "negative serial fraction",
+            format!("{base}serial_fraction = -0.5\n"),
+            ":5:19: workload.serial_fraction",
+        ),
+        (
+            "serial fraction of one",
+            format!("{base}serial_fraction = 1\n"),
+            "workload.serial_fraction",
+        ),
+        (
+            "bad duration",
+            base.replace("iterations = 10", "task_cost = \"2 fortnights\""),
+            ":4:13: unknown unit",
+        ),
+        (
+            "unknown tier",
+            format!("tier = \"cloud\"\n{base}"),
+            ":1:8: unknown variant `cloud`",
+        ),
+        (
+            "unknown kind",
+            base.replace("\"cpu\"", "\"quantum\""),
+            ":3:8: unknown variant `quantum`",
+        ),
+        ("empty file", String::new(), "the file is empty"),
+        (
+            "truncated file",
+            "[workload]\ntasks = 10\nkind = \"cp".into(),
+            ":3:",
+        ),
+    ];
+    for (case, content, expected) in cases {
+        let config = write(dir.path(), "bad.toml", &content);
+        let o = martelli(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let stderr = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{case}: {stderr}");
+        assert!(
+            stderr.contains("bad.toml") && stderr.contains(expected),
+            "{case}: {stderr:?} lacks {expected:?}"
+        );
+        assert!(!stderr.contains("panicked"), "{case}: {stderr}");
+        assert_eq!(
+            std::fs::read_to_string(out.join("results.json")).unwrap(),
+            "earlier results",
+            "{case}"
+        );
+        assert!(!out.join("results.csv").exists(), "{case}");
+        // `validate` agrees with `run`.
+        let v = martelli(&["validate", config.to_str().unwrap()]);
+        assert_eq!(v.status.code(), Some(2), "{case}: validate");
+    }
+    let missing = martelli(&["run", "no/such/config.toml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).contains("no/such/config.toml"),
+        "{}",
+        text(&missing.stderr)
+    );
+    let directory = martelli(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(directory.status.code(), Some(2), "a folder is not a config");
+}
+
+#[test]
+fn bad_flags_and_unavailable_tiers_exit_2() {
+    for args in [
+        &["run", "configs/quickstart.toml", "--cores", "0"][..],
+        &["run", "configs/quickstart.toml", "--cores", "two"],
+        &["run", "configs/quickstart.toml", "--tier", "cloud"],
+        &["run", "configs/quickstart.toml", "--repeats", "0"],
+        &["run", "configs/quickstart.toml", "--tier", "distributed"],
+        &["frobnicate"],
+    ] {
+        let o = martelli(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+        assert!(!text(&o.stderr).contains("panicked"), "{args:?}");
+    }
+    let o = martelli(&["run", "configs/quickstart.toml", "--tier", "distributed"]);
+    assert!(text(&o.stderr).contains("not available"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn help_explains_the_tiers() {
+    let o = martelli(&["--help"]);
+    assert!(o.status.success());
+    let help = text(&o.stdout);
+    assert!(
+        help.contains("2-8 cores") && help.contains("run") && help.contains("validate"),
+        "{help}"
+    );
+    let o = martelli(&["run", "--help"]);
+    assert!(text(&o.stdout).contains("--cores"));
+}
