@@ -10,8 +10,10 @@ pub(crate) fn seconds(s: f64) -> String {
         format!("{s:.2}s")
     } else if s >= 1e-3 {
         format!("{:.2}ms", s * 1e3)
-    } else {
+    } else if s >= 1e-6 {
         format!("{:.1}us", s * 1e6)
+    } else {
+        format!("{:.0}ns", s * 1e9)
     }
 }
 
