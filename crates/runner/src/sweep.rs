@@ -77,8 +77,8 @@ pub fn plan(config: &Config, logical_cores: usize) -> Result<Plan, RunError> {
     }
     if let Some(&over) = many.iter().find(|&&c| c > logical_cores) {
         notes.push(format!(
-            "{over} threads oversubscribe this machine's {logical_cores} logical cores: \
-             points above {logical_cores} cores cannot speed up"
+            "from {over} threads on, the multi tier runs more threads than this machine's {logical_cores} \
+             logical cores: computing cannot speed up past {logical_cores}, only waiting can overlap"
         ));
     }
     Ok(Plan { points, notes })
