@@ -42,7 +42,8 @@ impl Observer for Progress {
     }
 
     fn point_started(&mut self, series: &str, tier: Tier, cores: usize, _runs: u32) {
-        self.bar.set_message(format!("{series}: {tier} on {cores} cores"));
+        self.bar
+            .set_message(format!("{series}: {tier} on {}", plural_cores(cores)));
     }
 
     fn run_finished(&mut self) {
@@ -51,8 +52,21 @@ impl Observer for Progress {
 
     fn point_finished(&mut self, p: &Point) {
         self.bar.println(format!(
-            "{}: {} on {} cores: {:.4}s median, checksum {}",
-            p.series, p.tier, p.cores, p.wall_s, p.checksum
+            "{}: {} on {}: {:.4}s median, checksum {}",
+            p.series,
+            p.tier,
+            plural_cores(p.cores),
+            p.wall_s,
+            p.checksum
         ));
+    }
+}
+
+/// "1 core", "2 cores".
+fn plural_cores(n: usize) -> String {
+    if n == 1 {
+        "1 core".into()
+    } else {
+        format!("{n} cores")
     }
 }

@@ -184,9 +184,8 @@ impl Point {
 impl Results {
     /// Fills speed-up and efficiency of every point against the 1-core point of its series.
     /// Under weak scaling the work grows with the cores, so speed-up is the scaled speed-up
-    /// `N * T1 / TN` and efficiency is `T1 / TN`.
-    pub fn fill_speedups(&mut self) {
-        let weak = self.scaling == "weak";
+    /// `N * T1 / TN` and efficiency is `T1 / TN` (`weak` says which).
+    pub fn fill_speedups(&mut self, weak: bool) {
         let baselines: Vec<(String, f64)> = self
             .points
             .iter()

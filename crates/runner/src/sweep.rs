@@ -167,7 +167,7 @@ pub fn run_sweep(config: &Config, observer: &mut dyn Observer) -> Result<Results
             workload,
         });
     }
-    results.fill_speedups();
+    results.fill_speedups(config.sweep.scaling == Scaling::Weak);
     Ok(results)
 }
 
