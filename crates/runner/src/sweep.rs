@@ -68,7 +68,14 @@ pub fn plan(config: &Config, logical_cores: usize) -> Result<Plan, RunError> {
                 cores,
             }));
             if config.tier == Tier::Auto {
-                notes.push("tier \"auto\" ran single and multi; the distributed tier is not available in this version".into());
+                let ran = if many.is_empty() {
+                    "single"
+                } else {
+                    "single and multi"
+                };
+                notes.push(format!(
+                    "tier \"auto\" ran {ran}; the distributed tier is not available in this version"
+                ));
             }
         }
         Tier::Distributed => {
@@ -109,6 +116,15 @@ pub fn run_sweep(config: &Config, observer: &mut dyn Observer) -> Result<Results
             let calibration = calibrate(&workload, target);
             tracing::info!(series = %series.label, ?calibration, "calibrated task_cost");
             workload.iterations = calibration.iterations;
+            if calibration.fixed_ns >= target.as_nanos() as f64 {
+                results.warnings.push(format!(
+                    "{}: task_cost {:?} is below the fixed cost of one task here ({:.2?}: payload \
+                     generation and reading), so tasks run 1 kernel iteration and cost more than asked",
+                    series.label,
+                    target,
+                    std::time::Duration::from_nanos(calibration.fixed_ns as u64)
+                ));
+            }
             observer.calibrated(&series.label, &calibration);
         }
         let executor = Executor::new(&workload);
