@@ -1,0 +1,173 @@
+//! Wire ↔ domain conversions, and the checks a worker applies to everything it receives.
+//! Prost types stop here: the rest of the crate sees `Workload` and `Task`.
+
+use martelli_workload::{Kind, SizeDistribution, Task, Workload};
+
+use crate::wire;
+
+/// Bounds a worker enforces on what a coordinator asks of it (a worker trusts no one).
+const MAX_TASKS: u64 = 1_000_000_000_000;
+const MAX_ITERATIONS: u64 = 1_000_000_000_000;
+const MAX_WAIT_NS: u64 = 3_600_000_000_000;
+const MAX_PAYLOAD: u64 = 1 << 30;
+const MAX_WORKING_SET: u64 = 16 << 30;
+
+/// The workload as sent to workers.
+pub(crate) fn workload_to_wire(w: &Workload) -> wire::Workload {
+    let (distribution, spread) = match w.distribution {
+        SizeDistribution::Fixed => (wire::Distribution::Fixed, 0.0),
+        SizeDistribution::Uniform { spread } => (wire::Distribution::Uniform, spread),
+        SizeDistribution::LogNormal { sigma } => (wire::Distribution::Lognormal, sigma),
+    };
+    let kind = match w.kind {
+        Kind::Cpu => wire::Kind::Cpu,
+        Kind::Memory => wire::Kind::Memory,
+        Kind::Io => wire::Kind::Io,
+        Kind::Mixed => wire::Kind::Mixed,
+    };
+    wire::Workload {
+        name: w.name.clone(),
+        seed: w.seed,
+        tasks: w.tasks,
+        kind: kind as i32,
+        iterations: w.iterations,
+        io_wait_ns: w.io_wait_ns,
+        distribution: distribution as i32,
+        spread,
+        serial_fraction: w.serial_fraction,
+        serial_basis_tasks: w.serial_basis_tasks,
+        payload_bytes: w.payload_bytes,
+        working_set: w.working_set,
+    }
+}
+
+/// The workload a coordinator sent, checked against the worker's limits.
+pub(crate) fn workload_from_wire(w: &wire::Workload) -> Result<Workload, String> {
+    let kind = match wire::Kind::try_from(w.kind) {
+        Ok(wire::Kind::Cpu) => Kind::Cpu,
+        Ok(wire::Kind::Memory) => Kind::Memory,
+        Ok(wire::Kind::Io) => Kind::Io,
+        Ok(wire::Kind::Mixed) => Kind::Mixed,
+        _ => return Err(format!("unknown workload kind {}", w.kind)),
+    };
+    let distribution = match wire::Distribution::try_from(w.distribution) {
+        Ok(wire::Distribution::Fixed) => SizeDistribution::Fixed,
+        Ok(wire::Distribution::Uniform) if (0.0..=1.0).contains(&w.spread) => {
+            SizeDistribution::Uniform { spread: w.spread }
+        }
+        Ok(wire::Distribution::Lognormal) if w.spread > 0.0 && w.spread <= 3.0 => {
+            SizeDistribution::LogNormal { sigma: w.spread }
+        }
+        _ => return Err(format!("invalid size distribution {} with spread {}", w.distribution, w.spread)),
+    };
+    let check = |name: &str, value: u64, max: u64| {
+        if value > max { Err(format!("{name} {value} is above the limit {max}")) } else { Ok(()) }
+    };
+    check("tasks", w.tasks, MAX_TASKS)?;
+    check("serial_basis_tasks", w.serial_basis_tasks, MAX_TASKS)?;
+    check("iterations", w.iterations, MAX_ITERATIONS)?;
+    check("io_wait_ns", w.io_wait_ns, MAX_WAIT_NS)?;
+    check("payload_bytes", w.payload_bytes, MAX_PAYLOAD)?;
+    check("working_set", w.working_set, MAX_WORKING_SET)?;
+    if !(0.0..1.0).contains(&w.serial_fraction) {
+        return Err(format!("serial_fraction {} is outside [0, 1)", w.serial_fraction));
+    }
+    if w.tasks == 0 {
+        return Err("tasks is 0".into());
+    }
+    Ok(Workload {
+        name: w.name.chars().take(200).collect(),
+        seed: w.seed,
+        tasks: w.tasks,
+        kind,
+        iterations: w.iterations,
+        io_wait_ns: w.io_wait_ns,
+        distribution,
+        serial_fraction: w.serial_fraction,
+        serial_basis_tasks: w.serial_basis_tasks,
+        payload_bytes: w.payload_bytes,
+        working_set: w.working_set,
+    })
+}
+
+/// A task and its payload as sent to a worker.
+pub(crate) fn task_to_wire(task: &Task, attempt: u32, payload: Vec<u8>) -> wire::TaskDescriptor {
+    wire::TaskDescriptor {
+        id: task.id,
+        attempt,
+        iterations: task.iterations,
+        io_wait_ns: task.io_wait_ns,
+        payload,
+    }
+}
+
+/// A task a coordinator sent, checked against the run's workload: its id must be in range,
+/// its size bounded, its payload exactly `payload_bytes` long.
+pub(crate) fn task_from_wire(t: &wire::TaskDescriptor, workload: &Workload) -> Result<Task, String> {
+    if t.id >= workload.tasks {
+        return Err(format!("task id {} is out of range (the workload has {} tasks)", t.id, workload.tasks));
+    }
+    if t.iterations > MAX_ITERATIONS || t.io_wait_ns > MAX_WAIT_NS {
+        return Err(format!("task {} asks for {} iterations and {} ns of waiting: above the limits", t.id, t.iterations, t.io_wait_ns));
+    }
+    if t.payload.len() as u64 != workload.payload_bytes {
+        return Err(format!(
+            "task {} carries {} payload bytes; the workload says {}",
+            t.id,
+            t.payload.len(),
+            workload.payload_bytes
+        ));
+    }
+    Ok(Task {
+        id: t.id,
+        iterations: t.iterations,
+        io_wait_ns: t.io_wait_ns,
+        payload_bytes: workload.payload_bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Workload {
+        Workload {
+            name: "w".into(),
+            seed: 3,
+            tasks: 10,
+            kind: Kind::Mixed,
+            iterations: 100,
+            io_wait_ns: 1000,
+            distribution: SizeDistribution::LogNormal { sigma: 0.7 },
+            serial_fraction: 0.1,
+            serial_basis_tasks: 10,
+            payload_bytes: 16,
+            working_set: 0,
+        }
+    }
+
+    #[test]
+    fn workloads_round_trip() {
+        let w = sample();
+        assert_eq!(workload_from_wire(&workload_to_wire(&w)), Ok(w));
+    }
+
+    #[test]
+    fn untrusted_input_is_rejected() {
+        let mut bad = workload_to_wire(&sample());
+        bad.working_set = u64::MAX;
+        assert!(workload_from_wire(&bad).unwrap_err().contains("working_set"));
+        let mut bad = workload_to_wire(&sample());
+        bad.kind = 99;
+        assert!(workload_from_wire(&bad).is_err());
+        let w = sample();
+        let good = task_to_wire(&w.task(3), 0, vec![0; 16]);
+        assert!(task_from_wire(&good, &w).is_ok());
+        let short = task_to_wire(&w.task(3), 0, vec![0; 15]);
+        assert!(task_from_wire(&short, &w).unwrap_err().contains("payload"));
+        let far = wire::TaskDescriptor { id: 10, ..good.clone() };
+        assert!(task_from_wire(&far, &w).unwrap_err().contains("out of range"));
+        let huge = wire::TaskDescriptor { iterations: u64::MAX, ..good };
+        assert!(task_from_wire(&huge, &w).is_err());
+    }
+}

@@ -1,0 +1,318 @@
+//! `martelli worker`: a gRPC server that runs the tasks coordinators send it on its own rayon
+//! pool, run after run, until it is told to shut down.
+//!
+//! Heartbeats come from a tokio task, never from the rayon threads, so a worker whose threads
+//! are all busy with long tasks still answers on time and is never mistaken for a dead one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use martelli_workload::Executor;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::CheckToken;
+use crate::convert::{task_from_wire, workload_from_wire};
+use crate::wire::{self, coordinator_message, worker_message, worker_server};
+use crate::PROTOCOL_VERSION;
+
+/// Results sent in one message at most; more wait for the next.
+const MAX_RESULTS_PER_BATCH: usize = 4096;
+
+/// How a worker serves.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Threads tasks run on (default: every logical core).
+    pub threads: usize,
+    /// Shared token every call must carry, if any.
+    pub token: Option<String>,
+    /// Largest message accepted or sent, in bytes.
+    pub max_message_bytes: usize,
+    /// PEM certificate and key, to serve over TLS.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Why a worker could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// TLS could not be set up from the given certificate and key.
+    #[error("TLS set-up failed: {0}")]
+    Tls(String),
+    /// The server failed.
+    #[error("the worker's server failed: {0}")]
+    Serve(String),
+}
+
+/// What the worker keeps across runs. Each counter is read by `Status` calls.
+struct Shared {
+    worker_id: String,
+    threads: usize,
+    max_message_bytes: usize,
+    /// Runs started since the worker started.
+    runs_served: AtomicU64,
+    /// Tasks executed since the worker started.
+    tasks_executed: AtomicU64,
+    /// Runs in progress now.
+    active_runs: AtomicU32,
+}
+
+struct WorkerService {
+    shared: Arc<Shared>,
+}
+
+/// Serves on an already-bound listener until `shutdown` completes; in-progress runs are
+/// abandoned then (their coordinators see the stream end and re-queue the tasks).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    options: WorkerOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), WorkerError> {
+    let local = listener.local_addr().map_err(|e| WorkerError::Serve(e.to_string()))?;
+    let shared = Arc::new(Shared {
+        worker_id: format!("{}@{local}", hostname()),
+        threads: options.threads.max(1),
+        max_message_bytes: options.max_message_bytes,
+        runs_served: AtomicU64::new(0),
+        tasks_executed: AtomicU64::new(0),
+        active_runs: AtomicU32::new(0),
+    });
+    let service = worker_server::WorkerServer::new(WorkerService { shared })
+        .max_decoding_message_size(options.max_message_bytes)
+        .max_encoding_message_size(options.max_message_bytes);
+    let service = tonic::service::interceptor::InterceptedService::new(
+        service,
+        CheckToken::new(options.token.as_deref()),
+    );
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(1)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(5)))
+        .tcp_nodelay(true);
+    if let Some((cert, key)) = &options.tls {
+        let identity = tonic::transport::Identity::from_pem(cert, key);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| WorkerError::Tls(e.to_string()))?;
+    }
+    builder
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(|e| WorkerError::Serve(e.to_string()))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "worker".into(), |h| h.trim().to_string())
+}
+
+type Outbound = mpsc::Sender<Result<wire::WorkerMessage, Status>>;
+
+#[tonic::async_trait]
+impl worker_server::Worker for WorkerService {
+    async fn handshake(
+        &self,
+        request: Request<wire::HandshakeRequest>,
+    ) -> Result<Response<wire::HandshakeReply>, Status> {
+        let peer = peer(&request);
+        let req = request.into_inner();
+        tracing::info!(%peer, version = req.martelli_version, "handshake");
+        Ok(Response::new(wire::HandshakeReply {
+            protocol_version: PROTOCOL_VERSION,
+            worker_id: self.shared.worker_id.clone(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
+            threads: self.shared.threads as u32,
+            martelli_version: env!("CARGO_PKG_VERSION").into(),
+            max_message_bytes: self.shared.max_message_bytes as u64,
+        }))
+    }
+
+    async fn status(&self, _request: Request<wire::StatusRequest>) -> Result<Response<wire::StatusReply>, Status> {
+        let s = &self.shared;
+        Ok(Response::new(wire::StatusReply {
+            worker_id: s.worker_id.clone(),
+            threads: s.threads as u32,
+            runs_served: s.runs_served.load(Ordering::Relaxed),
+            tasks_executed: s.tasks_executed.load(Ordering::Relaxed),
+            active_runs: s.active_runs.load(Ordering::Relaxed),
+        }))
+    }
+
+    type RunStream = ReceiverStream<Result<wire::WorkerMessage, Status>>;
+
+    async fn run(
+        &self,
+        request: Request<Streaming<wire::CoordinatorMessage>>,
+    ) -> Result<Response<Self::RunStream>, Status> {
+        let peer = peer(&request);
+        let mut inbound = request.into_inner();
+        let start = match inbound.message().await? {
+            Some(wire::CoordinatorMessage {
+                body: Some(coordinator_message::Body::Start(start)),
+            }) => start,
+            _ => return Err(Status::invalid_argument("a run must begin with a Start message")),
+        };
+        let workload = start
+            .workload
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("Start carries no workload"))
+            .and_then(|w| workload_from_wire(w).map_err(Status::invalid_argument))?;
+        let threads = start.threads as usize;
+        if threads == 0 || threads > self.shared.threads {
+            return Err(Status::invalid_argument(format!(
+                "asked for {threads} threads; this worker has {}",
+                self.shared.threads
+            )));
+        }
+        let heartbeat = Duration::from_millis(start.heartbeat_interval_ms.clamp(10, 60_000));
+        tracing::info!(%peer, workload = workload.name, tasks = workload.tasks, threads, "run started");
+        let (tx, rx) = mpsc::channel(256);
+        let shared = self.shared.clone();
+        shared.runs_served.fetch_add(1, Ordering::Relaxed);
+        shared.active_runs.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let outcome = run_session(&shared, workload, threads, heartbeat, inbound, tx).await;
+            shared.active_runs.fetch_sub(1, Ordering::Relaxed);
+            match outcome {
+                Ok(()) => tracing::info!(%peer, "run finished"),
+                Err(reason) => tracing::warn!(%peer, %reason, "run ended early"),
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+fn peer<T>(request: &Request<T>) -> String {
+    request.remote_addr().map_or_else(|| "unknown".into(), |a: SocketAddr| a.to_string())
+}
+
+/// One run: executes task batches as they arrive, streams results and heartbeats back, and
+/// stops (dropping queued tasks) when the coordinator ends or breaks the stream.
+async fn run_session(
+    shared: &Arc<Shared>,
+    workload: martelli_workload::Workload,
+    threads: usize,
+    heartbeat: Duration,
+    mut inbound: Streaming<wire::CoordinatorMessage>,
+    tx: Outbound,
+) -> Result<(), String> {
+    let executor = {
+        let w = workload.clone();
+        Arc::new(tokio::task::spawn_blocking(move || Executor::new(&w)).await.map_err(|e| e.to_string())?)
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("martelli-worker-{i}"))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let ready = wire::WorkerMessage {
+        body: Some(worker_message::Body::Ready(wire::Ready { threads: threads as u32 })),
+    };
+    tx.send(Ok(ready)).await.map_err(|_| "coordinator went away")?;
+
+    // Tasks still to run are skipped once the run is over.
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let in_flight = Arc::new(AtomicU32::new(0));
+    let (results_tx, results_rx) = mpsc::unbounded_channel::<wire::TaskResult>();
+    let heartbeats = tokio::spawn(send_heartbeats(tx.clone(), heartbeat, in_flight.clone()));
+    let forwarder = tokio::spawn(forward_results(tx.clone(), results_rx));
+
+    let outcome = loop {
+        match inbound.message().await {
+            Ok(Some(wire::CoordinatorMessage {
+                body: Some(coordinator_message::Body::Tasks(batch)),
+            })) => {
+                let mut tasks = Vec::with_capacity(batch.tasks.len());
+                for t in batch.tasks {
+                    match task_from_wire(&t, &workload) {
+                        Ok(task) => tasks.push((task, t.attempt, t.payload)),
+                        Err(reason) => {
+                            let _ = tx.send(Err(Status::invalid_argument(reason.clone()))).await;
+                            break;
+                        }
+                    }
+                }
+                in_flight.fetch_add(tasks.len() as u32, Ordering::Relaxed);
+                let (executor, results, cancelled, in_flight, shared) =
+                    (executor.clone(), results_tx.clone(), cancelled.clone(), in_flight.clone(), shared.clone());
+                pool.spawn(move || {
+                    use rayon::prelude::*;
+                    tasks.into_par_iter().for_each(|(task, attempt, payload)| {
+                        in_flight.fetch_sub(1, Ordering::Relaxed);
+                        if cancelled.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let started = Instant::now();
+                        let digest = executor.compute_on(&task, &payload);
+                        if task.io_wait_ns > 0 {
+                            std::thread::sleep(task.io_wait());
+                        }
+                        shared.tasks_executed.fetch_add(1, Ordering::Relaxed);
+                        let _ = results.send(wire::TaskResult {
+                            id: task.id,
+                            attempt,
+                            digest,
+                            latency_ns: started.elapsed().as_nanos() as u64,
+                        });
+                    });
+                });
+            }
+            Ok(Some(_)) => {
+                let _ = tx.send(Err(Status::invalid_argument("only task batches may follow Start"))).await;
+                break Err("protocol violation".to_string());
+            }
+            Ok(None) => break Ok(()),
+            Err(status) => {
+                // Tell the coordinator why, when it can still hear (e.g. a message over the limit).
+                let reason = status.message().to_string();
+                let _ = tx.send(Err(status)).await;
+                break Err(reason);
+            }
+        }
+    };
+    cancelled.store(true, Ordering::Relaxed);
+    heartbeats.abort();
+    drop(results_tx);
+    // Tasks already running finish on the pool; the forwarder ends once they have.
+    forwarder.abort();
+    outcome
+}
+
+/// Sends a heartbeat every `interval` until the stream closes.
+async fn send_heartbeats(tx: Outbound, interval: Duration, in_flight: Arc<AtomicU32>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for sequence in 0u64.. {
+        ticker.tick().await;
+        let beat = wire::WorkerMessage {
+            body: Some(worker_message::Body::Heartbeat(wire::Heartbeat {
+                sequence,
+                in_flight: in_flight.load(Ordering::Relaxed),
+            })),
+        };
+        if tx.send(Ok(beat)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Gathers finished tasks into result batches: whatever has finished by the time the previous
+/// batch is sent goes into the next one, so batches grow under load and stay small when idle.
+async fn forward_results(tx: Outbound, mut results: mpsc::UnboundedReceiver<wire::TaskResult>) {
+    while let Some(first) = results.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_RESULTS_PER_BATCH {
+            match results.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let message = wire::WorkerMessage {
+            body: Some(worker_message::Body::Results(wire::ResultBatch { results: batch })),
+        };
+        if tx.send(Ok(message)).await.is_err() {
+            return;
+        }
+    }
+}
