@@ -100,9 +100,45 @@ pub struct Config {
     pub series: Vec<Series>,
     /// Where results are written.
     pub output_dir: PathBuf,
+    /// How to reach the distributed tier's workers, when the config has a `[distributed]`
+    /// section.
+    pub distributed: Option<Distributed>,
     /// The config as run: the file's TOML with command-line overrides applied. Stored in the
     /// results so that a run can be repeated exactly.
     pub document: toml::Table,
+}
+
+/// Where the distributed tier's workers come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkerSource {
+    /// Workers already running, as `host:port` addresses.
+    Listed(Vec<String>),
+    /// Local `martelli worker` processes the coordinator starts on 127.0.0.1 and stops.
+    Spawn {
+        /// How many worker processes.
+        workers: u32,
+        /// Threads per worker (`None`: the machine's logical cores).
+        threads: Option<u32>,
+    },
+}
+
+/// The `[distributed]` section, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Distributed {
+    /// The workers.
+    pub workers: WorkerSource,
+    /// How often workers send heartbeats.
+    pub heartbeat: Duration,
+    /// Silence after which a worker is declared lost (always above `heartbeat`).
+    pub timeout: Duration,
+    /// File holding the shared token, if any (else the `MARTELLI_TOKEN` variable, if set).
+    pub token_file: Option<PathBuf>,
+    /// CA certificate (PEM) to verify TLS workers with; `None` for plain HTTP/2.
+    pub tls_ca: Option<PathBuf>,
+    /// Server name to verify in the workers' certificates (default: the address's host).
+    pub tls_domain: Option<String>,
+    /// Largest gRPC message sent or accepted, in bytes.
+    pub max_message_bytes: u64,
 }
 
 /// Command-line overrides of config values.

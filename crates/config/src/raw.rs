@@ -19,6 +19,21 @@ pub(crate) struct RawConfig {
     pub workload: Option<RawWorkload>,
     pub sweep: Option<RawSweep>,
     pub output: Option<RawOutput>,
+    pub distributed: Option<RawDistributed>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDistributed {
+    pub workers: Option<Vec<String>>,
+    pub spawn_local: Option<u32>,
+    pub threads_per_worker: Option<u32>,
+    pub heartbeat: Option<HumanDuration>,
+    pub timeout: Option<HumanDuration>,
+    pub token_file: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_domain: Option<String>,
+    pub max_message: Option<HumanSize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 use martelli_workload::{Kind, SizeDistribution, Workload};
 
 use crate::locate::FieldPath;
-use crate::raw::{DistributionName, RawConfig, RawWorkload};
+use crate::raw::{DistributionName, RawConfig, RawDistributed, RawWorkload};
 use crate::units::format_duration;
-use crate::{Config, Scaling, Series, Sweep, Tier};
+use crate::{Config, Distributed, Scaling, Series, Sweep, Tier, WorkerSource};
 
 type Invalid = (FieldPath, String);
 
@@ -120,8 +120,18 @@ pub(crate) fn validate(path: &Path, raw: RawConfig, document: toml::Table) -> Re
         .and_then(|o| o.dir)
         .unwrap_or_else(|| PathBuf::from("output").join(&stem));
 
+    let distributed = raw.distributed.map(distributed).transpose()?;
+    if tier == Tier::Distributed && distributed.is_none() {
+        return Err(invalid(
+            "tier",
+            "tier \"distributed\" needs a [distributed] section with `workers = [\"host:port\", ...]` \
+             or `spawn_local = N`",
+        ));
+    }
+
     Ok(Config {
         path: path.to_path_buf(),
+        distributed,
         tier,
         sweep,
         series,
@@ -385,4 +395,87 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
         working_set,
     };
     Ok((workload, task_cost))
+}
+
+/// Validates the `[distributed]` section.
+fn distributed(raw: RawDistributed) -> Result<Distributed, Invalid> {
+    let workers = match (raw.workers, raw.spawn_local) {
+        (Some(_), Some(_)) => {
+            return Err(invalid("distributed.spawn_local", "give either `workers` or `spawn_local`, not both"));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "distributed",
+                "needs `workers = [\"host:port\", ...]` or `spawn_local = N` (local worker processes)",
+            ));
+        }
+        (Some(list), None) => {
+            if list.is_empty() {
+                return Err(invalid("distributed.workers", "must list at least one \"host:port\""));
+            }
+            for (i, address) in list.iter().enumerate() {
+                let port = address.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+                if !matches!(port, Some((host, Ok(p))) if !host.is_empty() && p > 0) {
+                    return Err(invalid(
+                        &format!("distributed.workers[{i}]"),
+                        format!("\"{address}\" is not a worker address: expected \"host:port\", e.g. \"10.0.0.5:7070\""),
+                    ));
+                }
+            }
+            if raw.threads_per_worker.is_some() {
+                return Err(invalid(
+                    "distributed.threads_per_worker",
+                    "only meaningful with spawn_local: listed workers say their own thread count (--threads)",
+                ));
+            }
+            WorkerSource::Listed(list)
+        }
+        (None, Some(n)) => {
+            if !(1..=64).contains(&n) {
+                return Err(invalid("distributed.spawn_local", format!("must be between 1 and 64 (got {n})")));
+            }
+            if let Some(t) = raw.threads_per_worker
+                && !(1..=256).contains(&t)
+            {
+                return Err(invalid(
+                    "distributed.threads_per_worker",
+                    format!("must be between 1 and 256 (got {t})"),
+                ));
+            }
+            WorkerSource::Spawn {
+                workers: n,
+                threads: raw.threads_per_worker,
+            }
+        }
+    };
+    let heartbeat = raw.heartbeat.map_or(Duration::from_secs(1), |d| d.0);
+    let timeout = raw.timeout.map_or(Duration::from_secs(5), |d| d.0);
+    if heartbeat < Duration::from_millis(10) || heartbeat > Duration::from_secs(60) {
+        return Err(invalid("distributed.heartbeat", "must be between 10ms and 60s"));
+    }
+    if timeout <= heartbeat {
+        return Err(invalid(
+            "distributed.timeout",
+            format!(
+                "must be longer than the heartbeat interval ({}), or every worker would be declared lost",
+                format_duration(heartbeat)
+            ),
+        ));
+    }
+    let max_message_bytes = raw.max_message.map_or(16 << 20, |s| s.0);
+    if !(4096..=(1 << 30)).contains(&max_message_bytes) {
+        return Err(invalid("distributed.max_message", "must be between 4KiB and 1GiB"));
+    }
+    if raw.tls_domain.is_some() && raw.tls_ca.is_none() {
+        return Err(invalid("distributed.tls_domain", "only meaningful with tls_ca"));
+    }
+    Ok(Distributed {
+        workers,
+        heartbeat,
+        timeout,
+        token_file: raw.token_file,
+        tls_ca: raw.tls_ca,
+        tls_domain: raw.tls_domain,
+        max_message_bytes,
+    })
 }
