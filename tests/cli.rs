@@ -298,7 +298,11 @@ fn bad_flags_and_unavailable_tiers_exit_2() {
         assert!(!text(&o.stderr).contains("panicked"), "{args:?}");
     }
     let o = martelli(&["run", "configs/quickstart.toml", "--tier", "distributed"]);
-    assert!(text(&o.stderr).contains("not available"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("needs a [distributed] section"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]

@@ -19,11 +19,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let config = martelli_config::load(&args.config, &overrides)?;
     let logical_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let plan = martelli_runner::plan(&config, logical_cores)?;
+    // Plan once before starting any worker, so that a bad sweep is refused at once; then again
+    // with the workers' real capacity.
+    martelli_runner::plan(&config, logical_cores, &crate::tiers::declared(&config))?;
+    let tiers = crate::tiers::Tiers::start(&config)?;
+    let runners = tiers.runners();
+    let available: Vec<martelli_runner::Available> = runners
+        .iter()
+        .map(|r| martelli_runner::Available {
+            tier: r.tier(),
+            max_cores: r.max_cores(),
+        })
+        .collect();
+    let plan = martelli_runner::plan(&config, logical_cores, &available)?;
     let runs =
         config.series.len() * plan.points.len() * (config.sweep.warmup + config.sweep.repeats) as usize;
     let mut progress = Progress::new(runs as u64, std::io::stdout().is_terminal());
-    let results = martelli_runner::run_sweep(&config, &mut progress);
+    let results = martelli_runner::run_sweep(&config, &runners, &mut progress);
     progress.finish();
     let results = results?;
     print!("{}", martelli_results::render_table(&results));

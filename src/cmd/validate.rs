@@ -11,7 +11,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<()> {
     let logical_cores = Machine::current().logical_cores;
     for path in &args.configs {
         let config = martelli_config::load(path, &Overrides::default())?;
-        let plan = martelli_runner::plan(&config, logical_cores)
+        let plan = martelli_runner::plan(&config, logical_cores, &crate::tiers::declared(&config))
             .with_context(|| format!("{}: tier", path.display()))?;
         let points: Vec<String> = plan
             .points

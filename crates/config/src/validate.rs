@@ -401,7 +401,10 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
 fn distributed(raw: RawDistributed) -> Result<Distributed, Invalid> {
     let workers = match (raw.workers, raw.spawn_local) {
         (Some(_), Some(_)) => {
-            return Err(invalid("distributed.spawn_local", "give either `workers` or `spawn_local`, not both"));
+            return Err(invalid(
+                "distributed.spawn_local",
+                "give either `workers` or `spawn_local`, not both",
+            ));
         }
         (None, None) => {
             return Err(invalid(
@@ -411,14 +414,21 @@ fn distributed(raw: RawDistributed) -> Result<Distributed, Invalid> {
         }
         (Some(list), None) => {
             if list.is_empty() {
-                return Err(invalid("distributed.workers", "must list at least one \"host:port\""));
+                return Err(invalid(
+                    "distributed.workers",
+                    "must list at least one \"host:port\"",
+                ));
             }
             for (i, address) in list.iter().enumerate() {
-                let port = address.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+                let port = address
+                    .rsplit_once(':')
+                    .map(|(host, port)| (host, port.parse::<u16>()));
                 if !matches!(port, Some((host, Ok(p))) if !host.is_empty() && p > 0) {
                     return Err(invalid(
                         &format!("distributed.workers[{i}]"),
-                        format!("\"{address}\" is not a worker address: expected \"host:port\", e.g. \"10.0.0.5:7070\""),
+                        format!(
+                            "\"{address}\" is not a worker address: expected \"host:port\", e.g. \"10.0.0.5:7070\""
+                        ),
                     ));
                 }
             }
@@ -432,7 +442,10 @@ fn distributed(raw: RawDistributed) -> Result<Distributed, Invalid> {
         }
         (None, Some(n)) => {
             if !(1..=64).contains(&n) {
-                return Err(invalid("distributed.spawn_local", format!("must be between 1 and 64 (got {n})")));
+                return Err(invalid(
+                    "distributed.spawn_local",
+                    format!("must be between 1 and 64 (got {n})"),
+                ));
             }
             if let Some(t) = raw.threads_per_worker
                 && !(1..=256).contains(&t)
@@ -464,7 +477,10 @@ fn distributed(raw: RawDistributed) -> Result<Distributed, Invalid> {
     }
     let max_message_bytes = raw.max_message.map_or(16 << 20, |s| s.0);
     if !(4096..=(1 << 30)).contains(&max_message_bytes) {
-        return Err(invalid("distributed.max_message", "must be between 4KiB and 1GiB"));
+        return Err(invalid(
+            "distributed.max_message",
+            "must be between 4KiB and 1GiB",
+        ));
     }
     if raw.tls_domain.is_some() && raw.tls_ca.is_none() {
         return Err(invalid("distributed.tls_domain", "only meaningful with tls_ca"));

@@ -23,11 +23,15 @@ impl CheckToken {
 
 impl tonic::service::Interceptor for CheckToken {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let Some(expected) = &self.expected else { return Ok(request) };
+        let Some(expected) = &self.expected else {
+            return Ok(request);
+        };
         match request.metadata().get(AUTHORIZATION) {
             Some(given) if constant_time_eq(given.as_bytes(), expected) => Ok(request),
             Some(_) => Err(Status::unauthenticated("wrong token")),
-            None => Err(Status::unauthenticated("this worker requires a token (--token-file)")),
+            None => Err(Status::unauthenticated(
+                "this worker requires a token (--token-file)",
+            )),
         }
     }
 }
@@ -68,7 +72,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Reads a token file: the first line, trimmed; an empty token is an error.
 pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
     let token = text.lines().next().unwrap_or("").trim().to_string();
     if token.is_empty() {
         return Err(format!("token file {} is empty", path.display()));

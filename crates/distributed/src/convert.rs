@@ -58,10 +58,19 @@ pub(crate) fn workload_from_wire(w: &wire::Workload) -> Result<Workload, String>
         Ok(wire::Distribution::Lognormal) if w.spread > 0.0 && w.spread <= 3.0 => {
             SizeDistribution::LogNormal { sigma: w.spread }
         }
-        _ => return Err(format!("invalid size distribution {} with spread {}", w.distribution, w.spread)),
+        _ => {
+            return Err(format!(
+                "invalid size distribution {} with spread {}",
+                w.distribution, w.spread
+            ));
+        }
     };
     let check = |name: &str, value: u64, max: u64| {
-        if value > max { Err(format!("{name} {value} is above the limit {max}")) } else { Ok(()) }
+        if value > max {
+            Err(format!("{name} {value} is above the limit {max}"))
+        } else {
+            Ok(())
+        }
     };
     check("tasks", w.tasks, MAX_TASKS)?;
     check("serial_basis_tasks", w.serial_basis_tasks, MAX_TASKS)?;
@@ -105,10 +114,16 @@ pub(crate) fn task_to_wire(task: &Task, attempt: u32, payload: Vec<u8>) -> wire:
 /// its size bounded, its payload exactly `payload_bytes` long.
 pub(crate) fn task_from_wire(t: &wire::TaskDescriptor, workload: &Workload) -> Result<Task, String> {
     if t.id >= workload.tasks {
-        return Err(format!("task id {} is out of range (the workload has {} tasks)", t.id, workload.tasks));
+        return Err(format!(
+            "task id {} is out of range (the workload has {} tasks)",
+            t.id, workload.tasks
+        ));
     }
     if t.iterations > MAX_ITERATIONS || t.io_wait_ns > MAX_WAIT_NS {
-        return Err(format!("task {} asks for {} iterations and {} ns of waiting: above the limits", t.id, t.iterations, t.io_wait_ns));
+        return Err(format!(
+            "task {} asks for {} iterations and {} ns of waiting: above the limits",
+            t.id, t.iterations, t.io_wait_ns
+        ));
     }
     if t.payload.len() as u64 != workload.payload_bytes {
         return Err(format!(
@@ -165,9 +180,15 @@ mod tests {
         assert!(task_from_wire(&good, &w).is_ok());
         let short = task_to_wire(&w.task(3), 0, vec![0; 15]);
         assert!(task_from_wire(&short, &w).unwrap_err().contains("payload"));
-        let far = wire::TaskDescriptor { id: 10, ..good.clone() };
+        let far = wire::TaskDescriptor {
+            id: 10,
+            ..good.clone()
+        };
         assert!(task_from_wire(&far, &w).unwrap_err().contains("out of range"));
-        let huge = wire::TaskDescriptor { iterations: u64::MAX, ..good };
+        let huge = wire::TaskDescriptor {
+            iterations: u64::MAX,
+            ..good
+        };
         assert!(task_from_wire(&huge, &w).is_err());
     }
 }

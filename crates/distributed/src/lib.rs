@@ -9,7 +9,7 @@ mod convert;
 mod worker;
 
 pub use auth::read_token_file;
-pub use worker::{serve, WorkerError, WorkerOptions};
+pub use worker::{WorkerError, WorkerOptions, serve};
 
 /// Version of the wire protocol; a coordinator and a worker must agree on it.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -14,10 +14,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::PROTOCOL_VERSION;
 use crate::auth::CheckToken;
 use crate::convert::{task_from_wire, workload_from_wire};
 use crate::wire::{self, coordinator_message, worker_message, worker_server};
-use crate::PROTOCOL_VERSION;
 
 /// Results sent in one message at most; more wait for the next.
 const MAX_RESULTS_PER_BATCH: usize = 4096;
@@ -70,7 +70,9 @@ pub async fn serve(
     options: WorkerOptions,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), WorkerError> {
-    let local = listener.local_addr().map_err(|e| WorkerError::Serve(e.to_string()))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| WorkerError::Serve(e.to_string()))?;
     let shared = Arc::new(Shared {
         worker_id: format!("{}@{local}", hostname()),
         threads: options.threads.max(1),
@@ -104,7 +106,8 @@ pub async fn serve(
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "worker".into(), |h| h.trim().to_string())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "worker".into(), |h| h.trim().to_string())
 }
 
 type Outbound = mpsc::Sender<Result<wire::WorkerMessage, Status>>;
@@ -128,7 +131,10 @@ impl worker_server::Worker for WorkerService {
         }))
     }
 
-    async fn status(&self, _request: Request<wire::StatusRequest>) -> Result<Response<wire::StatusReply>, Status> {
+    async fn status(
+        &self,
+        _request: Request<wire::StatusRequest>,
+    ) -> Result<Response<wire::StatusReply>, Status> {
         let s = &self.shared;
         Ok(Response::new(wire::StatusReply {
             worker_id: s.worker_id.clone(),
@@ -184,7 +190,9 @@ impl worker_server::Worker for WorkerService {
 }
 
 fn peer<T>(request: &Request<T>) -> String {
-    request.remote_addr().map_or_else(|| "unknown".into(), |a: SocketAddr| a.to_string())
+    request
+        .remote_addr()
+        .map_or_else(|| "unknown".into(), |a: SocketAddr| a.to_string())
 }
 
 /// One run: executes task batches as they arrive, streams results and heartbeats back, and
@@ -199,7 +207,11 @@ async fn run_session(
 ) -> Result<(), String> {
     let executor = {
         let w = workload.clone();
-        Arc::new(tokio::task::spawn_blocking(move || Executor::new(&w)).await.map_err(|e| e.to_string())?)
+        Arc::new(
+            tokio::task::spawn_blocking(move || Executor::new(&w))
+                .await
+                .map_err(|e| e.to_string())?,
+        )
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -207,7 +219,9 @@ async fn run_session(
         .build()
         .map_err(|e| e.to_string())?;
     let ready = wire::WorkerMessage {
-        body: Some(worker_message::Body::Ready(wire::Ready { threads: threads as u32 })),
+        body: Some(worker_message::Body::Ready(wire::Ready {
+            threads: threads as u32,
+        })),
     };
     tx.send(Ok(ready)).await.map_err(|_| "coordinator went away")?;
 
@@ -234,8 +248,13 @@ async fn run_session(
                     }
                 }
                 in_flight.fetch_add(tasks.len() as u32, Ordering::Relaxed);
-                let (executor, results, cancelled, in_flight, shared) =
-                    (executor.clone(), results_tx.clone(), cancelled.clone(), in_flight.clone(), shared.clone());
+                let (executor, results, cancelled, in_flight, shared) = (
+                    executor.clone(),
+                    results_tx.clone(),
+                    cancelled.clone(),
+                    in_flight.clone(),
+                    shared.clone(),
+                );
                 pool.spawn(move || {
                     use rayon::prelude::*;
                     tasks.into_par_iter().for_each(|(task, attempt, payload)| {
@@ -259,7 +278,11 @@ async fn run_session(
                 });
             }
             Ok(Some(_)) => {
-                let _ = tx.send(Err(Status::invalid_argument("only task batches may follow Start"))).await;
+                let _ = tx
+                    .send(Err(Status::invalid_argument(
+                        "only task batches may follow Start",
+                    )))
+                    .await;
                 break Err("protocol violation".to_string());
             }
             Ok(None) => break Ok(()),
@@ -309,7 +332,9 @@ async fn forward_results(tx: Outbound, mut results: mpsc::UnboundedReceiver<wire
             }
         }
         let message = wire::WorkerMessage {
-            body: Some(worker_message::Body::Results(wire::ResultBatch { results: batch })),
+            body: Some(worker_message::Body::Results(wire::ResultBatch {
+                results: batch,
+            })),
         };
         if tx.send(Ok(message)).await.is_err() {
             return;

@@ -105,6 +105,42 @@ pub struct Point {
     /// `false` for a measured point (a simulator marks its points `true`).
     #[serde(default)]
     pub predicted: bool,
+    /// What crossed the network, for points of the distributed tier (absent otherwise).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<WireStats>,
+}
+
+/// Network and fault figures of the distributed tier. Counts are totals over the point's
+/// measured repeats; `workers` is the number of workers a run used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireStats {
+    /// Workers the run was spread over.
+    pub workers: u64,
+    /// Protobuf message bytes sent to workers (task batches, payloads included).
+    pub bytes_sent: u64,
+    /// Protobuf message bytes received from workers (results, heartbeats).
+    pub bytes_received: u64,
+    /// Task batches sent plus result batches received.
+    pub rpc_batches: u64,
+    /// Tasks sent again after their worker was lost.
+    pub retried_tasks: u64,
+    /// Workers declared lost (stream broken or silent past the timeout).
+    pub lost_workers: u64,
+    /// Late or duplicate results dropped (the first result of a task wins).
+    pub dropped_results: u64,
+}
+
+impl WireStats {
+    /// Adds another run's counts (`workers` is kept, not summed).
+    pub fn add(&mut self, other: &WireStats) {
+        self.workers = self.workers.max(other.workers);
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        self.rpc_batches += other.rpc_batches;
+        self.retried_tasks += other.retried_tasks;
+        self.lost_workers += other.lost_workers;
+        self.dropped_results += other.dropped_results;
+    }
 }
 
 /// What one run of one point measured. Produced by every tier through the same recorder.
@@ -122,6 +158,8 @@ pub struct Sample {
     pub tasks_completed: u64,
     /// The run checksum's value.
     pub checksum: u64,
+    /// Network and fault figures, for the distributed tier.
+    pub distributed: Option<WireStats>,
 }
 
 impl Point {
@@ -177,6 +215,14 @@ impl Point {
             tasks_completed: samples[0].tasks_completed,
             checksum: format!("{:016x}", samples[0].checksum),
             predicted: false,
+            distributed: samples
+                .iter()
+                .filter_map(|s| s.distributed.as_ref())
+                .fold(None, |acc, w| {
+                    let mut total = acc.unwrap_or_default();
+                    total.add(w);
+                    Some(total)
+                }),
         }
     }
 }

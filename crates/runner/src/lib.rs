@@ -17,7 +17,7 @@ pub use calibrate::{Calibration, calibrate};
 pub use multi::MultiRunner;
 pub use record::{Recorder, cpu_time, timed_run};
 pub use single::SingleRunner;
-pub use sweep::{Observer, Plan, PlannedPoint, plan, run_sweep};
+pub use sweep::{Available, Observer, Plan, PlannedPoint, plan, run_sweep};
 
 /// What a runner runs: the workload and its prepared executor.
 #[derive(Clone, Copy, Debug)]
@@ -35,7 +35,12 @@ pub trait Runner {
 
     /// Sets up one sweep point on `cores` cores (a thread pool, worker connections) that every
     /// warm-up and repeat of the point reuses, so set-up cost is not measured as run time.
-    fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint>, RunError>;
+    fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint + '_>, RunError>;
+
+    /// The most cores this runner can offer (`None`: as many as asked, oversubscribing).
+    fn max_cores(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A runner set up for one core count.
@@ -80,6 +85,9 @@ pub enum RunError {
         /// Where the expected value came from.
         reference: String,
     },
+    /// A run of the distributed tier failed (workers lost, refused, unreachable).
+    #[error("{0}")]
+    Distributed(String),
     /// A run completed a different number of tasks than it was given.
     #[error("{tier} on {cores} cores completed {completed} of {expected} tasks; results were not written")]
     LostWork {
@@ -92,22 +100,6 @@ pub enum RunError {
         /// Tasks given.
         expected: u64,
     },
-}
-
-/// The runner of a concrete tier: the one place where the tier enum picks an implementation.
-pub fn runner_for(tier: Tier) -> Result<Box<dyn Runner>, RunError> {
-    match tier {
-        Tier::Single => Ok(Box::new(SingleRunner)),
-        Tier::Multi => Ok(Box::new(MultiRunner)),
-        Tier::Distributed => Err(RunError::Unsupported(
-            "the distributed tier is not available yet in this version of martelli; \
-             use tier = \"single\", \"multi\" or \"auto\""
-                .into(),
-        )),
-        Tier::Auto => Err(RunError::Unsupported(
-            "`auto` is a sweep of tiers, not a runner".into(),
-        )),
-    }
 }
 
 #[cfg(test)]

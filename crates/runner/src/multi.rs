@@ -22,7 +22,7 @@ impl Runner for MultiRunner {
         Tier::Multi
     }
 
-    fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint>, RunError> {
+    fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint + '_>, RunError> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(cores)
             .thread_name(|i| format!("martelli-multi-{i}"))

@@ -65,6 +65,16 @@ impl Recorder {
         self.checksum.add(digest);
     }
 
+    /// Records a task that completed elsewhere (on a remote worker), now, with the latency
+    /// measured where it ran.
+    pub fn record_remote(&mut self, digest: u64, latency_ns: u64) {
+        let now = Instant::now();
+        let _ = self.latency_ns.record(latency_ns.max(1));
+        self.first_result
+            .get_or_insert_with(|| now.duration_since(self.run_start));
+        self.checksum.add(digest);
+    }
+
     /// Marks now as the start of this thread's next task (after a pause in taking tasks).
     pub fn restart_clock(&mut self) {
         self.last = Instant::now();
@@ -120,5 +130,6 @@ pub fn timed_run(
         latency_ns: recorder.latency_ns,
         tasks_completed: recorder.checksum.count(),
         checksum: recorder.checksum.value(),
+        distributed: None,
     })
 }

@@ -16,7 +16,7 @@ impl Runner for SingleRunner {
         Tier::Single
     }
 
-    fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint>, RunError> {
+    fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint + '_>, RunError> {
         if cores != 1 {
             return Err(RunError::Setup {
                 tier: Tier::Single,

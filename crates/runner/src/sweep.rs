@@ -9,7 +9,7 @@ use martelli_results::{
 use martelli_workload::{Executor, Workload};
 
 use crate::calibrate::{Calibration, calibrate};
-use crate::{Job, RunError, runner_for};
+use crate::{Job, RunError, Runner};
 
 /// Relative spread of the repeats (max - min over median) above which a point gets a warning.
 const WIDE_SPREAD: f64 = 0.10;
@@ -44,45 +44,75 @@ pub trait Observer {
     fn point_finished(&mut self, _point: &Point) {}
 }
 
-/// Decides which (tier, cores) points a config runs. The 1-core point always runs on the
-/// single tier: a plain loop is the fair baseline of speed-up, not a 1-thread pool.
-pub fn plan(config: &Config, logical_cores: usize) -> Result<Plan, RunError> {
+/// A tier that can run here, and the most cores it offers (`None`: no limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Available {
+    /// The tier.
+    pub tier: Tier,
+    /// Its core limit, if it has one (the distributed tier's workers' threads).
+    pub max_cores: Option<usize>,
+}
+
+/// Decides which (tier, cores) points a config runs, given the tiers available. The 1-core
+/// point always runs on the single tier: a plain loop is the fair baseline of speed-up, not a
+/// 1-thread pool. Points beyond a tier's cores are refused here, before anything runs.
+pub fn plan(config: &Config, logical_cores: usize, available: &[Available]) -> Result<Plan, RunError> {
     let mut notes = Vec::new();
-    let baseline = PlannedPoint {
+    let many: Vec<usize> = config.sweep.cores.iter().copied().filter(|&c| c > 1).collect();
+    let mut points = vec![PlannedPoint {
         tier: Tier::Single,
         cores: 1,
-    };
-    let many: Vec<usize> = config.sweep.cores.iter().copied().filter(|&c| c > 1).collect();
-    let mut points = vec![baseline];
-    match config.tier {
+    }];
+    let distributed = available.iter().find(|a| a.tier == Tier::Distributed);
+    let tiers: &[Tier] = match config.tier {
         Tier::Single => {
             if !many.is_empty() {
                 notes.push(format!(
                     "tier \"single\" measures only the 1-core point; cores {many:?} were not run"
                 ));
             }
+            &[]
         }
-        Tier::Multi | Tier::Auto => {
-            points.extend(many.iter().map(|&cores| PlannedPoint {
-                tier: Tier::Multi,
-                cores,
-            }));
-            if config.tier == Tier::Auto {
-                let ran = if many.is_empty() {
-                    "single"
-                } else {
-                    "single and multi"
-                };
-                notes.push(format!(
-                    "tier \"auto\" ran {ran}; the distributed tier is not available in this version"
+        Tier::Multi => &[Tier::Multi],
+        Tier::Distributed => {
+            if distributed.is_none() {
+                return Err(RunError::Unsupported(
+                    "tier \"distributed\" needs a [distributed] section in the config \
+                     (workers = [\"host:port\", ...] or spawn_local = N)"
+                        .into(),
                 ));
             }
+            &[Tier::Distributed]
         }
-        Tier::Distributed => {
-            runner_for(Tier::Distributed)?;
+        Tier::Auto if distributed.is_some() => &[Tier::Multi, Tier::Distributed],
+        Tier::Auto => {
+            if !many.is_empty() {
+                notes.push(
+                    "tier \"auto\" ran single and multi; add a [distributed] section to run the distributed tier too"
+                        .into(),
+                );
+            }
+            &[Tier::Multi]
         }
+    };
+    for &tier in tiers {
+        let limit = available
+            .iter()
+            .find(|a| a.tier == tier)
+            .and_then(|a| a.max_cores);
+        if let Some(limit) = limit
+            && let Some(&over) = many.iter().find(|&&c| c > limit)
+        {
+            return Err(RunError::Unsupported(format!(
+                "the {tier} tier offers {limit} cores (the workers' threads added up), so the sweep point of \
+                 {over} cores cannot run; start more workers or threads, or lower sweep.cores"
+            )));
+        }
+        points.extend(many.iter().map(|&cores| PlannedPoint { tier, cores }));
     }
-    if let Some(&over) = many.iter().find(|&&c| c > logical_cores) {
+    if tiers.contains(&Tier::Multi)
+        && let Some(&over) = many.iter().find(|&&c| c > logical_cores)
+    {
         notes.push(format!(
             "from {over} threads on, the multi tier runs more threads than this machine's {logical_cores} \
              logical cores: computing cannot speed up past {logical_cores}, only waiting can overlap"
@@ -92,9 +122,20 @@ pub fn plan(config: &Config, logical_cores: usize) -> Result<Plan, RunError> {
 }
 
 /// Runs the whole sweep of `config` and returns the results (not yet written anywhere).
-pub fn run_sweep(config: &Config, observer: &mut dyn Observer) -> Result<Results, RunError> {
+pub fn run_sweep(
+    config: &Config,
+    runners: &[&dyn Runner],
+    observer: &mut dyn Observer,
+) -> Result<Results, RunError> {
     let machine = Machine::current();
-    let plan = plan(config, machine.logical_cores)?;
+    let available: Vec<Available> = runners
+        .iter()
+        .map(|r| Available {
+            tier: r.tier(),
+            max_cores: r.max_cores(),
+        })
+        .collect();
+    let plan = plan(config, machine.logical_cores, &available)?;
     let mut results = Results {
         schema_version: SCHEMA_VERSION,
         martelli_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -134,9 +175,13 @@ pub fn run_sweep(config: &Config, observer: &mut dyn Observer) -> Result<Results
                 Scaling::Strong => workload.clone(),
                 Scaling::Weak => workload.with_tasks(workload.tasks * planned.cores as u64),
             };
+            let runner = runners.iter().find(|r| r.tier() == planned.tier).ok_or_else(|| {
+                RunError::Unsupported(format!("the {} tier is not available here", planned.tier))
+            })?;
             let samples = run_point(
                 config,
                 &series.label,
+                *runner,
                 *planned,
                 &point_workload,
                 &executor,
@@ -191,12 +236,12 @@ pub fn run_sweep(config: &Config, observer: &mut dyn Observer) -> Result<Results
 fn run_point(
     config: &Config,
     series: &str,
+    runner: &dyn Runner,
     planned: PlannedPoint,
     workload: &Workload,
     executor: &Executor,
     observer: &mut dyn Observer,
 ) -> Result<Vec<Sample>, RunError> {
-    let runner = runner_for(planned.tier)?;
     let mut prepared = runner.prepare(planned.cores)?;
     let job = Job { workload, executor };
     let expected_tasks = workload.tasks + u64::from(workload.serial_task().is_some());
