@@ -31,6 +31,43 @@ pub enum Command {
     Run(RunArgs),
     /// Check configs without running them: parse, validate, and show what would run.
     Validate(ValidateArgs),
+    /// Serve as a worker of the distributed tier: run the tasks coordinators send.
+    ///
+    /// Prints `listening on ADDR` once it accepts connections, serves run after run, and stops
+    /// cleanly on SIGINT or SIGTERM. The token comes from --token-file or MARTELLI_TOKEN.
+    Worker(WorkerArgs),
+}
+
+/// `martelli worker`.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// Address to listen on, e.g. 0.0.0.0:7070 (port 0: any free port).
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// Threads to run tasks on (default: every logical core).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// File holding the shared token every call must carry (else MARTELLI_TOKEN, if set).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// TLS certificate (PEM); serve over TLS with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Largest message accepted or sent, e.g. 16MiB.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    pub max_message: u64,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let bytes = martelli_config::units::parse_size(text)?;
+    if (4096..=1 << 30).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err("must be between 4KiB and 1GiB".into())
+    }
 }
 
 /// `martelli run`.

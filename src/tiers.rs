@@ -1,7 +1,11 @@
 //! The tiers this run can use: the one place where the binary picks runner implementations.
 
-use martelli_config::{Config, Tier};
+use anyhow::Context;
+use martelli_config::{Config, Tier, WorkerSource};
+use martelli_distributed::{ClientOptions, DistributedRunner, LocalWorkers, read_token_file};
 use martelli_runner::{Available, MultiRunner, Runner, SingleRunner};
+
+use crate::exit::UsageError;
 
 /// The tiers a config could use, without starting anything (for `validate` and early checks).
 pub fn declared(config: &Config) -> Vec<Available> {
@@ -24,23 +28,72 @@ pub fn declared(config: &Config) -> Vec<Available> {
     tiers
 }
 
-/// The runners of one `martelli run`, alive for the whole sweep.
+/// The runners of one `martelli run`, alive for the whole sweep (local workers included).
 pub struct Tiers {
     single: SingleRunner,
     multi: MultiRunner,
+    distributed: Option<DistributedRunner>,
 }
 
 impl Tiers {
-    /// Sets up every tier the config uses.
-    pub fn start(_config: &Config) -> anyhow::Result<Tiers> {
+    /// Sets up every tier the config uses: for the distributed tier, starts local workers or
+    /// connects to the listed ones, before anything is measured.
+    pub fn start(config: &Config) -> anyhow::Result<Tiers> {
+        let distributed = match &config.distributed {
+            Some(d) if matches!(config.tier, Tier::Distributed | Tier::Auto) => {
+                let token = match &d.token_file {
+                    Some(path) => Some(read_token_file(path).map_err(UsageError)?),
+                    None => std::env::var("MARTELLI_TOKEN")
+                        .ok()
+                        .filter(|t| !t.trim().is_empty()),
+                };
+                let tls_ca = d
+                    .tls_ca
+                    .as_ref()
+                    .map(|p| {
+                        std::fs::read(p).map_err(|e| UsageError(format!("cannot read {}: {e}", p.display())))
+                    })
+                    .transpose()?;
+                let options = ClientOptions {
+                    token: token.clone(),
+                    tls_ca,
+                    tls_domain: d.tls_domain.clone(),
+                    max_message_bytes: d.max_message_bytes as usize,
+                    timeout: d.timeout,
+                    heartbeat: d.heartbeat,
+                };
+                let (addresses, local) = match &d.workers {
+                    WorkerSource::Listed(addresses) => (addresses.clone(), None),
+                    WorkerSource::Spawn { workers, threads } => {
+                        let exe = std::env::current_exe()
+                            .context("cannot find the martelli binary to spawn workers")?;
+                        let local = LocalWorkers::spawn(
+                            &exe,
+                            *workers as usize,
+                            threads.map(|t| t as usize),
+                            token.as_deref(),
+                            d.max_message_bytes as usize,
+                        )?;
+                        (local.addresses.clone(), Some(local))
+                    }
+                };
+                Some(DistributedRunner::connect(&addresses, options, local)?)
+            }
+            _ => None,
+        };
         Ok(Tiers {
             single: SingleRunner,
             multi: MultiRunner,
+            distributed,
         })
     }
 
     /// The runners, for the sweep to pick from by tier.
     pub fn runners(&self) -> Vec<&dyn Runner> {
-        vec![&self.single, &self.multi]
+        let mut runners: Vec<&dyn Runner> = vec![&self.single, &self.multi];
+        if let Some(d) = &self.distributed {
+            runners.push(d);
+        }
+        runners
     }
 }

@@ -2,6 +2,7 @@
 
 mod run;
 mod validate;
+mod worker;
 
 use crate::cli::{Cli, Command};
 
@@ -10,5 +11,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::validate(args),
+        Command::Worker(args) => worker::worker(args),
     }
 }

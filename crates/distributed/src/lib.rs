@@ -5,11 +5,37 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod connect;
 mod convert;
+mod coordinator;
+mod local;
+mod schedule;
 mod worker;
 
 pub use auth::read_token_file;
+pub use connect::ClientOptions;
+pub use coordinator::{DistributedRunner, allocate};
+pub use local::{LISTENING, LocalWorkers};
 pub use worker::{WorkerError, WorkerOptions, serve};
+
+/// Why the distributed tier could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DistributedError {
+    /// A worker could not be reached, refused us, or speaks another protocol version.
+    #[error("worker {address}: {reason}")]
+    Worker {
+        /// The worker's address, as configured.
+        address: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Local workers could not be started.
+    #[error("spawn_local: {0}")]
+    Spawn(String),
+    /// A run failed: every worker lost, a task out of attempts, a worker refusing the run.
+    #[error("distributed run failed: {0}")]
+    Run(String),
+}
 
 /// Version of the wire protocol; a coordinator and a worker must agree on it.
 pub const PROTOCOL_VERSION: u32 = 1;

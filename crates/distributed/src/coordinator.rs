@@ -1,0 +1,210 @@
+//! The coordinator: the distributed tier's [`Runner`]. It holds the worker connections for the
+//! whole sweep, spreads each point's cores over the workers, and runs the serial phase itself.
+
+use std::time::Instant;
+
+use martelli_config::Tier;
+use martelli_results::Sample;
+use martelli_runner::{Job, PreparedPoint, RunError, Runner, timed_run};
+
+use crate::connect::{ClientOptions, Connection, connect};
+use crate::local::LocalWorkers;
+use crate::{DistributedError, schedule};
+
+/// Runs workloads on remote `martelli worker` processes.
+pub struct DistributedRunner {
+    /// Drives the gRPC streams; the sweep itself is synchronous.
+    runtime: tokio::runtime::Runtime,
+    connections: Vec<Connection>,
+    options: ClientOptions,
+    /// Local workers this runner started (stopped when it is dropped), if any.
+    _local: Option<LocalWorkers>,
+}
+
+impl DistributedRunner {
+    /// Connects to every worker (in parallel) and shakes hands; fails naming the first
+    /// address that cannot be reached or speaks another protocol version.
+    pub fn connect(
+        addresses: &[String],
+        options: ClientOptions,
+        local: Option<LocalWorkers>,
+    ) -> Result<DistributedRunner, DistributedError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("martelli-coordinator")
+            .enable_all()
+            .build()
+            .map_err(|e| DistributedError::Run(format!("cannot start the coordinator's runtime: {e}")))?;
+        let connections = runtime.block_on(async {
+            let mut pending = tokio::task::JoinSet::new();
+            for (i, address) in addresses.iter().enumerate() {
+                let (address, options) = (address.clone(), options.clone());
+                pending.spawn(async move { (i, connect(&address, &options).await) });
+            }
+            let mut connections: Vec<Option<Connection>> = vec![None; addresses.len()];
+            let mut first_error = None;
+            while let Some(joined) = pending.join_next().await {
+                match joined {
+                    Ok((i, Ok(c))) => connections[i] = Some(c),
+                    Ok((i, Err(e))) => {
+                        first_error.get_or_insert((i, e));
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert((usize::MAX, DistributedError::Run(e.to_string())));
+                    }
+                }
+            }
+            match first_error {
+                Some((_, e)) => Err(e),
+                None => Ok(connections.into_iter().flatten().collect::<Vec<_>>()),
+            }
+        })?;
+        Ok(DistributedRunner {
+            runtime,
+            connections,
+            options,
+            _local: local,
+        })
+    }
+
+    /// Threads of each connected worker, in config order.
+    pub fn worker_threads(&self) -> Vec<usize> {
+        self.connections.iter().map(|c| c.threads).collect()
+    }
+}
+
+/// Spreads `cores` over workers with `capacities` threads, one core at a time round-robin, so a
+/// point uses as many workers as it can, evenly (12 cores on 3 workers of 4: 4 + 4 + 4).
+/// `None` when the workers do not have that many threads.
+pub fn allocate(capacities: &[usize], cores: usize) -> Option<Vec<usize>> {
+    if cores > capacities.iter().sum() {
+        return None;
+    }
+    let mut allocation = vec![0; capacities.len()];
+    let mut left = cores;
+    while left > 0 {
+        for (given, &cap) in allocation.iter_mut().zip(capacities) {
+            if left > 0 && *given < cap {
+                *given += 1;
+                left -= 1;
+            }
+        }
+    }
+    Some(allocation)
+}
+
+impl Runner for DistributedRunner {
+    fn tier(&self) -> Tier {
+        Tier::Distributed
+    }
+
+    fn max_cores(&self) -> Option<usize> {
+        Some(self.connections.iter().map(|c| c.threads).sum())
+    }
+
+    fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint + '_>, RunError> {
+        let allocation = allocate(&self.worker_threads(), cores).ok_or_else(|| RunError::Setup {
+            tier: Tier::Distributed,
+            cores,
+            reason: format!(
+                "the workers have {} threads in all",
+                self.max_cores().unwrap_or(0)
+            ),
+        })?;
+        let assignment = self
+            .connections
+            .iter()
+            .zip(allocation)
+            .filter(|(_, threads)| *threads > 0)
+            .map(|(c, threads)| (c.clone(), threads))
+            .collect();
+        Ok(Box::new(DistributedPoint {
+            runner: self,
+            assignment,
+        }))
+    }
+}
+
+/// One point: which workers run how many threads.
+struct DistributedPoint<'a> {
+    runner: &'a DistributedRunner,
+    assignment: Vec<(Connection, usize)>,
+}
+
+impl PreparedPoint for DistributedPoint<'_> {
+    fn run(&mut self, job: &Job<'_>) -> Result<Sample, RunError> {
+        let options = &self.runner.options;
+        let runtime = &self.runner.runtime;
+        let failed = |e: DistributedError| RunError::Distributed(e.to_string());
+        // Opening the streams (and the workers building their buffers) is set-up, not run time.
+        let streams = runtime
+            .block_on(async {
+                let mut opened = Vec::with_capacity(self.assignment.len());
+                for (connection, threads) in &self.assignment {
+                    opened.push(schedule::open(
+                        connection,
+                        *threads,
+                        job.workload,
+                        options.heartbeat,
+                        options.timeout,
+                    ));
+                }
+                let mut streams = Vec::with_capacity(opened.len());
+                for stream in futures_join(opened).await {
+                    streams.push(stream?);
+                }
+                Ok(streams)
+            })
+            .map_err(failed)?;
+        let mut wire = None;
+        let mut sample = timed_run(job, |start: Instant| {
+            let (recorder, stats) = runtime
+                .block_on(schedule::run(streams, job.workload, start, options.timeout))
+                .map_err(failed)?;
+            wire = Some(stats);
+            Ok(recorder)
+        })?;
+        sample.distributed = wire;
+        Ok(sample)
+    }
+}
+
+/// Awaits futures concurrently, keeping their order.
+async fn futures_join<T>(futures: Vec<impl std::future::Future<Output = T>>) -> Vec<T> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<T>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, slot) in pinned.iter_mut().zip(results.iter_mut()) {
+            if slot.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results
+        .into_iter()
+        .map(|r| r.expect("every future completed"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allocate;
+
+    #[test]
+    fn cores_spread_evenly_and_never_past_capacity() {
+        assert_eq!(allocate(&[4, 4, 4], 12), Some(vec![4, 4, 4]));
+        assert_eq!(allocate(&[4, 4, 4], 2), Some(vec![1, 1, 0]));
+        assert_eq!(allocate(&[1, 8], 5), Some(vec![1, 4]));
+        assert_eq!(allocate(&[2, 2], 5), None);
+    }
+}
