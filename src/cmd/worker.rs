@@ -36,7 +36,7 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         tls,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name("martelli-worker-io")
         .enable_all()
         .build()

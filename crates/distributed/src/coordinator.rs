@@ -30,7 +30,7 @@ impl DistributedRunner {
         local: Option<LocalWorkers>,
     ) -> Result<DistributedRunner, DistributedError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name("martelli-coordinator")
             .enable_all()
             .build()

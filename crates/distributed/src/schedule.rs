@@ -345,6 +345,13 @@ async fn drive(
             }
         }
     };
+    tracing::debug!(
+        worker = s.address,
+        results = recorder_count(&recorder),
+        batches = stats.rpc_batches,
+        elapsed_ms = start.elapsed().as_secs_f64() * 1e3,
+        "driver finished"
+    );
     if let Outcome::Lost(reason) = &outcome {
         tracing::warn!(
             worker = s.address,
@@ -359,6 +366,10 @@ async fn drive(
         stats,
         outcome,
     }
+}
+
+fn recorder_count(recorder: &Recorder) -> u64 {
+    recorder.tasks()
 }
 
 /// Statuses that mean "this run can never work here", as opposed to a lost worker.

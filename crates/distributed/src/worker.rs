@@ -247,6 +247,11 @@ async fn run_session(
                         }
                     }
                 }
+                tracing::trace!(
+                    tasks = tasks.len(),
+                    first = tasks.first().map(|t| t.0.id),
+                    "task batch"
+                );
                 in_flight.fetch_add(tasks.len() as u32, Ordering::Relaxed);
                 let (executor, results, cancelled, in_flight, shared) = (
                     executor.clone(),
@@ -331,6 +336,7 @@ async fn forward_results(tx: Outbound, mut results: mpsc::UnboundedReceiver<wire
                 Err(_) => break,
             }
         }
+        tracing::trace!(results = batch.len(), first = batch[0].id, "result batch");
         let message = wire::WorkerMessage {
             body: Some(worker_message::Body::Results(wire::ResultBatch {
                 results: batch,

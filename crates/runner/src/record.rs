@@ -75,6 +75,11 @@ impl Recorder {
         self.checksum.add(digest);
     }
 
+    /// Tasks recorded so far.
+    pub fn tasks(&self) -> u64 {
+        self.checksum.count()
+    }
+
     /// Marks now as the start of this thread's next task (after a pause in taking tasks).
     pub fn restart_clock(&mut self) {
         self.last = Instant::now();
