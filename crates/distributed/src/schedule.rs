@@ -136,6 +136,15 @@ pub(crate) async fn open(
         address: connection.address.clone(),
         reason,
     };
+    // One task (its payload and a little framing) must fit one message, or nothing can run.
+    let smallest = workload.payload_bytes as usize + 64;
+    if smallest > connection.max_message_bytes {
+        return Err(fail(format!(
+            "one task of {} payload bytes does not fit its message limit of {} bytes \
+             (raise --max-message on the worker and max_message in [distributed])",
+            workload.payload_bytes, connection.max_message_bytes
+        )));
+    }
     let (out, rx) = mpsc::channel(64);
     let start = wire::CoordinatorMessage {
         body: Some(coordinator_message::Body::Start(wire::Start {

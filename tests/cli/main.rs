@@ -1,11 +1,15 @@
 //! End-to-end tests: they run the real `martelli` binary on real configs, as a user would.
+//! One test binary; the distributed tier's tests (real worker processes on 127.0.0.1) live in
+//! `distributed.rs`.
+
+mod distributed;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn martelli(args: &[&str]) -> Output {
+pub(crate) fn martelli(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_martelli"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -14,22 +18,22 @@ fn martelli(args: &[&str]) -> Output {
         .expect("the martelli binary runs")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, content).unwrap();
     path
 }
 
-fn read_json(path: &Path) -> Value {
+pub(crate) fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// Runs a config into a fresh folder and returns the parsed results.json.
-fn run_ok(config: &Path, extra: &[&str]) -> (Value, String, tempfile::TempDir) {
+pub(crate) fn run_ok(config: &Path, extra: &[&str]) -> (Value, String, tempfile::TempDir) {
     let out = tempfile::tempdir().unwrap();
     let mut args = vec![
         "run",
@@ -49,7 +53,7 @@ fn run_ok(config: &Path, extra: &[&str]) -> (Value, String, tempfile::TempDir) {
     (results, text(&o.stdout), out)
 }
 
-fn checksums(results: &Value) -> Vec<String> {
+pub(crate) fn checksums(results: &Value) -> Vec<String> {
     results["points"]
         .as_array()
         .unwrap()

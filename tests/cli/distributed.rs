@@ -1,0 +1,394 @@
+//! The distributed tier end to end: real `martelli worker` processes on 127.0.0.1 ephemeral
+//! ports, a real coordinator (`martelli run`), real faults (SIGKILL, SIGSTOP), real refusals.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{checksums, martelli, read_json, run_ok, text, write};
+
+/// A worker process, killed when the test ends (whatever happens).
+struct Worker {
+    child: Child,
+    address: String,
+    /// Lines the worker logs (stderr), for waiting on "run started".
+    log: mpsc::Receiver<String>,
+}
+
+impl Worker {
+    fn start(extra: &[&str]) -> Worker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_martelli"))
+            .args(["worker", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env_remove("MARTELLI_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the worker starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = stdout.next().expect("the worker prints its address").unwrap();
+        let address = line
+            .strip_prefix("listening on ")
+            .expect("listening on ADDR")
+            .to_string();
+        let (tx, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Worker { child, address, log }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits until the worker logs that a run started on it.
+    fn wait_for_run(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = self.log.recv_timeout(Duration::from_millis(100))
+                && line.contains("run started")
+            {
+                return;
+            }
+        }
+        panic!("worker {} never started a run", self.address);
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal}");
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.pid().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn workers_list(workers: &[&Worker]) -> String {
+    let quoted: Vec<String> = workers.iter().map(|w| format!("\"{}\"", w.address)).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// The single tier's checksum and the distributed points of a results file.
+fn split(results: &Value) -> (String, Vec<Value>) {
+    let points = results["points"].as_array().unwrap();
+    let single = points.iter().find(|p| p["tier"] == "single").unwrap()["checksum"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let distributed = points
+        .iter()
+        .filter(|p| p["tier"] == "distributed")
+        .cloned()
+        .collect();
+    (single, distributed)
+}
+
+const KINDS: [(&str, &str); 4] = [
+    (
+        "cpu",
+        "iterations = 20000\nsize_distribution = \"lognormal\"\nspread = 1.0\npayload_bytes = 100",
+    ),
+    ("memory", "iterations = 2000\nworking_set = \"2MiB\""),
+    ("io", "io_wait = \"300us\""),
+    (
+        "mixed",
+        "iterations = 5000\nio_wait = \"100us\"\nserial_fraction = 0.2\npayload_bytes = \"1KiB\"",
+    ),
+];
+
+#[test]
+fn spawned_workers_compute_the_single_tier_checksum_for_every_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, extra) in KINDS {
+        let config = write(
+            dir.path(),
+            &format!("{kind}.toml"),
+            &format!(
+                "tier = \"auto\"\n[workload]\ntasks = 150\nkind = \"{kind}\"\n{extra}\n\
+                 [sweep]\ncores = [1, 2, 3, 4]\nrepeats = 1\nwarmup = 0\n\
+                 [distributed]\nspawn_local = 2\nthreads_per_worker = 2\n"
+            ),
+        );
+        let (results, stdout, _) = run_ok(&config, &[]);
+        let sums = checksums(&results);
+        assert_eq!(
+            sums.len(),
+            7,
+            "{kind}: single + 3 multi + 3 distributed\n{stdout}"
+        );
+        assert!(sums.iter().all(|c| *c == sums[0]), "{kind}: {sums:?}");
+        let (_, distributed) = split(&results);
+        assert_eq!(
+            distributed[2]["workers"], 2,
+            "{kind}: 4 cores = 2 workers x 2 threads"
+        );
+        assert!(distributed[2]["bytes_sent"].as_u64().unwrap() > 0);
+        assert_eq!(distributed[2]["lost_workers"], 0);
+    }
+}
+
+#[test]
+fn manually_started_workers_compute_the_single_tier_checksum() {
+    let (a, b) = (
+        Worker::start(&["--threads", "2"]),
+        Worker::start(&["--threads", "1"]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "manual.toml",
+        &format!(
+            "tier = \"distributed\"\n[workload]\ntasks = 300\nkind = \"mixed\"\niterations = 3000\nio_wait = \"50us\"\n\
+             size_distribution = \"uniform\"\npayload_bytes = 64\n[sweep]\ncores = [1, 2, 3]\nrepeats = 2\nwarmup = 0\n\
+             [distributed]\nworkers = {}\n",
+            workers_list(&[&a, &b])
+        ),
+    );
+    let (results, _, _) = run_ok(&config, &[]);
+    let (single, distributed) = split(&results);
+    assert_eq!(distributed.len(), 2);
+    for p in &distributed {
+        assert_eq!(p["checksum"], single.as_str(), "{p}");
+        assert_eq!(p["retried_tasks"], 0);
+    }
+    // More cores than the workers have threads: refused before anything runs.
+    let o = martelli(&[
+        "run",
+        config.to_str().unwrap(),
+        "--cores",
+        "1,4",
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("offers 3 cores"), "{}", text(&o.stderr));
+    assert!(!dir.path().join("x").exists());
+}
+
+/// A config for the fault tests: long enough that a fault lands mid-run, quick heartbeats.
+fn fault_config(dir: &Path, workers: &[&Worker], tasks: u64) -> std::path::PathBuf {
+    write(
+        dir,
+        "fault.toml",
+        &format!(
+            "tier = \"distributed\"\n[workload]\ntasks = {tasks}\nkind = \"cpu\"\niterations = 2000000\npayload_bytes = 256\n\
+             [sweep]\ncores = [1, {}]\nrepeats = 1\nwarmup = 0\n\
+             [distributed]\nworkers = {}\nheartbeat = \"100ms\"\ntimeout = \"1s\"\n",
+            workers.len(),
+            workers_list(workers)
+        ),
+    )
+}
+
+fn run_in_background(config: &Path, out: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_martelli"))
+        .args(["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn killing_one_of_three_workers_mid_run_loses_no_work() {
+    let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&["--threads", "1"])).collect();
+    let refs: Vec<&Worker> = workers.iter().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fault_config(dir.path(), &refs, 600);
+    let coordinator = run_in_background(&config, &dir.path().join("out"));
+    workers[0].wait_for_run();
+    std::thread::sleep(Duration::from_millis(300));
+    workers[0].signal("-KILL");
+    let o = coordinator.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let results = read_json(&dir.path().join("out/results.json"));
+    let (single, distributed) = split(&results);
+    let p = &distributed[0];
+    assert_eq!(p["checksum"], single.as_str(), "{p}");
+    assert_eq!(p["lost_workers"], 1, "{p}");
+    assert!(p["retried_tasks"].as_u64().unwrap() > 0, "{p}");
+    assert_eq!(p["tasks_completed"], 600);
+}
+
+#[test]
+fn a_stopped_worker_is_declared_lost_and_its_late_results_do_not_count() {
+    let mut workers: Vec<Worker> = (0..3).map(|_| Worker::start(&["--threads", "1"])).collect();
+    let refs: Vec<&Worker> = workers.iter().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fault_config(dir.path(), &refs, 900);
+    let coordinator = run_in_background(&config, &dir.path().join("out"));
+    workers[0].wait_for_run();
+    std::thread::sleep(Duration::from_millis(200));
+    workers[0].signal("-STOP");
+    // Well past the 1 s timeout, then let it go on with its stale tasks.
+    std::thread::sleep(Duration::from_millis(2000));
+    workers[0].signal("-CONT");
+    let o = coordinator.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let results = read_json(&dir.path().join("out/results.json"));
+    let (single, distributed) = split(&results);
+    let p = &distributed[0];
+    assert_eq!(p["checksum"], single.as_str(), "{p}");
+    assert_eq!(p["lost_workers"], 1, "{p}");
+    assert_eq!(p["tasks_completed"], 900, "{p}");
+    assert!(workers[0].is_running(), "the stopped worker keeps serving");
+}
+
+#[test]
+fn losing_every_worker_fails_the_run_clearly() {
+    let worker = Worker::start(&["--threads", "1"]);
+    let second = Worker::start(&["--threads", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = fault_config(dir.path(), &[&worker, &second], 2000);
+    let coordinator = run_in_background(&config, &dir.path().join("out"));
+    worker.wait_for_run();
+    worker.signal("-KILL");
+    second.signal("-KILL");
+    let o = coordinator.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let stderr = text(&o.stderr);
+    assert!(
+        stderr.contains("workers were lost") || stderr.contains("lost"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out/results.json").exists(), "nothing written");
+}
+
+#[test]
+fn tokens_are_required_and_checked_and_the_worker_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = write(dir.path(), "token", "s3cret-token\n");
+    let wrong = write(dir.path(), "wrong", "guess\n");
+    let worker = Worker::start(&["--threads", "2", "--token-file", token.to_str().unwrap()]);
+    let body = format!(
+        "tier = \"distributed\"\n[workload]\ntasks = 20\nkind = \"cpu\"\niterations = 1000\n[sweep]\ncores = [1, 1]\n\
+         repeats = 1\nwarmup = 0\n[distributed]\nworkers = [\"{}\"]\n",
+        worker.address
+    );
+    let cases = [
+        ("none.toml", String::new(), "requires a token"),
+        (
+            "wrong.toml",
+            format!("token_file = \"{}\"\n", wrong.display()),
+            "wrong token",
+        ),
+    ];
+    for (name, extra, expected) in cases {
+        let config = write(dir.path(), name, &format!("{body}{extra}"));
+        let o = martelli(&[
+            "run",
+            config.to_str().unwrap(),
+            "--tier",
+            "distributed",
+            "--cores",
+            "1,2",
+            "--out",
+            dir.path().join("o").to_str().unwrap(),
+        ]);
+        let stderr = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&worker.address) && stderr.contains(expected),
+            "{name}: {stderr}"
+        );
+    }
+    assert!(!dir.path().join("o").exists(), "nothing ran, nothing written");
+    // Same worker, right token: it still serves.
+    let config = write(
+        dir.path(),
+        "right.toml",
+        &format!("{body}token_file = \"{}\"\n", token.display()),
+    );
+    let o = martelli(&[
+        "run",
+        config.to_str().unwrap(),
+        "--cores",
+        "1,2",
+        "--tier",
+        "distributed",
+        "--out",
+        dir.path().join("ok").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (single, distributed) = split(&read_json(&dir.path().join("ok/results.json")));
+    assert_eq!(distributed[0]["checksum"], single.as_str());
+}
+
+#[test]
+fn unreachable_workers_and_oversized_messages_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens, the connection is refused.
+    let config = write(
+        dir.path(),
+        "unreachable.toml",
+        "tier = \"distributed\"\n[workload]\ntasks = 10\nkind = \"cpu\"\niterations = 10\n[sweep]\ncores = [1, 2]\n\
+         [distributed]\nworkers = [\"127.0.0.1:1\"]\ntimeout = \"2s\"\n",
+    );
+    let o = martelli(&["run", config.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("worker 127.0.0.1:1: cannot connect"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let worker = Worker::start(&["--threads", "2", "--max-message", "64KiB"]);
+    let body = |payload: &str| {
+        format!(
+            "tier = \"distributed\"\n[workload]\ntasks = 10\nkind = \"cpu\"\niterations = 10\npayload_bytes = \"{payload}\"\n\
+             [sweep]\ncores = [1, 1]\nrepeats = 1\nwarmup = 0\n[distributed]\nworkers = [\"{}\"]\n",
+            worker.address
+        )
+    };
+    let config = write(dir.path(), "big.toml", &body("128KiB"));
+    let o = martelli(&[
+        "run",
+        config.to_str().unwrap(),
+        "--cores",
+        "1,2",
+        "--out",
+        dir.path().join("big").to_str().unwrap(),
+    ]);
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&worker.address) && stderr.contains("message limit"),
+        "{stderr}"
+    );
+    let config = write(dir.path(), "small.toml", &body("1KiB"));
+    let o = martelli(&[
+        "run",
+        config.to_str().unwrap(),
+        "--cores",
+        "1,2",
+        "--out",
+        dir.path().join("small").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "the worker still serves: {}", text(&o.stderr));
+    let (single, distributed) = split(&read_json(&dir.path().join("small/results.json")));
+    assert_eq!(distributed[0]["checksum"], single.as_str());
+}
