@@ -48,3 +48,6 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
 mod wire {
     tonic::include_proto!("martelli.v1");
 }
+
+#[cfg(test)]
+mod tests;

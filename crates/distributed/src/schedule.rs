@@ -296,9 +296,15 @@ async fn drive(
         if shared.all_done() {
             break Outcome::Finished;
         }
-        let want = depth(s.threads, mean_task_ns)
-            .saturating_sub(in_flight.len())
-            .min(batch_cap);
+        // Refill in chunks of at least half the depth (tiny tasks would otherwise travel a few
+        // per message), but at once when the worker has nothing left.
+        let depth = depth(s.threads, mean_task_ns);
+        let free = depth.saturating_sub(in_flight.len());
+        let want = if free >= depth.div_ceil(2) || in_flight.is_empty() {
+            free.min(batch_cap)
+        } else {
+            0
+        };
         if want > 0 {
             let items = shared.take(want);
             if !items.is_empty() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use martelli_workload::Executor;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::PROTOCOL_VERSION;
@@ -100,7 +100,12 @@ pub async fn serve(
     }
     builder
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            // Connections from a custom listener do not get the builder's TCP options: without
+            // TCP_NODELAY, small result messages wait ~40 ms for delayed ACKs.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await
         .map_err(|e| WorkerError::Serve(e.to_string()))
 }
@@ -228,7 +233,7 @@ async fn run_session(
     // Tasks still to run are skipped once the run is over.
     let cancelled = Arc::new(AtomicBool::new(false));
     let in_flight = Arc::new(AtomicU32::new(0));
-    let (results_tx, results_rx) = mpsc::unbounded_channel::<wire::TaskResult>();
+    let (results_tx, results_rx) = mpsc::unbounded_channel::<Vec<wire::TaskResult>>();
     let heartbeats = tokio::spawn(send_heartbeats(tx.clone(), heartbeat, in_flight.clone()));
     let forwarder = tokio::spawn(forward_results(tx.clone(), results_rx));
 
@@ -262,24 +267,26 @@ async fn run_session(
                 );
                 pool.spawn(move || {
                     use rayon::prelude::*;
-                    tasks.into_par_iter().for_each(|(task, attempt, payload)| {
-                        in_flight.fetch_sub(1, Ordering::Relaxed);
-                        if cancelled.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let started = Instant::now();
-                        let digest = executor.compute_on(&task, &payload);
-                        if task.io_wait_ns > 0 {
-                            std::thread::sleep(task.io_wait());
-                        }
-                        shared.tasks_executed.fetch_add(1, Ordering::Relaxed);
-                        let _ = results.send(wire::TaskResult {
-                            id: task.id,
-                            attempt,
-                            digest,
-                            latency_ns: started.elapsed().as_nanos() as u64,
-                        });
-                    });
+                    tasks.into_par_iter().for_each_init(
+                        || ResultSink::new(results.clone(), shared.clone()),
+                        |sink, (task, attempt, payload)| {
+                            in_flight.fetch_sub(1, Ordering::Relaxed);
+                            if cancelled.load(Ordering::Relaxed) {
+                                return;
+                            }
+                            let started = Instant::now();
+                            let digest = executor.compute_on(&task, &payload);
+                            if task.io_wait_ns > 0 {
+                                std::thread::sleep(task.io_wait());
+                            }
+                            sink.push(wire::TaskResult {
+                                id: task.id,
+                                attempt,
+                                digest,
+                                latency_ns: started.elapsed().as_nanos() as u64,
+                            });
+                        },
+                    );
                 });
             }
             Ok(Some(_)) => {
@@ -327,12 +334,11 @@ async fn send_heartbeats(tx: Outbound, interval: Duration, in_flight: Arc<Atomic
 
 /// Gathers finished tasks into result batches: whatever has finished by the time the previous
 /// batch is sent goes into the next one, so batches grow under load and stay small when idle.
-async fn forward_results(tx: Outbound, mut results: mpsc::UnboundedReceiver<wire::TaskResult>) {
-    while let Some(first) = results.recv().await {
-        let mut batch = vec![first];
+async fn forward_results(tx: Outbound, mut results: mpsc::UnboundedReceiver<Vec<wire::TaskResult>>) {
+    while let Some(mut batch) = results.recv().await {
         while batch.len() < MAX_RESULTS_PER_BATCH {
             match results.try_recv() {
-                Ok(r) => batch.push(r),
+                Ok(more) => batch.extend(more),
                 Err(_) => break,
             }
         }
@@ -345,5 +351,55 @@ async fn forward_results(tx: Outbound, mut results: mpsc::UnboundedReceiver<wire
         if tx.send(Ok(message)).await.is_err() {
             return;
         }
+    }
+}
+
+/// Collects one pool thread's results and hands them to the forwarder in groups: at once for
+/// a task that took a while, every [`GROUP`] results or [`GROUP_WAIT`] for tiny ones. Waking
+/// the forwarder once per microsecond task would cost more than the tasks.
+struct ResultSink {
+    tx: mpsc::UnboundedSender<Vec<wire::TaskResult>>,
+    shared: Arc<Shared>,
+    buffer: Vec<wire::TaskResult>,
+    since: Instant,
+}
+
+/// Results a pool thread gathers before handing them over.
+const GROUP: usize = 64;
+/// Longest a finished result waits in a pool thread's group.
+const GROUP_WAIT: Duration = Duration::from_micros(200);
+
+impl ResultSink {
+    fn new(tx: mpsc::UnboundedSender<Vec<wire::TaskResult>>, shared: Arc<Shared>) -> ResultSink {
+        ResultSink {
+            tx,
+            shared,
+            buffer: Vec::new(),
+            since: Instant::now(),
+        }
+    }
+
+    fn push(&mut self, result: wire::TaskResult) {
+        self.buffer.push(result);
+        if self.buffer.len() >= GROUP || self.since.elapsed() >= GROUP_WAIT {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        self.since = Instant::now();
+        if self.buffer.is_empty() {
+            return;
+        }
+        self.shared
+            .tasks_executed
+            .fetch_add(self.buffer.len() as u64, Ordering::Relaxed);
+        let _ = self.tx.send(std::mem::take(&mut self.buffer));
+    }
+}
+
+impl Drop for ResultSink {
+    fn drop(&mut self) {
+        self.flush();
     }
 }

@@ -1,0 +1,177 @@
+//! The worker against a raw client on 127.0.0.1: what it refuses, and that it keeps its
+//! heartbeats going while every thread is busy.
+
+use std::time::{Duration, Instant};
+
+use martelli_workload::{Kind, SizeDistribution, Workload, fill_payload};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::convert::{task_to_wire, workload_to_wire};
+use crate::wire::{self, coordinator_message, worker_client::WorkerClient, worker_message};
+use crate::{WorkerOptions, serve};
+
+fn workload(payload_bytes: u64, iterations: u64) -> Workload {
+    Workload {
+        name: "raw".into(),
+        seed: 5,
+        tasks: 10,
+        kind: Kind::Cpu,
+        iterations,
+        io_wait_ns: 0,
+        distribution: SizeDistribution::Fixed,
+        serial_fraction: 0.0,
+        serial_basis_tasks: 10,
+        payload_bytes,
+        working_set: 0,
+    }
+}
+
+/// Starts a worker with one thread and a 64 KiB message limit; returns its address.
+async fn start_worker() -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = WorkerOptions {
+        threads: 1,
+        token: None,
+        max_message_bytes: 64 << 10,
+        tls: None,
+    };
+    tokio::spawn(serve(listener, options, async {
+        let _ = stopped.await;
+    }));
+    (address, stop)
+}
+
+fn start(w: &Workload, threads: u32) -> wire::CoordinatorMessage {
+    wire::CoordinatorMessage {
+        body: Some(coordinator_message::Body::Start(wire::Start {
+            workload: Some(workload_to_wire(w)),
+            threads,
+            heartbeat_interval_ms: 50,
+        })),
+    }
+}
+
+fn batch(w: &Workload, ids: &[u64], payload_len: Option<usize>) -> wire::CoordinatorMessage {
+    let tasks = ids
+        .iter()
+        .map(|&id| {
+            let task = w.task(id);
+            let mut payload = Vec::new();
+            fill_payload(w.seed, &task, &mut payload);
+            if let Some(len) = payload_len {
+                payload.resize(len, 0);
+            }
+            task_to_wire(&task, 0, payload)
+        })
+        .collect();
+    wire::CoordinatorMessage {
+        body: Some(coordinator_message::Body::Tasks(wire::TaskBatch { tasks })),
+    }
+}
+
+/// Sends `messages` on a fresh run stream and returns the first error status the worker
+/// answers with (or `None` if the stream yields results instead).
+async fn first_error(address: &str, messages: Vec<wire::CoordinatorMessage>) -> Option<tonic::Status> {
+    let mut client = WorkerClient::connect(format!("http://{address}")).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    for m in messages {
+        tx.send(m).await.unwrap();
+    }
+    let mut inbound = match client.run(ReceiverStream::new(rx)).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return Some(status),
+    };
+    loop {
+        match inbound.message().await {
+            Ok(Some(wire::WorkerMessage {
+                body: Some(worker_message::Body::Results(_)),
+            })) => return None,
+            Ok(Some(_)) => continue,
+            Ok(None) => return None,
+            Err(status) => return Some(status),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_worker_refuses_what_it_cannot_trust_and_keeps_serving() {
+    let (address, _stop) = start_worker().await;
+    let w = workload(16, 10);
+    let too_many_threads = first_error(&address, vec![start(&w, 2)]).await.unwrap();
+    assert_eq!(
+        too_many_threads.code(),
+        tonic::Code::InvalidArgument,
+        "{too_many_threads:?}"
+    );
+    let short_payload = first_error(&address, vec![start(&w, 1), batch(&w, &[1], Some(3))])
+        .await
+        .unwrap();
+    assert_eq!(short_payload.code(), tonic::Code::InvalidArgument);
+    assert!(short_payload.message().contains("payload"), "{short_payload:?}");
+    let good = first_error(&address, vec![start(&w, 1), batch(&w, &[1], None)]).await;
+    assert!(good.is_none(), "a good task runs");
+    let bad_id = first_error(
+        &address,
+        vec![start(&w, 1), batch(&w.with_tasks(99), &[50], Some(16))],
+    )
+    .await
+    .unwrap();
+    assert!(bad_id.message().contains("out of range"), "{bad_id:?}");
+    let big = workload(100 << 10, 10);
+    let oversized = first_error(&address, vec![start(&big, 1), batch(&big, &[0], None)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            oversized.code(),
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+        ),
+        "{oversized:?}"
+    );
+    // Still serving after all that.
+    let mut client = WorkerClient::connect(format!("http://{address}")).await.unwrap();
+    let status = client.status(wire::StatusRequest {}).await.unwrap().into_inner();
+    assert_eq!(status.threads, 1);
+    assert!(status.runs_served >= 4);
+}
+
+#[tokio::test]
+async fn heartbeats_keep_coming_while_every_thread_is_busy() {
+    let (address, _stop) = start_worker().await;
+    // One task of about half a second on the worker's only thread.
+    let w = workload(0, 300_000_000);
+    let mut client = WorkerClient::connect(format!("http://{address}")).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tx.send(start(&w, 1)).await.unwrap();
+    tx.send(batch(&w, &[0], None)).await.unwrap();
+    let mut inbound = client.run(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let began = Instant::now();
+    let mut beats_before_result = 0;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), inbound.message())
+            .await
+            .unwrap()
+            .unwrap();
+        match message.and_then(|m| m.body) {
+            Some(worker_message::Body::Heartbeat(h)) => {
+                beats_before_result += 1;
+                assert!(h.in_flight <= 1);
+            }
+            Some(worker_message::Body::Results(r)) => {
+                assert_eq!(r.results[0].id, 0);
+                break;
+            }
+            Some(worker_message::Body::Ready(_)) => {}
+            None => panic!("stream ended"),
+        }
+    }
+    let busy = began.elapsed();
+    // Heartbeats every 50 ms: a busy thread must not silence them.
+    assert!(
+        beats_before_result as f64 >= busy.as_secs_f64() / 0.05 / 2.0,
+        "{beats_before_result} heartbeats in {busy:?} of work"
+    );
+    drop(tx);
+}
