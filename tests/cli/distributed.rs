@@ -266,6 +266,8 @@ fn losing_every_worker_fails_the_run_clearly() {
     let config = fault_config(dir.path(), &[&worker, &second], 2000);
     let coordinator = run_in_background(&config, &dir.path().join("out"));
     worker.wait_for_run();
+    second.wait_for_run();
+    std::thread::sleep(Duration::from_millis(100));
     worker.signal("-KILL");
     second.signal("-KILL");
     let o = coordinator.wait_with_output().unwrap();
