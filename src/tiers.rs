@@ -13,16 +13,19 @@ pub fn declared(config: &Config) -> Vec<Available> {
         Available {
             tier: Tier::Single,
             max_cores: None,
+            on_this_machine: true,
         },
         Available {
             tier: Tier::Multi,
             max_cores: None,
+            on_this_machine: true,
         },
     ];
     if config.distributed.is_some() {
         tiers.push(Available {
             tier: Tier::Distributed,
             max_cores: None,
+            on_this_machine: true,
         });
     }
     tiers

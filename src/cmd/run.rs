@@ -24,12 +24,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     martelli_runner::plan(&config, logical_cores, &crate::tiers::declared(&config))?;
     let tiers = crate::tiers::Tiers::start(&config)?;
     let runners = tiers.runners();
-    let available: Vec<martelli_runner::Available> = runners
+    let available: Vec<_> = runners
         .iter()
-        .map(|r| martelli_runner::Available {
-            tier: r.tier(),
-            max_cores: r.max_cores(),
-        })
+        .map(|r| martelli_runner::Available::of(*r))
         .collect();
     let plan = martelli_runner::plan(&config, logical_cores, &available)?;
     let runs =

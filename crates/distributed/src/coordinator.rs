@@ -98,6 +98,13 @@ impl Runner for DistributedRunner {
         Tier::Distributed
     }
 
+    fn on_this_machine(&self) -> bool {
+        self.connections.iter().all(|c| {
+            let host = c.address.rsplit_once(':').map_or(c.address.as_str(), |(h, _)| h);
+            host == "localhost" || host.starts_with("127.") || host == "[::1]"
+        })
+    }
+
     fn max_cores(&self) -> Option<usize> {
         Some(self.connections.iter().map(|c| c.threads).sum())
     }

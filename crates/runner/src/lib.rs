@@ -41,6 +41,12 @@ pub trait Runner {
     fn max_cores(&self) -> Option<usize> {
         None
     }
+
+    /// Whether every core this runner uses is on this machine (so that points above this
+    /// machine's logical cores are oversubscribed).
+    fn on_this_machine(&self) -> bool {
+        true
+    }
 }
 
 /// A runner set up for one core count.

@@ -51,6 +51,19 @@ pub struct Available {
     pub tier: Tier,
     /// Its core limit, if it has one (the distributed tier's workers' threads).
     pub max_cores: Option<usize>,
+    /// Whether its cores are this machine's (false: unknown or elsewhere).
+    pub on_this_machine: bool,
+}
+
+impl Available {
+    /// What `runner` offers.
+    pub fn of(runner: &dyn Runner) -> Available {
+        Available {
+            tier: runner.tier(),
+            max_cores: runner.max_cores(),
+            on_this_machine: runner.on_this_machine(),
+        }
+    }
 }
 
 /// Decides which (tier, cores) points a config runs, given the tiers available. The 1-core
@@ -110,13 +123,15 @@ pub fn plan(config: &Config, logical_cores: usize, available: &[Available]) -> R
         }
         points.extend(many.iter().map(|&cores| PlannedPoint { tier, cores }));
     }
-    if tiers.contains(&Tier::Multi)
-        && let Some(&over) = many.iter().find(|&&c| c > logical_cores)
-    {
-        notes.push(format!(
-            "from {over} threads on, the multi tier runs more threads than this machine's {logical_cores} \
-             logical cores: computing cannot speed up past {logical_cores}, only waiting can overlap"
-        ));
+    for &tier in tiers {
+        let local = available.iter().any(|a| a.tier == tier && a.on_this_machine);
+        if local && let Some(&over) = many.iter().find(|&&c| c > logical_cores) {
+            notes.push(format!(
+                "from {over} cores on, the {tier} tier runs more threads than this machine's {logical_cores} \
+                 logical cores (oversubscribed): computing cannot speed up past {logical_cores}, only waiting \
+                 can overlap"
+            ));
+        }
     }
     Ok(Plan { points, notes })
 }
@@ -128,13 +143,7 @@ pub fn run_sweep(
     observer: &mut dyn Observer,
 ) -> Result<Results, RunError> {
     let machine = Machine::current();
-    let available: Vec<Available> = runners
-        .iter()
-        .map(|r| Available {
-            tier: r.tier(),
-            max_cores: r.max_cores(),
-        })
-        .collect();
+    let available: Vec<Available> = runners.iter().map(|r| Available::of(*r)).collect();
     let plan = plan(config, machine.logical_cores, &available)?;
     let mut results = Results {
         schema_version: SCHEMA_VERSION,
