@@ -394,3 +394,63 @@ fn unreachable_workers_and_oversized_messages_give_clear_errors() {
     let (single, distributed) = split(&read_json(&dir.path().join("small/results.json")));
     assert_eq!(distributed[0]["checksum"], single.as_str());
 }
+
+/// A CA and a worker certificate for `localhost` and 127.0.0.1, made for the test.
+fn certificates(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (
+        write(dir, "ca.pem", &ca_cert.pem()),
+        write(dir, "worker.pem", &cert.pem()),
+        write(dir, "worker.key", &key.serialize_pem()),
+    )
+}
+
+#[test]
+fn workers_serve_over_tls_and_plain_clients_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let worker = Worker::start(&[
+        "--threads",
+        "2",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let port = worker.address.rsplit_once(':').unwrap().1;
+    let body = |extra: &str| {
+        format!(
+            "tier = \"distributed\"\n[workload]\ntasks = 100\nkind = \"cpu\"\niterations = 5000\npayload_bytes = 64\n\
+             [sweep]\ncores = [1, 2]\nrepeats = 1\nwarmup = 0\n[distributed]\nworkers = [\"localhost:{port}\"]\n{extra}"
+        )
+    };
+    let config = write(
+        dir.path(),
+        "tls.toml",
+        &body(&format!("tls_ca = \"{}\"\n", ca.display())),
+    );
+    let (results, _, _) = run_ok(&config, &[]);
+    let (single, distributed) = split(&results);
+    assert_eq!(distributed[0]["checksum"], single.as_str());
+    let plain = write(dir.path(), "plain.toml", &body(""));
+    let o = martelli(&[
+        "run",
+        plain.to_str().unwrap(),
+        "--out",
+        dir.path().join("plain").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains(&format!("worker localhost:{port}")),
+        "{}",
+        text(&o.stderr)
+    );
+}
