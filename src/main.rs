@@ -11,7 +11,14 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    init_logging();
+    // A worker is a server: by default it logs who connects and each run; the other commands
+    // keep the terminal for their own output.
+    let default_filter = if matches!(cli.command, cli::Command::Worker(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(default_filter);
     match cmd::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
@@ -21,10 +28,10 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Logs go to stderr through `tracing`, filtered by `RUST_LOG` (warnings only by default).
-fn init_logging() {
+/// Logs go to stderr through `tracing`, filtered by `RUST_LOG` (else `default_filter`).
+fn init_logging(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -454,3 +454,28 @@ fn workers_serve_over_tls_and_plain_clients_are_refused() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn a_coordinator_that_dies_leaves_its_workers_serving() {
+    let mut worker = Worker::start(&["--threads", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = fault_config(dir.path(), &[&worker], 400);
+    let config_text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("cores = [1, 1]", "cores = [1, 2]");
+    let config = write(dir.path(), "fault.toml", &config_text);
+    let mut coordinator = run_in_background(&config, &dir.path().join("first"));
+    worker.wait_for_run();
+    coordinator.kill().unwrap();
+    coordinator.wait().unwrap();
+    assert!(worker.is_running());
+    // The next coordinator gets the worker's full attention.
+    let small = write(
+        dir.path(),
+        "small.toml",
+        &config_text.replace("tasks = 400", "tasks = 50"),
+    );
+    let (results, _, _) = run_ok(&small, &[]);
+    let (single, distributed) = split(&results);
+    assert_eq!(distributed[0]["checksum"], single.as_str());
+}
