@@ -54,7 +54,10 @@ pub(crate) async fn connect(address: &str, options: &ClientOptions) -> Result<Co
         .connect_timeout(options.timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(options.heartbeat)
-        .keep_alive_timeout(options.timeout)
+        // Longer than the heartbeat timeout, so that a worker declared lost for silence can
+        // still deliver its late results (counted as dropped) if it wakes up; a vanished peer
+        // still cannot hang a stream.
+        .keep_alive_timeout(options.timeout * 2)
         .keep_alive_while_idle(true);
     if let Some(ca) = &options.tls_ca {
         let host = address.rsplit_once(':').map_or(address, |(h, _)| h);

@@ -45,6 +45,10 @@ struct Shared {
     /// Set when the run must stop (a task out of attempts, a worker refusing the run).
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
+    /// Workers not lost yet; when it reaches 0 with tasks left, the run fails at once.
+    live: AtomicU64,
+    /// Why each lost worker was declared lost.
+    losses: Mutex<Vec<String>>,
 }
 
 /// Tasks not yet sent (`next..total`) and tasks to send again, with their attempt numbers.
@@ -59,7 +63,10 @@ impl Shared {
         let mut items = Vec::with_capacity(n);
         while items.len() < n {
             if let Some(item) = q.retry.pop_front() {
-                items.push(item);
+                // A lost worker's late result may have completed it since.
+                if !self.is_done(item.0) {
+                    items.push(item);
+                }
             } else if q.next < self.total {
                 items.push((q.next, 0));
                 q.next += 1;
@@ -106,6 +113,23 @@ impl Shared {
 
     fn all_done(&self) -> bool {
         self.completed.load(Ordering::Acquire) == self.total
+    }
+
+    /// Records a lost worker; fails the run when it was the last one and work remains.
+    fn lose(&self, reason: String) {
+        let mut losses = self.losses.lock().expect("losses lock");
+        losses.push(reason);
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 && !self.all_done() {
+            let message = format!(
+                "all {} workers were lost with {} of {} tasks done: {}",
+                losses.len(),
+                self.completed.load(Ordering::Acquire),
+                self.total,
+                losses.join("; ")
+            );
+            drop(losses);
+            self.fail(message);
+        }
     }
 
     fn fail(&self, reason: String) {
@@ -222,6 +246,8 @@ pub(crate) async fn run(
         changed: Notify::new(),
         failed: AtomicBool::new(false),
         failure: Mutex::new(None),
+        live: AtomicU64::new(streams.len() as u64),
+        losses: Mutex::new(Vec::new()),
     });
     let workload = Arc::new(workload.clone());
     let workers = streams.len() as u64;
@@ -251,7 +277,7 @@ pub(crate) async fn run(
     }
     if !shared.all_done() {
         return Err(DistributedError::Run(format!(
-            "all {workers} workers were lost with {} of {} tasks done: {}",
+            "the run ended with {} of {} tasks done: {}",
             shared.completed.load(Ordering::Relaxed),
             shared.total,
             losses.join("; ")
@@ -286,6 +312,7 @@ async fn drive(
     let mut last_seen = Instant::now();
     // A batch must fit a message: half the limit, to leave room for framing.
     let batch_cap = ((s.max_message_bytes / 2) / (workload.payload_bytes as usize + 48)).max(1);
+    let mut silent = false;
     let outcome = loop {
         let changed = shared.changed.notified();
         tokio::pin!(changed);
@@ -331,21 +358,7 @@ async fn drive(
             message = s.inbound.message() => match message {
                 Ok(Some(message)) => {
                     last_seen = Instant::now();
-                    stats.bytes_received += message.encoded_len() as u64;
-                    if let Some(worker_message::Body::Results(batch)) = message.body {
-                        stats.rpc_batches += 1;
-                        for r in batch.results {
-                            in_flight.remove(&r.id);
-                            if r.id < shared.total && shared.finish(r.id) {
-                                recorder.record_remote(r.digest, r.latency_ns);
-                            } else {
-                                stats.dropped_results += 1;
-                            }
-                            // A moving average is enough to size the queue.
-                            let latency = r.latency_ns.max(1) as f64;
-                            mean_task_ns = if mean_task_ns == 0.0 { latency } else { 0.9 * mean_task_ns + 0.1 * latency };
-                        }
-                    }
+                    absorb(message, &shared, &mut recorder, &mut stats, &mut in_flight, &mut mean_task_ns);
                 }
                 Ok(None) => break Outcome::Lost(format!("{}: the worker ended the stream", s.address)),
                 Err(status) if is_fatal(status.code()) => {
@@ -356,6 +369,7 @@ async fn drive(
             },
             _ = &mut changed => {}
             _ = tokio::time::sleep_until((last_seen + timeout).into()) => {
+                silent = true;
                 break Outcome::Lost(format!("{}: silent for {timeout:?}", s.address));
             }
         }
@@ -375,11 +389,68 @@ async fn drive(
             "worker lost; re-queueing its tasks"
         );
         shared.requeue(in_flight.drain(), &s.address);
+        shared.lose(reason.clone());
+    }
+    if silent {
+        // A silent worker may only be stopped or slow. Keep listening, sending it nothing, until
+        // the run ends or its connection breaks: a late result is counted as dropped (or wins,
+        // if its task has not completed elsewhere yet: the first result wins).
+        let mut ignored = 0.0;
+        loop {
+            let changed = shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if shared.all_done() || shared.failed.load(Ordering::Acquire) {
+                break;
+            }
+            tokio::select! {
+                biased;
+                message = s.inbound.message() => match message {
+                    Ok(Some(message)) => {
+                        absorb(message, &shared, &mut recorder, &mut stats, &mut in_flight, &mut ignored);
+                    }
+                    _ => break,
+                },
+                _ = &mut changed => {}
+            }
+        }
     }
     DriverEnd {
         recorder,
         stats,
         outcome,
+    }
+}
+
+/// Takes in one message from a worker: each result is recorded if it is its task's first,
+/// dropped and counted otherwise.
+fn absorb(
+    message: wire::WorkerMessage,
+    shared: &Shared,
+    recorder: &mut Recorder,
+    stats: &mut WireStats,
+    in_flight: &mut HashMap<u64, u32>,
+    mean_task_ns: &mut f64,
+) {
+    stats.bytes_received += message.encoded_len() as u64;
+    let Some(worker_message::Body::Results(batch)) = message.body else {
+        return;
+    };
+    stats.rpc_batches += 1;
+    for r in batch.results {
+        in_flight.remove(&r.id);
+        if r.id < shared.total && shared.finish(r.id) {
+            recorder.record_remote(r.digest, r.latency_ns);
+        } else {
+            stats.dropped_results += 1;
+        }
+        // A moving average is enough to size the queue.
+        let latency = r.latency_ns.max(1) as f64;
+        *mean_task_ns = if *mean_task_ns == 0.0 {
+            latency
+        } else {
+            0.9 * *mean_task_ns + 0.1 * latency
+        };
     }
 }
 
