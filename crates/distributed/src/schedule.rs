@@ -58,6 +58,24 @@ struct Queue {
 }
 
 impl Shared {
+    fn new(total: u64, workers: u64) -> Shared {
+        Shared {
+            total,
+            queue: Mutex::new(Queue {
+                next: 0,
+                retry: VecDeque::new(),
+            }),
+            done: (0..total.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            completed: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            changed: Notify::new(),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            live: AtomicU64::new(workers),
+            losses: Mutex::new(Vec::new()),
+        }
+    }
+
     fn take(&self, n: usize) -> Vec<(u64, u32)> {
         let mut q = self.queue.lock().expect("queue lock");
         let mut items = Vec::with_capacity(n);
@@ -232,23 +250,7 @@ pub(crate) async fn run(
     start: Instant,
     timeout: Duration,
 ) -> Result<(Recorder, WireStats), DistributedError> {
-    let shared = Arc::new(Shared {
-        total: workload.tasks,
-        queue: Mutex::new(Queue {
-            next: 0,
-            retry: VecDeque::new(),
-        }),
-        done: (0..workload.tasks.div_ceil(64))
-            .map(|_| AtomicU64::new(0))
-            .collect(),
-        completed: AtomicU64::new(0),
-        retried: AtomicU64::new(0),
-        changed: Notify::new(),
-        failed: AtomicBool::new(false),
-        failure: Mutex::new(None),
-        live: AtomicU64::new(streams.len() as u64),
-        losses: Mutex::new(Vec::new()),
-    });
+    let shared = Arc::new(Shared::new(workload.tasks, streams.len() as u64));
     let workload = Arc::new(workload.clone());
     let workers = streams.len() as u64;
     let mut drivers = tokio::task::JoinSet::new();
@@ -376,7 +378,7 @@ async fn drive(
     };
     tracing::debug!(
         worker = s.address,
-        results = recorder_count(&recorder),
+        results = recorder.tasks(),
         batches = stats.rpc_batches,
         elapsed_ms = start.elapsed().as_secs_f64() * 1e3,
         "driver finished"
@@ -454,10 +456,6 @@ fn absorb(
     }
 }
 
-fn recorder_count(recorder: &Recorder) -> u64 {
-    recorder.tasks()
-}
-
 /// Statuses that mean "this run can never work here", as opposed to a lost worker.
 fn is_fatal(code: tonic::Code) -> bool {
     use tonic::Code::*;
@@ -476,6 +474,45 @@ fn is_fatal(code: tonic::Code) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_tasks_come_back_once_each_and_give_up_after_four_attempts() {
+        let shared = Shared::new(5, 2);
+        assert_eq!(shared.take(3), vec![(0, 0), (1, 0), (2, 0)]);
+        assert!(shared.finish(1));
+        assert!(!shared.finish(1), "the first result wins");
+        shared.requeue([(0, 0), (1, 0), (2, 0)], "w1");
+        assert_eq!(
+            shared.retried.load(Ordering::Relaxed),
+            2,
+            "a completed task is not re-sent"
+        );
+        assert!(shared.finish(2), "a late result may still win");
+        assert_eq!(
+            shared.take(5),
+            vec![(0, 1), (3, 0), (4, 0)],
+            "retries first, done ones skipped"
+        );
+        shared.requeue([(0, MAX_ATTEMPTS - 1)], "w2");
+        let failure = shared.failure.lock().unwrap().clone().unwrap();
+        assert!(
+            failure.contains("task 0 was lost 4 times") && failure.contains("w2"),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn losing_the_last_worker_fails_the_run_at_once() {
+        let shared = Shared::new(5, 2);
+        shared.lose("a: silent".into());
+        assert!(!shared.failed.load(Ordering::Relaxed));
+        shared.lose("b: stream broke".into());
+        let failure = shared.failure.lock().unwrap().clone().unwrap();
+        assert!(
+            failure.contains("all 2 workers were lost with 0 of 5 tasks done"),
+            "{failure}"
+        );
+    }
 
     #[test]
     fn queue_depth_is_two_per_thread_for_coarse_tasks_and_more_for_tiny_ones() {

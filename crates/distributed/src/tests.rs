@@ -175,3 +175,67 @@ async fn heartbeats_keep_coming_while_every_thread_is_busy() {
     );
     drop(tx);
 }
+
+/// A server that speaks another protocol version, to check the coordinator's handshake.
+struct FutureWorker;
+
+#[tonic::async_trait]
+impl crate::wire::worker_server::Worker for FutureWorker {
+    async fn handshake(
+        &self,
+        _request: tonic::Request<wire::HandshakeRequest>,
+    ) -> Result<tonic::Response<wire::HandshakeReply>, tonic::Status> {
+        Ok(tonic::Response::new(wire::HandshakeReply {
+            protocol_version: 99,
+            worker_id: "future".into(),
+            cores: 1,
+            threads: 1,
+            martelli_version: "9.9.9".into(),
+            max_message_bytes: 1 << 20,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _request: tonic::Request<wire::StatusRequest>,
+    ) -> Result<tonic::Response<wire::StatusReply>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not needed"))
+    }
+
+    type RunStream = ReceiverStream<Result<wire::WorkerMessage, tonic::Status>>;
+
+    async fn run(
+        &self,
+        _request: tonic::Request<tonic::Streaming<wire::CoordinatorMessage>>,
+    ) -> Result<tonic::Response<Self::RunStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not needed"))
+    }
+}
+
+#[tokio::test]
+async fn a_protocol_version_mismatch_is_refused_naming_the_address() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(crate::wire::worker_server::WorkerServer::new(FutureWorker))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let options = crate::ClientOptions {
+        token: None,
+        tls_ca: None,
+        tls_domain: None,
+        max_message_bytes: 1 << 20,
+        timeout: Duration::from_secs(5),
+        heartbeat: Duration::from_secs(1),
+    };
+    let error = crate::connect::connect(&address, &options)
+        .await
+        .err()
+        .expect("a mismatch is an error");
+    let message = error.to_string();
+    assert!(
+        message.contains(&address) && message.contains("protocol version 99"),
+        "{message}"
+    );
+}

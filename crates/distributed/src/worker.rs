@@ -242,16 +242,19 @@ async fn run_session(
             Ok(Some(wire::CoordinatorMessage {
                 body: Some(coordinator_message::Body::Tasks(batch)),
             })) => {
-                let mut tasks = Vec::with_capacity(batch.tasks.len());
-                for t in batch.tasks {
-                    match task_from_wire(&t, &workload) {
-                        Ok(task) => tasks.push((task, t.attempt, t.payload)),
-                        Err(reason) => {
-                            let _ = tx.send(Err(Status::invalid_argument(reason.clone()))).await;
-                            break;
-                        }
+                // One bad task ends the run: nothing of a batch that lies about itself runs.
+                let checked: Result<Vec<_>, String> = batch
+                    .tasks
+                    .into_iter()
+                    .map(|t| task_from_wire(&t, &workload).map(|task| (task, t.attempt, t.payload)))
+                    .collect();
+                let tasks = match checked {
+                    Ok(tasks) => tasks,
+                    Err(reason) => {
+                        let _ = tx.send(Err(Status::invalid_argument(reason.clone()))).await;
+                        break Err(reason);
                     }
-                }
+                };
                 tracing::trace!(
                     tasks = tasks.len(),
                     first = tasks.first().map(|t| t.0.id),
