@@ -9,35 +9,13 @@
 use std::time::{Duration, Instant};
 
 use martelli_distributed::{ClientOptions, DistributedRunner, LocalWorkers};
-use martelli_runner::{Job, MultiRunner, Runner, calibrate};
-use martelli_workload::{Executor, Kind, SizeDistribution, Workload};
+mod common;
+
+use common::{cpu_workload as workload, iterations_for, median};
+use martelli_runner::{Job, MultiRunner, Runner};
+use martelli_workload::{Executor, Workload};
 
 const ROUNDS: usize = 5;
-
-fn workload(tasks: u64, iterations: u64, payload_bytes: u64) -> Workload {
-    Workload {
-        name: "bench".into(),
-        seed: 11,
-        tasks,
-        kind: Kind::Cpu,
-        iterations,
-        io_wait_ns: 0,
-        distribution: SizeDistribution::Fixed,
-        serial_fraction: 0.0,
-        serial_basis_tasks: tasks,
-        payload_bytes,
-        working_set: 0,
-    }
-}
-
-fn iterations_for(cost: Duration) -> u64 {
-    calibrate(&workload(1, 1, 0), cost).iterations
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// Median wall seconds of `rounds` runs of `w` on `runner` at `cores`, and the last sample.
 fn time(runner: &dyn Runner, cores: usize, w: &Workload, rounds: usize) -> (f64, martelli_results::Sample) {

@@ -8,31 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use martelli_runner::{Job, MultiRunner, PreparedPoint, Runner, SingleRunner, calibrate};
-use martelli_workload::{Executor, Kind, Scratch, SizeDistribution, Workload};
+mod common;
+
+use common::{cpu_workload, iterations_for, median};
+use martelli_runner::{Job, MultiRunner, PreparedPoint, Runner, SingleRunner};
+use martelli_workload::{Executor, Scratch, Workload};
 
 const ROUNDS: usize = 7;
-
-fn cpu_workload(tasks: u64, iterations: u64) -> Workload {
-    Workload {
-        name: "bench".into(),
-        seed: 7,
-        tasks,
-        kind: Kind::Cpu,
-        iterations,
-        io_wait_ns: 0,
-        distribution: SizeDistribution::Fixed,
-        serial_fraction: 0.0,
-        serial_basis_tasks: tasks,
-        payload_bytes: 0,
-        working_set: 0,
-    }
-}
-
-/// Iterations for one task of `cost` on this machine.
-fn iterations_for(cost: Duration) -> u64 {
-    calibrate(&cpu_workload(1, 1), cost).iterations
-}
 
 /// The bare loop: the same kernel over the same tasks, with no measuring at all.
 fn bare_loop(workload: &Workload, executor: &Executor) -> Duration {
@@ -61,13 +43,7 @@ fn side_by_side(contenders: &mut [&mut dyn FnMut() -> Duration]) -> Vec<f64> {
             }
         }
     }
-    times
-        .into_iter()
-        .map(|mut t| {
-            t.sort_by(f64::total_cmp);
-            t[t.len() / 2]
-        })
-        .collect()
+    times.into_iter().map(median).collect()
 }
 
 fn main() {
@@ -78,7 +54,7 @@ fn main() {
     println!("martelli tier benchmarks ({ROUNDS} alternating rounds, medians)\n");
 
     // 1. Multi tier on 2 threads vs the single tier, 1 ms CPU-bound tasks.
-    let w = cpu_workload(400, iterations_for(Duration::from_millis(1)));
+    let w = cpu_workload(400, iterations_for(Duration::from_millis(1)), 0);
     let e = Executor::new(&w);
     let mut single = SingleRunner.prepare(1).unwrap();
     let mut multi = MultiRunner.prepare(2).unwrap();
@@ -99,7 +75,7 @@ fn main() {
         ("10us", Duration::from_micros(10), 40_000),
         ("1us", Duration::from_micros(1), 400_000),
     ] {
-        let w = cpu_workload(tasks, iterations_for(cost));
+        let w = cpu_workload(tasks, iterations_for(cost), 0);
         let e = Executor::new(&w);
         let mut single = SingleRunner.prepare(1).unwrap();
         let t = side_by_side(&mut [&mut || bare_loop(&w, &e), &mut || {
@@ -117,7 +93,7 @@ fn main() {
 
     // 3. Multi tier dispatch overhead on ~1 us tasks.
     let tasks = 1_000_000u64;
-    let w = cpu_workload(tasks, iterations_for(Duration::from_micros(1)));
+    let w = cpu_workload(tasks, iterations_for(Duration::from_micros(1)), 0);
     let e = Executor::new(&w);
     let mut single = SingleRunner.prepare(1).unwrap();
     let mut pool1 = MultiRunner.prepare(1).unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{checksums, martelli, read_json, run_ok, text, write};
+use crate::{checksums, read_json, run_fails, run_ok, text, write};
 
 /// A worker process, killed when the test ends (whatever happens).
 struct Worker {
@@ -177,16 +177,13 @@ fn manually_started_workers_compute_the_single_tier_checksum_for_every_kind() {
     }
     // More cores than the workers have threads: refused before anything runs.
     let config = dir.path().join("manual-cpu.toml");
-    let o = martelli(&[
-        "run",
-        config.to_str().unwrap(),
-        "--cores",
-        "1,4",
-        "--out",
-        dir.path().join("x").to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("offers 3 cores"), "{}", text(&o.stderr));
+    run_fails(
+        &config,
+        &dir.path().join("x"),
+        &["--cores", "1,4"],
+        2,
+        &["offers 3 cores"],
+    );
     assert!(!dir.path().join("x").exists());
 }
 
@@ -310,22 +307,8 @@ fn tokens_are_required_and_checked_and_the_worker_keeps_serving() {
     ];
     for (name, extra, expected) in cases {
         let config = write(dir.path(), name, &format!("{body}{extra}"));
-        let o = martelli(&[
-            "run",
-            config.to_str().unwrap(),
-            "--tier",
-            "distributed",
-            "--cores",
-            "1,2",
-            "--out",
-            dir.path().join("o").to_str().unwrap(),
-        ]);
-        let stderr = text(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{name}: {stderr}");
-        assert!(
-            stderr.contains(&worker.address) && stderr.contains(expected),
-            "{name}: {stderr}"
-        );
+        let (out, extra) = (dir.path().join("o"), ["--tier", "distributed", "--cores", "1,2"]);
+        run_fails(&config, &out, &extra, 1, &[&worker.address, expected]);
     }
     assert!(!dir.path().join("o").exists(), "nothing ran, nothing written");
     // Same worker, right token: it still serves.
@@ -334,18 +317,8 @@ fn tokens_are_required_and_checked_and_the_worker_keeps_serving() {
         "right.toml",
         &format!("{body}token_file = \"{}\"\n", token.display()),
     );
-    let o = martelli(&[
-        "run",
-        config.to_str().unwrap(),
-        "--cores",
-        "1,2",
-        "--tier",
-        "distributed",
-        "--out",
-        dir.path().join("ok").to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let (single, distributed) = split(&read_json(&dir.path().join("ok/results.json")));
+    let (results, _, _) = run_ok(&config, &["--cores", "1,2", "--tier", "distributed"]);
+    let (single, distributed) = split(&results);
     assert_eq!(distributed[0]["checksum"], single.as_str());
 }
 
@@ -359,13 +332,8 @@ fn unreachable_workers_and_oversized_messages_give_clear_errors() {
         "tier = \"distributed\"\n[workload]\ntasks = 10\nkind = \"cpu\"\niterations = 10\n[sweep]\ncores = [1, 2]\n\
          [distributed]\nworkers = [\"127.0.0.1:1\"]\ntimeout = \"2s\"\n",
     );
-    let o = martelli(&["run", config.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("worker 127.0.0.1:1: cannot connect"),
-        "{}",
-        text(&o.stderr)
-    );
+    let out = dir.path().join("unreachable");
+    run_fails(&config, &out, &[], 1, &["worker 127.0.0.1:1: cannot connect"]);
 
     let worker = Worker::start(&["--threads", "2", "--max-message", "64KiB"]);
     let body = |payload: &str| {
@@ -376,31 +344,18 @@ fn unreachable_workers_and_oversized_messages_give_clear_errors() {
         )
     };
     let config = write(dir.path(), "big.toml", &body("128KiB"));
-    let o = martelli(&[
-        "run",
-        config.to_str().unwrap(),
-        "--cores",
-        "1,2",
-        "--out",
-        dir.path().join("big").to_str().unwrap(),
-    ]);
-    let stderr = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&worker.address) && stderr.contains("message limit"),
-        "{stderr}"
+    let out = dir.path().join("big");
+    run_fails(
+        &config,
+        &out,
+        &["--cores", "1,2"],
+        1,
+        &[&worker.address, "message limit"],
     );
     let config = write(dir.path(), "small.toml", &body("1KiB"));
-    let o = martelli(&[
-        "run",
-        config.to_str().unwrap(),
-        "--cores",
-        "1,2",
-        "--out",
-        dir.path().join("small").to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "the worker still serves: {}", text(&o.stderr));
-    let (single, distributed) = split(&read_json(&dir.path().join("small/results.json")));
+    // The worker still serves.
+    let (results, _, _) = run_ok(&config, &["--cores", "1,2"]);
+    let (single, distributed) = split(&results);
     assert_eq!(distributed[0]["checksum"], single.as_str());
 }
 
@@ -450,18 +405,8 @@ fn workers_serve_over_tls_and_plain_clients_are_refused() {
     let (single, distributed) = split(&results);
     assert_eq!(distributed[0]["checksum"], single.as_str());
     let plain = write(dir.path(), "plain.toml", &body(""));
-    let o = martelli(&[
-        "run",
-        plain.to_str().unwrap(),
-        "--out",
-        dir.path().join("plain").to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o.stderr).contains(&format!("worker localhost:{port}")),
-        "{}",
-        text(&o.stderr)
-    );
+    let expected = format!("worker localhost:{port}");
+    run_fails(&plain, &dir.path().join("plain"), &[], 1, &[&expected]);
 }
 
 #[test]

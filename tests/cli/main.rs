@@ -53,6 +53,21 @@ pub(crate) fn run_ok(config: &Path, extra: &[&str]) -> (Value, String, tempfile:
     (results, text(&o.stdout), out)
 }
 
+/// Runs `martelli run CONFIG --out OUT EXTRA...`, expects exit code `code` and a message
+/// containing every one of `words`, with no panic; returns stderr.
+pub(crate) fn run_fails(config: &Path, out: &Path, extra: &[&str], code: i32, words: &[&str]) -> String {
+    let mut args = vec!["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = martelli(&args);
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {stderr}");
+    for word in words {
+        assert!(stderr.contains(word), "{args:?}: {stderr:?} lacks {word:?}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
 pub(crate) fn checksums(results: &Value) -> Vec<String> {
     results["points"]
         .as_array()
