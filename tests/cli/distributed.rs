@@ -212,6 +212,22 @@ fn run_in_background(config: &Path, out: &Path) -> Child {
         .unwrap()
 }
 
+/// Waits for a fault test's coordinator and checks what surviving one lost worker means: the
+/// run succeeds with the single tier's checksum, every task done once, the loss and the
+/// re-sent tasks counted. Returns the distributed point.
+fn survived_one_loss(coordinator: Child, dir: &Path, tasks: u64) -> Value {
+    let o = coordinator.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let results = read_json(&dir.join("out/results.json"));
+    let (single, distributed) = split(&results);
+    let p = distributed[0].clone();
+    assert_eq!(p["checksum"], single.as_str(), "{p}");
+    assert_eq!(p["lost_workers"], 1, "{p}");
+    assert!(p["retried_tasks"].as_u64().unwrap() > 0, "{p}");
+    assert_eq!(p["tasks_completed"], tasks, "{p}");
+    p
+}
+
 #[test]
 fn killing_one_of_three_workers_mid_run_loses_no_work() {
     let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&["--threads", "1"])).collect();
@@ -222,15 +238,7 @@ fn killing_one_of_three_workers_mid_run_loses_no_work() {
     workers[0].wait_for_run();
     std::thread::sleep(Duration::from_millis(300));
     workers[0].signal("-KILL");
-    let o = coordinator.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let results = read_json(&dir.path().join("out/results.json"));
-    let (single, distributed) = split(&results);
-    let p = &distributed[0];
-    assert_eq!(p["checksum"], single.as_str(), "{p}");
-    assert_eq!(p["lost_workers"], 1, "{p}");
-    assert!(p["retried_tasks"].as_u64().unwrap() > 0, "{p}");
-    assert_eq!(p["tasks_completed"], 600);
+    survived_one_loss(coordinator, dir.path(), 600);
 }
 
 #[test]
@@ -248,19 +256,11 @@ fn a_stopped_worker_is_declared_lost_and_its_late_results_do_not_count() {
     // keepalive: it resumes on a live connection and sends its stale results.
     std::thread::sleep(Duration::from_millis(1500));
     workers[0].signal("-CONT");
-    let o = coordinator.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let results = read_json(&dir.path().join("out/results.json"));
-    let (single, distributed) = split(&results);
-    let p = &distributed[0];
-    assert_eq!(p["checksum"], single.as_str(), "{p}");
-    assert_eq!(p["lost_workers"], 1, "{p}");
-    assert!(p["retried_tasks"].as_u64().unwrap() > 0, "{p}");
+    let p = survived_one_loss(coordinator, dir.path(), 1300);
     assert!(
         p["dropped_results"].as_u64().unwrap() > 0,
         "late results are dropped and counted: {p}"
     );
-    assert_eq!(p["tasks_completed"], 1300, "{p}");
     assert!(workers[0].is_running(), "the stopped worker keeps serving");
 }
 
