@@ -31,11 +31,34 @@ pub enum Command {
     Run(RunArgs),
     /// Check configs without running them: parse, validate, and show what would run.
     Validate(ValidateArgs),
+    /// Fit scaling laws (USL, Amdahl) to measurements from a CSV file.
+    ///
+    /// The CSV needs a header with `cores` and `throughput` (or `tasks_per_s`, or `wall_s`,
+    /// from which throughput is 1 / wall_s), one row per measurement, as the USL tools take
+    /// (martelli's own results.csv works too). Prints σ, κ, λ, R², the core count where
+    /// throughput peaks and the largest speed-up; --json prints one JSON object instead.
+    Fit(FitArgs),
     /// Serve as a worker of the distributed tier: run the tasks coordinators send.
     ///
     /// Prints `listening on ADDR` once it accepts connections, serves run after run, and stops
     /// cleanly on SIGINT or SIGTERM. The token comes from --token-file or MARTELLI_TOKEN.
     Worker(WorkerArgs),
+}
+
+/// `martelli fit`.
+#[derive(Debug, clap::Args)]
+pub struct FitArgs {
+    /// The CSV file of measurements.
+    pub data: PathBuf,
+    /// Print one JSON object (sigma, kappa, lambda, r2, peak_cores, max_speedup, intervals).
+    #[arg(long)]
+    pub json: bool,
+    /// Only rows whose `series` column has this value (for martelli's results.csv).
+    #[arg(long)]
+    pub series: Option<String>,
+    /// Only rows whose `tier` column has this value (for martelli's results.csv).
+    #[arg(long)]
+    pub tier: Option<String>,
 }
 
 /// `martelli worker`.

@@ -11,6 +11,14 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    // Behave like other command-line tools when the reader of our output goes away
+    // (`martelli fit x.csv | head`): end quietly instead of panicking on a broken pipe. Sockets
+    // are unaffected (Rust sends with MSG_NOSIGNAL), so the coordinator and workers are safe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // A worker is a server: by default it logs who connects and each run; the other commands
     // keep the terminal for their own output.
     let default_filter = if matches!(cli.command, cli::Command::Worker(_)) {

@@ -1,5 +1,6 @@
 //! One file per subcommand; this module only dispatches.
 
+mod fit;
 mod run;
 mod validate;
 mod worker;
@@ -10,6 +11,7 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Fit(args) => fit::fit(args),
         Command::Validate(args) => validate::validate(args),
         Command::Worker(args) => worker::worker(args),
     }

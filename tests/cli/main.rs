@@ -336,3 +336,95 @@ fn help_explains_the_tiers() {
     let o = martelli(&["run", "--help"]);
     assert!(text(&o.stdout).contains("--cores"));
 }
+
+/// Throughput of the USL with σ = 0.05, κ = 0.0008, λ = 1000 at `cores`.
+fn usl(cores: f64) -> f64 {
+    1000.0 * cores / (1.0 + 0.05 * (cores - 1.0) + 0.0008 * cores * (cores - 1.0))
+}
+
+#[test]
+fn fit_recovers_the_usl_from_a_csv_and_prints_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: String = [2, 4, 8, 16, 24, 32, 48, 64]
+        .iter()
+        .map(|&n| format!("{n},{}\n", usl(n as f64)))
+        .collect();
+    let csv = write(dir.path(), "usl.csv", &format!("cores,throughput\n{rows}"));
+    let o = martelli(&["fit", csv.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let fit: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let close = |key: &str, want: f64| {
+        let got = fit[key].as_f64().unwrap();
+        assert!(((got - want) / want).abs() < 0.01, "{key}: {got} vs {want}");
+    };
+    close("sigma", 0.05);
+    close("kappa", 0.0008);
+    close("lambda", 1000.0);
+    close("peak_cores", (0.95f64 / 0.0008).sqrt());
+    assert!(fit["r2"].as_f64().unwrap() > 0.9999);
+    assert!(fit["max_speedup"].as_f64().unwrap() > 1.0);
+    assert!(fit.get("sigma_interval").is_some());
+    // Wall times work as well as throughput: throughput is 1 / wall_s.
+    let rows: String = [1, 2, 4, 8, 16]
+        .iter()
+        .map(|&n| format!("{n},{}\n", 1.0 / usl(n as f64)))
+        .collect();
+    let csv = write(dir.path(), "wall.csv", &format!("cores,wall_s\n{rows}"));
+    let o = martelli(&["fit", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("sigma (contention)"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+#[test]
+fn fit_rejects_bad_csv_files_with_the_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("empty.csv", "", "the file is empty"),
+        ("header.csv", "cores,speed\n1,2\n", ":1: no `throughput`"),
+        (
+            "cell.csv",
+            "cores,throughput\n1,10\n2,abc\n4,30\n",
+            ":3: column `throughput`: \"abc\" is not a number",
+        ),
+        (
+            "ragged.csv",
+            "cores,throughput\n1,10\n2\n",
+            ":3: 1 cells where the header has 2",
+        ),
+        (
+            "zero.csv",
+            "cores,throughput\n1,10\n2,0\n4,30\n",
+            ":3: throughput must be a positive number",
+        ),
+        (
+            "negative.csv",
+            "cores,throughput\n1,10\n2,-4\n4,30\n",
+            ":3: throughput must be a positive number",
+        ),
+        (
+            "one.csv",
+            "cores,throughput\n4,10\n4,10\n",
+            "needs at least 3 distinct core counts",
+        ),
+    ];
+    for (name, content, expected) in cases {
+        let csv = write(dir.path(), name, content);
+        let o = martelli(&["fit", csv.to_str().unwrap()]);
+        let stderr = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains(expected),
+            "{name}: {stderr:?} lacks {expected:?}"
+        );
+        assert!(
+            !stderr.contains("NaN") && !stderr.contains("panicked"),
+            "{name}: {stderr}"
+        );
+    }
+    let o = martelli(&["fit", "no/such/file.csv"]);
+    assert_eq!(o.status.code(), Some(2));
+}

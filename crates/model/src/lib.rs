@@ -9,7 +9,7 @@
 mod linalg;
 mod usl;
 
-pub use usl::{fit_amdahl, fit_gustafson, fit_usl, GustafsonFit, UslFit};
+pub use usl::{GustafsonFit, UslFit, fit_amdahl, fit_gustafson, fit_usl};
 
 /// One measurement: throughput (any unit, e.g. tasks per second) at a core count.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -64,7 +64,10 @@ pub(crate) fn check(points: &[Observation], need: usize) -> Result<(), FitError>
     cores.sort_by(f64::total_cmp);
     cores.dedup();
     if cores.len() < need {
-        return Err(FitError::TooFewPoints { need, got: cores.len() });
+        return Err(FitError::TooFewPoints {
+            need,
+            got: cores.len(),
+        });
     }
     Ok(())
 }
@@ -74,5 +77,11 @@ pub(crate) fn r_squared(observed: &[f64], predicted: &[f64]) -> f64 {
     let mean = observed.iter().sum::<f64>() / observed.len() as f64;
     let total: f64 = observed.iter().map(|y| (y - mean).powi(2)).sum();
     let residual: f64 = observed.iter().zip(predicted).map(|(y, p)| (y - p).powi(2)).sum();
-    if total > 0.0 { 1.0 - residual / total } else if residual == 0.0 { 1.0 } else { 0.0 }
+    if total > 0.0 {
+        1.0 - residual / total
+    } else if residual == 0.0 {
+        1.0
+    } else {
+        0.0
+    }
 }

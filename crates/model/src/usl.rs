@@ -95,7 +95,9 @@ pub fn fit_gustafson(points: &[Observation]) -> Result<GustafsonFit, FitError> {
     check(points, 2)?;
     // X = λ(1 − σ) N + λσ = a N + b, so λ = a + b and σ = b / (a + b).
     let n = points.len() as f64;
-    let (sx, sy) = points.iter().fold((0.0, 0.0), |(sx, sy), p| (sx + p.cores, sy + p.throughput));
+    let (sx, sy) = points
+        .iter()
+        .fold((0.0, 0.0), |(sx, sy), p| (sx + p.cores, sy + p.throughput));
     let (mx, my) = (sx / n, sy / n);
     let sxx: f64 = points.iter().map(|p| (p.cores - mx).powi(2)).sum();
     let sxy: f64 = points.iter().map(|p| (p.cores - mx) * (p.throughput - my)).sum();
@@ -103,11 +105,16 @@ pub fn fit_gustafson(points: &[Observation]) -> Result<GustafsonFit, FitError> {
     let b = my - a * mx;
     let lambda = a + b;
     if !(lambda > 0.0) {
-        return Err(FitError::Degenerate("throughput falls as cores are added: no Gustafson fit".into()));
+        return Err(FitError::Degenerate(
+            "throughput falls as cores are added: no Gustafson fit".into(),
+        ));
     }
     let sigma = (b / lambda).clamp(0.0, 1.0);
     let observed: Vec<f64> = points.iter().map(|p| p.throughput).collect();
-    let predicted: Vec<f64> = points.iter().map(|p| lambda * (p.cores - sigma * (p.cores - 1.0))).collect();
+    let predicted: Vec<f64> = points
+        .iter()
+        .map(|p| lambda * (p.cores - sigma * (p.cores - 1.0)))
+        .collect();
     Ok(GustafsonFit {
         sigma,
         lambda,
@@ -129,7 +136,11 @@ fn residuals(points: &[Observation], p: &Params, with_kappa: bool) -> (Vec<f64>,
         let g = n / d;
         r.push((lambda * g - o.throughput) / o.throughput);
         let dsigma = -lambda * n * (n - 1.0) / (d * d) / o.throughput;
-        let dkappa = if with_kappa { -lambda * n * n * (n - 1.0) / (d * d) / o.throughput } else { 0.0 };
+        let dkappa = if with_kappa {
+            -lambda * n * n * (n - 1.0) / (d * d) / o.throughput
+        } else {
+            0.0
+        };
         j.push([g / o.throughput, dsigma, dkappa]);
     }
     (r, j)
@@ -152,7 +163,11 @@ fn best_lambda(points: &[Observation], sigma: f64, kappa: f64) -> f64 {
 /// Levenberg–Marquardt from the best point of a coarse grid, σ and κ projected onto ≥ 0.
 fn fit(points: &[Observation], with_kappa: bool) -> Result<UslFit, FitError> {
     let sigmas = [0.0, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.2, 0.4, 0.7, 0.95];
-    let kappas: &[f64] = if with_kappa { &[0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1] } else { &[0.0] };
+    let kappas: &[f64] = if with_kappa {
+        &[0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1]
+    } else {
+        &[0.0]
+    };
     let mut best: Option<(f64, Params)> = None;
     for &sigma in &sigmas {
         for &kappa in kappas {
@@ -191,7 +206,11 @@ fn fit(points: &[Observation], with_kappa: bool) -> Result<UslFit, FitError> {
                 mu *= 10.0;
                 continue;
             };
-            let mut next = [p[0] + step[0], (p[1] + step[1]).max(0.0), (p[2] + step[2]).max(0.0)];
+            let mut next = [
+                p[0] + step[0],
+                (p[1] + step[1]).max(0.0),
+                (p[2] + step[2]).max(0.0),
+            ];
             if !with_kappa {
                 next[2] = 0.0;
             }
@@ -214,7 +233,9 @@ fn fit(points: &[Observation], with_kappa: bool) -> Result<UslFit, FitError> {
         }
     }
     if !p.iter().all(|v| v.is_finite()) || !(p[0] > 0.0) {
-        return Err(FitError::Degenerate("the fit did not converge to finite parameters".into()));
+        return Err(FitError::Degenerate(
+            "the fit did not converge to finite parameters".into(),
+        ));
     }
     // Standard errors from the Jacobian at the optimum, when there are spare degrees of freedom.
     let (r, j) = residuals(points, &p, with_kappa);
@@ -230,13 +251,10 @@ fn fit(points: &[Observation], with_kappa: bool) -> Result<UslFit, FitError> {
     if !with_kappa {
         jtj[2][2] = 1.0;
     }
-    let se = (dof > 0.0)
-        .then(|| inverse(jtj))
-        .flatten()
-        .map(|cov| {
-            let s2 = cost(&r) / dof;
-            [0, 1, 2].map(|k| (cov[k][k] * s2).max(0.0).sqrt())
-        });
+    let se = (dof > 0.0).then(|| inverse(jtj)).flatten().map(|cov| {
+        let s2 = cost(&r) / dof;
+        [0, 1, 2].map(|k| (cov[k][k] * s2).max(0.0).sqrt())
+    });
     let observed: Vec<f64> = points.iter().map(|o| o.throughput).collect();
     let fit = UslFit {
         sigma: p[1],
@@ -300,7 +318,10 @@ mod tests {
     #[test]
     fn usl_recovers_known_parameters_without_noise() {
         let fit = fit_usl(&synthetic(0.0, 1)).unwrap();
-        assert!(within(fit.sigma, SIGMA, 0.01) && within(fit.kappa, KAPPA, 0.01), "{fit:?}");
+        assert!(
+            within(fit.sigma, SIGMA, 0.01) && within(fit.kappa, KAPPA, 0.01),
+            "{fit:?}"
+        );
         assert!(within(fit.lambda, 1000.0, 0.01) && fit.r2 > 0.9999, "{fit:?}");
         let peak = fit.peak_cores().unwrap();
         assert!(within(peak, (0.95f64 / 0.0008).sqrt(), 0.01), "peak {peak}");
@@ -309,15 +330,24 @@ mod tests {
     #[test]
     fn usl_recovers_known_parameters_with_two_percent_noise() {
         let fit = fit_usl(&synthetic(0.02, 1)).unwrap();
-        assert!(within(fit.sigma, SIGMA, 0.10) && within(fit.kappa, KAPPA, 0.10), "{fit:?}");
+        assert!(
+            within(fit.sigma, SIGMA, 0.10) && within(fit.kappa, KAPPA, 0.10),
+            "{fit:?}"
+        );
         let (lo, hi) = UslFit::interval(fit.kappa, fit.kappa_se).unwrap();
-        assert!(lo < KAPPA && KAPPA < hi, "the interval holds the truth: {lo}..{hi}");
+        assert!(
+            lo < KAPPA && KAPPA < hi,
+            "the interval holds the truth: {lo}..{hi}"
+        );
     }
 
     #[test]
     fn no_one_core_point_is_needed() {
         let fit = fit_usl(&synthetic(0.0, 4)).unwrap();
-        assert!(within(fit.sigma, SIGMA, 0.01) && within(fit.kappa, KAPPA, 0.01), "{fit:?}");
+        assert!(
+            within(fit.sigma, SIGMA, 0.01) && within(fit.kappa, KAPPA, 0.01),
+            "{fit:?}"
+        );
         assert!(within(fit.lambda, 1000.0, 0.01), "{fit:?}");
     }
 
@@ -326,7 +356,10 @@ mod tests {
         // Superlinear data would want σ < 0: the fit stops at 0.
         let points: Vec<Observation> = [1.0, 2.0, 4.0, 8.0]
             .iter()
-            .map(|&n| Observation { cores: n, throughput: 100.0 * n * (1.0 + 0.02 * n) })
+            .map(|&n| Observation {
+                cores: n,
+                throughput: 100.0 * n * (1.0 + 0.02 * n),
+            })
             .collect();
         let fit = fit_usl(&points).unwrap();
         assert!(fit.sigma >= 0.0 && fit.kappa >= 0.0, "{fit:?}");
@@ -337,37 +370,75 @@ mod tests {
     fn amdahl_and_gustafson_recover_their_serial_fraction() {
         let amdahl: Vec<Observation> = [1.0, 2.0, 4.0, 8.0, 16.0]
             .iter()
-            .map(|&n| Observation { cores: n, throughput: 50.0 * n / (1.0 + 0.1 * (n - 1.0)) })
+            .map(|&n| Observation {
+                cores: n,
+                throughput: 50.0 * n / (1.0 + 0.1 * (n - 1.0)),
+            })
             .collect();
         let fit = fit_amdahl(&amdahl).unwrap();
         assert!(within(fit.sigma, 0.1, 1e-6) && fit.kappa == 0.0, "{fit:?}");
         assert!(within(fit.max_speedup().unwrap(), 10.0, 1e-6));
         let gustafson: Vec<Observation> = [1.0, 2.0, 4.0, 8.0]
             .iter()
-            .map(|&n| Observation { cores: n, throughput: 50.0 * (n - 0.2 * (n - 1.0)) })
+            .map(|&n| Observation {
+                cores: n,
+                throughput: 50.0 * (n - 0.2 * (n - 1.0)),
+            })
             .collect();
         let g = fit_gustafson(&gustafson).unwrap();
-        assert!(within(g.sigma, 0.2, 1e-9) && within(g.lambda, 50.0, 1e-9), "{g:?}");
+        assert!(
+            within(g.sigma, 0.2, 1e-9) && within(g.lambda, 50.0, 1e-9),
+            "{g:?}"
+        );
     }
 
     #[test]
     fn degenerate_input_is_an_error_not_a_nan() {
-        let one = [Observation { cores: 2.0, throughput: 10.0 }];
+        let one = [Observation {
+            cores: 2.0,
+            throughput: 10.0,
+        }];
         assert_eq!(fit_usl(&one), Err(FitError::TooFewPoints { need: 3, got: 1 }));
-        let same = [Observation { cores: 4.0, throughput: 10.0 }; 5];
+        let same = [Observation {
+            cores: 4.0,
+            throughput: 10.0,
+        }; 5];
         assert!(matches!(fit_usl(&same), Err(FitError::TooFewPoints { .. })));
         for bad in [0.0, -5.0, f64::NAN, f64::INFINITY] {
             let points = [
-                Observation { cores: 1.0, throughput: 10.0 },
-                Observation { cores: 2.0, throughput: bad },
-                Observation { cores: 4.0, throughput: 30.0 },
+                Observation {
+                    cores: 1.0,
+                    throughput: 10.0,
+                },
+                Observation {
+                    cores: 2.0,
+                    throughput: bad,
+                },
+                Observation {
+                    cores: 4.0,
+                    throughput: 30.0,
+                },
             ];
-            assert!(matches!(fit_usl(&points), Err(FitError::BadPoint { index: 1, .. })), "{bad}");
+            assert!(
+                matches!(fit_usl(&points), Err(FitError::BadPoint { index: 1, .. })),
+                "{bad}"
+            );
         }
-        let zero_cores = [Observation { cores: 0.0, throughput: 1.0 }; 3];
-        assert!(matches!(fit_amdahl(&zero_cores), Err(FitError::BadPoint { index: 0, .. })));
-        let falling: Vec<Observation> =
-            [1.0, 2.0, 3.0].iter().map(|&n| Observation { cores: n, throughput: 100.0 / (n * n * n) }).collect();
+        let zero_cores = [Observation {
+            cores: 0.0,
+            throughput: 1.0,
+        }; 3];
+        assert!(matches!(
+            fit_amdahl(&zero_cores),
+            Err(FitError::BadPoint { index: 0, .. })
+        ));
+        let falling: Vec<Observation> = [1.0, 2.0, 3.0]
+            .iter()
+            .map(|&n| Observation {
+                cores: n,
+                throughput: 100.0 / (n * n * n),
+            })
+            .collect();
         assert!(fit_usl(&falling).is_ok_and(|f| f.sigma.is_finite() && f.kappa.is_finite()));
     }
 }
