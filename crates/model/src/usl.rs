@@ -104,7 +104,7 @@ pub fn fit_gustafson(points: &[Observation]) -> Result<GustafsonFit, FitError> {
     let a = sxy / sxx;
     let b = my - a * mx;
     let lambda = a + b;
-    if !(lambda > 0.0) {
+    if !positive(lambda) {
         return Err(FitError::Degenerate(
             "throughput falls as cores are added: no Gustafson fit".into(),
         ));
@@ -120,6 +120,11 @@ pub fn fit_gustafson(points: &[Observation]) -> Result<GustafsonFit, FitError> {
         lambda,
         r2: r_squared(&observed, &predicted),
     })
+}
+
+/// True for a finite or infinite number above zero; false for zero, negatives and NaN.
+fn positive(x: f64) -> bool {
+    x > 0.0
 }
 
 /// Parameters in fitting order: λ, σ, κ.
@@ -214,7 +219,7 @@ fn fit(points: &[Observation], with_kappa: bool) -> Result<UslFit, FitError> {
             if !with_kappa {
                 next[2] = 0.0;
             }
-            if !(next[0] > 0.0) {
+            if !positive(next[0]) {
                 next[0] = p[0] / 2.0;
             }
             let c = cost(&residuals(points, &next, with_kappa).0);
@@ -232,7 +237,7 @@ fn fit(points: &[Observation], with_kappa: bool) -> Result<UslFit, FitError> {
             break;
         }
     }
-    if !p.iter().all(|v| v.is_finite()) || !(p[0] > 0.0) {
+    if !p.iter().all(|v| v.is_finite()) || !positive(p[0]) {
         return Err(FitError::Degenerate(
             "the fit did not converge to finite parameters".into(),
         ));
