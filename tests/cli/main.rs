@@ -121,6 +121,10 @@ fn the_quickstart_runs_end_to_end_with_one_checksum() {
         );
     }
     assert_eq!(points[0]["speedup"].as_f64(), Some(1.0));
+    assert!(
+        stdout.contains("verdict: no verdict"),
+        "two core counts cannot support a verdict: {stdout}"
+    );
     for key in ["martelli_version", "config", "machine", "series", "started_at"] {
         assert!(results.get(key).is_some(), "results lack {key}");
     }
@@ -181,6 +185,15 @@ fn every_kind_runs_with_one_checksum_across_tiers() {
         let sums = checksums(&results);
         assert_eq!(sums.len(), 3, "{kind}");
         assert!(sums.iter().all(|c| *c == sums[0]), "{kind}: {sums:?}");
+        // Three core counts: enough for a USL fit and a verdict.
+        let fit = &results["fits"][0];
+        assert_eq!(fit["tier"], "multi", "{kind}");
+        assert!(fit["usl"]["sigma"].as_f64().unwrap() >= 0.0 && fit["usl"]["kappa"].as_f64().unwrap() >= 0.0);
+        let verdict = results["verdict"].as_str().unwrap();
+        assert!(
+            verdict.contains("USL N*") || verdict.contains("sigma"),
+            "{kind}: {verdict}"
+        );
     }
 }
 

@@ -8,8 +8,10 @@
 
 mod linalg;
 mod usl;
+mod verdict;
 
 pub use usl::{GustafsonFit, UslFit, fit_amdahl, fit_gustafson, fit_usl};
+pub use verdict::{no_verdict, verdict};
 
 /// One measurement: throughput (any unit, e.g. tasks per second) at a core count.
 #[derive(Clone, Copy, Debug, PartialEq)]

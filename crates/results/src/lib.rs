@@ -11,6 +11,6 @@ mod table;
 mod write;
 
 pub use machine::Machine;
-pub use schema::{Latency, Point, Results, SCHEMA_VERSION, Sample, SeriesInfo, WireStats, utc_now};
+pub use schema::{CurveFit, Latency, Point, Results, SCHEMA_VERSION, Sample, SeriesInfo, WireStats, utc_now};
 pub use table::render_table;
 pub use write::{WriteError, write_atomic, write_results};

@@ -6,6 +6,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use martelli_model::{
+    GustafsonFit, Observation, UslFit, fit_amdahl, fit_gustafson, fit_usl, no_verdict, verdict,
+};
 use martelli_workload::Workload;
 
 use crate::machine::Machine;
@@ -37,6 +40,31 @@ pub struct Results {
     pub points: Vec<Point>,
     /// Things the reader should know: wide spreads, outliers, oversubscription.
     pub warnings: Vec<String>,
+    /// Scaling laws fitted to each curve (a series on one tier, with its 1-core baseline).
+    #[serde(default)]
+    pub fits: Vec<CurveFit>,
+    /// Which Martelli tier the workload needs, in plain words (or why the data cannot say).
+    #[serde(default)]
+    pub verdict: String,
+}
+
+/// The laws fitted to one curve: a series measured on one tier, plus its 1-core point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurveFit {
+    /// Series label.
+    pub series: String,
+    /// The tier of the curve's points beyond one core.
+    pub tier: String,
+    /// Distinct core counts on the curve.
+    pub core_counts: usize,
+    /// The Universal Scalability Law, when at least 3 core counts were measured.
+    pub usl: Option<UslFit>,
+    /// Amdahl's law (the USL with kappa = 0), when at least 2 were.
+    pub amdahl: Option<UslFit>,
+    /// Gustafson's law, for weak-scaling runs.
+    pub gustafson: Option<GustafsonFit>,
+    /// The verdict this curve supports.
+    pub verdict: String,
 }
 
 /// A series and the exact workload it ran, so that the run can be repeated exactly.
@@ -253,6 +281,68 @@ impl Results {
                 (ratio, ratio / cores)
             };
         }
+    }
+}
+
+impl Results {
+    /// Fits the scaling laws to every curve and writes the verdict: per series, from the curve
+    /// with the most core counts (the distributed tier's when it reaches further).
+    pub fn fill_fits(&mut self, weak: bool) {
+        self.fits.clear();
+        let mut verdicts = Vec::new();
+        for label in self.series.iter().map(|s| s.label.clone()).collect::<Vec<_>>() {
+            let measured: Vec<&Point> = self
+                .points
+                .iter()
+                .filter(|p| p.series == label && !p.predicted)
+                .collect();
+            let baseline: Vec<&Point> = measured.iter().copied().filter(|p| p.tier == "single").collect();
+            let mut tiers: Vec<&str> = measured
+                .iter()
+                .map(|p| p.tier.as_str())
+                .filter(|t| *t != "single")
+                .collect();
+            tiers.dedup();
+            let mut best: Option<CurveFit> = None;
+            for tier in tiers {
+                let curve: Vec<Observation> = baseline
+                    .iter()
+                    .chain(measured.iter().filter(|p| p.tier == tier))
+                    .map(|p| Observation {
+                        cores: p.cores as f64,
+                        throughput: p.tasks_per_s,
+                    })
+                    .collect();
+                let mut cores: Vec<usize> = baseline
+                    .iter()
+                    .chain(measured.iter().filter(|p| p.tier == tier))
+                    .map(|p| p.cores)
+                    .collect();
+                cores.sort_unstable();
+                cores.dedup();
+                let usl = fit_usl(&curve).ok();
+                let fit = CurveFit {
+                    series: label.clone(),
+                    tier: tier.to_string(),
+                    core_counts: cores.len(),
+                    usl,
+                    amdahl: fit_amdahl(&curve).ok(),
+                    gustafson: if weak { fit_gustafson(&curve).ok() } else { None },
+                    verdict: usl.as_ref().map_or_else(|| no_verdict(cores.len()), verdict),
+                };
+                if best.as_ref().is_none_or(|b| fit.core_counts > b.core_counts) {
+                    best = Some(fit.clone());
+                }
+                self.fits.push(fit);
+            }
+            let text = best.map_or_else(|| no_verdict(baseline.len().min(1)), |b| b.verdict);
+            verdicts.push(if self.series.len() > 1 {
+                format!("{label}: {text}")
+            } else {
+                text
+            });
+        }
+        self.verdict = verdicts.join("; ");
     }
 }
 

@@ -96,5 +96,8 @@ pub fn render_table(results: &Results) -> String {
     for w in &results.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
+    if !results.verdict.is_empty() {
+        let _ = writeln!(out, "verdict: {}", results.verdict);
+    }
     out
 }

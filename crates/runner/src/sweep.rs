@@ -159,6 +159,8 @@ pub fn run_sweep(
         series: Vec::new(),
         points: Vec::new(),
         warnings: plan.notes.clone(),
+        fits: Vec::new(),
+        verdict: String::new(),
     };
     for series in &config.series {
         let mut workload = series.workload.clone();
@@ -238,6 +240,7 @@ pub fn run_sweep(
         });
     }
     results.fill_speedups(config.sweep.scaling == Scaling::Weak);
+    results.fill_fits(config.sweep.scaling == Scaling::Weak);
     Ok(results)
 }
 
