@@ -11,13 +11,16 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    // Behave like other command-line tools when the reader of our output goes away
-    // (`martelli fit x.csv | head`): end quietly instead of panicking on a broken pipe. Sockets
-    // are unaffected (Rust sends with MSG_NOSIGNAL), so the coordinator and workers are safe.
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of one signal, before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    // `martelli fit x.csv | head` should end quietly when `head` goes away, not panic on a
+    // broken pipe: for the commands that only print, restore the default SIGPIPE. Never for
+    // `run` and `worker`: their sockets write with writev, where SIGPIPE would kill the process
+    // when a peer hangs up (seen in tests).
+    if matches!(cli.command, cli::Command::Fit(_) | cli::Command::Validate(_)) {
+        #[cfg(unix)]
+        // SAFETY: restoring the default disposition of one signal, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
     }
     // A worker is a server: by default it logs who connects and each run; the other commands
     // keep the terminal for their own output.
