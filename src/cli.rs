@@ -31,6 +31,11 @@ pub enum Command {
     Run(RunArgs),
     /// Check configs without running them: parse, validate, and show what would run.
     Validate(ValidateArgs),
+    /// Redraw the charts from saved results, overlaying several runs.
+    ///
+    /// Writes speedup, efficiency, throughput and latency charts; each results file gets its
+    /// own colours and legend entries.
+    Plot(PlotArgs),
     /// Fit scaling laws (USL, Amdahl) to measurements from a CSV file.
     ///
     /// The CSV needs a header with `cores` and `throughput` (or `tasks_per_s`, or `wall_s`,
@@ -43,6 +48,29 @@ pub enum Command {
     /// Prints `listening on ADDR` once it accepts connections, serves run after run, and stops
     /// cleanly on SIGINT or SIGTERM. The token comes from --token-file or MARTELLI_TOKEN.
     Worker(WorkerArgs),
+}
+
+/// `martelli plot`.
+#[derive(Debug, clap::Args)]
+pub struct PlotArgs {
+    /// results.json files written by `martelli run`.
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// Folder for the charts (default: the first results file's folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Image format.
+    #[arg(long, value_enum, default_value = "png")]
+    pub format: FormatArg,
+}
+
+/// A chart format named on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FormatArg {
+    /// PNG, 1600x1000.
+    Png,
+    /// SVG.
+    Svg,
 }
 
 /// `martelli fit`.

@@ -1,6 +1,7 @@
 //! One file per subcommand; this module only dispatches.
 
 mod fit;
+mod plot;
 mod run;
 mod validate;
 mod worker;
@@ -12,6 +13,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Fit(args) => fit::fit(args),
+        Command::Plot(args) => plot::plot(args),
         Command::Validate(args) => validate::validate(args),
         Command::Worker(args) => worker::worker(args),
     }

@@ -37,7 +37,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let results = results?;
     print!("{}", martelli_results::render_table(&results));
     let written = martelli_results::write_results(&config.output_dir, &results)?;
-    let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    let charts = martelli_plot::draw_all(
+        std::slice::from_ref(&results),
+        &config.output_dir,
+        martelli_plot::Format::Png,
+    )?;
+    let names: Vec<String> = written
+        .iter()
+        .chain(&charts)
+        .map(|p| p.display().to_string())
+        .collect();
     println!("wrote {}", names.join(", "));
     Ok(())
 }

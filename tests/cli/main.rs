@@ -133,6 +133,10 @@ fn the_quickstart_runs_end_to_end_with_one_checksum() {
         results["series"][0]["workload"]["iterations"].as_u64().unwrap() > 0,
         "calibrated count recorded"
     );
+    for chart in ["speedup.png", "efficiency.png", "throughput.png", "latency.png"] {
+        let bytes = std::fs::read(out.path().join(chart)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{chart} is a PNG");
+    }
     let csv = std::fs::read_to_string(out.path().join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(csv.lines().skip(1).all(|l| l.contains(&sums[0])), "{csv}");
@@ -439,5 +443,66 @@ fn fit_rejects_bad_csv_files_with_the_line_and_exit_2() {
         );
     }
     let o = martelli(&["fit", "no/such/file.csv"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn plot_redraws_and_overlays_saved_runs_and_refuses_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "small.toml",
+        "tier = \"multi\"\n[workload]\ntasks = 60\nkind = \"io\"\nio_wait = \"200us\"\n[sweep]\ncores = [1, 2, 3]\nrepeats = 1\nwarmup = 0\n",
+    );
+    let (_, _, first) = run_ok(&config, &[]);
+    let (_, _, second) = run_ok(&config, &[]);
+    let charts = dir.path().join("charts");
+    let a = first.path().join("results.json");
+    let b = second.path().join("results.json");
+    let o = martelli(&[
+        "plot",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        charts.to_str().unwrap(),
+        "--format",
+        "svg",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let svg = std::fs::read_to_string(charts.join("speedup.svg")).unwrap();
+    assert!(svg.contains("2 runs overlaid"), "overlay title");
+
+    let cases = [
+        ("empty.json", "", "the file is empty"),
+        (
+            "truncated.json",
+            "{\"schema_version\": 1, \"points\": [",
+            "results.json",
+        ),
+        (
+            "foreign.json",
+            "{\"hello\": \"world\"}",
+            "not a martelli results.json",
+        ),
+    ];
+    for (name, content, expected) in cases {
+        let bad = write(dir.path(), name, content);
+        let out = dir.path().join(format!("out-{name}"));
+        let o = martelli(&[
+            "plot",
+            a.to_str().unwrap(),
+            bad.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let stderr = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains(expected),
+            "{name}: {stderr}"
+        );
+        assert!(!out.exists(), "{name}: no partial chart");
+    }
+    let o = martelli(&["plot", "no/such/results.json"]);
     assert_eq!(o.status.code(), Some(2));
 }

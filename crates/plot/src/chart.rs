@@ -1,0 +1,503 @@
+//! One chart: curves of one metric against cores, over the three Martelli bands.
+
+use std::path::Path;
+
+use martelli_model::UslFit;
+use martelli_results::{Point, Results};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::{Format, SIZE};
+
+/// What a chart shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Speed-up over one core, with the ideal line and the fitted laws.
+    Speedup,
+    /// Parallel efficiency (speed-up / cores), on a linear axis.
+    Efficiency,
+    /// Tasks per second.
+    Throughput,
+    /// p50 and p99 task latency and time to the first result.
+    Latency,
+}
+
+impl Metric {
+    /// Every chart, in the order they are written.
+    pub const ALL: [Metric; 4] = [
+        Metric::Speedup,
+        Metric::Efficiency,
+        Metric::Throughput,
+        Metric::Latency,
+    ];
+
+    /// File name without extension.
+    pub fn file_stem(self) -> &'static str {
+        match self {
+            Metric::Speedup => "speedup",
+            Metric::Efficiency => "efficiency",
+            Metric::Throughput => "throughput",
+            Metric::Latency => "latency",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Metric::Speedup => "speed-up",
+            Metric::Efficiency => "parallel efficiency",
+            Metric::Throughput => "throughput",
+            Metric::Latency => "task latency and time to first result",
+        }
+    }
+
+    fn y_label(self) -> &'static str {
+        match self {
+            Metric::Speedup => "speed-up (x one core)",
+            Metric::Efficiency => "efficiency (speed-up / cores)",
+            Metric::Throughput => "throughput (tasks / s)",
+            Metric::Latency => "latency (ms, log scale)",
+        }
+    }
+}
+
+/// Colours of the curves (Tableau 10), one per curve, in order.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+/// The three Martelli bands: range of cores, fill, label.
+const BANDS: [(f64, f64, RGBColor, &str); 3] = [
+    (0.5, 1.5, RGBColor(225, 236, 252), "1 core"),
+    (1.5, 8.5, RGBColor(226, 244, 226), "2-8 cores"),
+    (
+        8.5,
+        f64::INFINITY,
+        RGBColor(253, 236, 222),
+        "9+ cores: distributed",
+    ),
+];
+
+/// A series on one tier (with its 1-core baseline), from one results file.
+struct Curve<'a> {
+    label: String,
+    color: RGBColor,
+    points: Vec<&'a Point>,
+    usl: Option<UslFit>,
+    amdahl: Option<UslFit>,
+}
+
+/// The legend label of every curve of `runs`, in drawing order.
+#[cfg(test)]
+pub(crate) fn curve_labels(runs: &[Results]) -> Vec<String> {
+    curves(runs).into_iter().map(|c| c.label).collect()
+}
+
+fn curves(runs: &[Results]) -> Vec<Curve<'_>> {
+    let mut out = Vec::new();
+    for run in runs {
+        let run_name = Path::new(&run.config_file)
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        for series in &run.series {
+            let of_series: Vec<&Point> = run.points.iter().filter(|p| p.series == series.label).collect();
+            let baseline: Vec<&Point> = of_series.iter().copied().filter(|p| p.tier == "single").collect();
+            let mut tiers: Vec<&str> = of_series
+                .iter()
+                .map(|p| p.tier.as_str())
+                .filter(|t| *t != "single")
+                .collect();
+            tiers.dedup();
+            if tiers.is_empty() {
+                tiers.push("single");
+            }
+            for tier in tiers {
+                let mut points = baseline.clone();
+                points.extend(
+                    of_series
+                        .iter()
+                        .copied()
+                        .filter(|p| p.tier == tier && tier != "single"),
+                );
+                let fit = run
+                    .fits
+                    .iter()
+                    .find(|f| f.series == series.label && f.tier == tier);
+                let mut label = if run.series.len() > 1 {
+                    format!("{} / {tier}", series.label)
+                } else {
+                    tier.to_string()
+                };
+                if runs.len() > 1 {
+                    label = format!("{run_name}: {label}");
+                }
+                out.push(Curve {
+                    label,
+                    color: PALETTE[out.len() % PALETTE.len()],
+                    points,
+                    usl: fit.and_then(|f| f.usl),
+                    amdahl: fit.and_then(|f| f.amdahl),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A linear or log axis, drawn in linear space with the labels transformed back.
+#[derive(Clone, Copy)]
+struct Axis {
+    log: bool,
+    base: f64,
+}
+
+impl Axis {
+    fn to(self, v: f64) -> f64 {
+        if self.log { v.max(1e-12).log(self.base) } else { v }
+    }
+
+    fn label(self, v: f64) -> String {
+        let real = if self.log { self.base.powf(v) } else { v };
+        if self.log {
+            // Two significant digits: 0.63, 2.5, 16, 250.
+            let digits = (1 - real.abs().log10().floor() as i32).max(0) as usize;
+            format!("{real:.digits$}")
+        } else if real >= 100.0 || (real - real.round()).abs() < 1e-9 {
+            format!("{real:.0}")
+        } else {
+            format!("{real:.2}")
+        }
+    }
+}
+
+/// Draws `metric` for `runs` into `path`.
+pub(crate) fn draw(metric: Metric, runs: &[Results], path: &Path, format: Format) -> Result<(), String> {
+    match format {
+        Format::Png => {
+            let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+            render(metric, runs, &root)?;
+            root.present().map_err(|e| e.to_string())
+        }
+        Format::Svg => {
+            let root = SVGBackend::new(path, SIZE).into_drawing_area();
+            render(metric, runs, &root)?;
+            root.present().map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The value of `metric` at a point, with its min–max range over the repeats.
+fn value(metric: Metric, p: &Point) -> Vec<(f64, f64, f64)> {
+    // Wall-time spread carries over to every wall-derived figure.
+    let (slow, fast) = if p.wall_s > 0.0 {
+        (
+            p.wall_s / p.wall_s_max.max(1e-12),
+            p.wall_s / p.wall_s_min.max(1e-12),
+        )
+    } else {
+        (1.0, 1.0)
+    };
+    match metric {
+        Metric::Speedup => vec![(p.speedup, p.speedup * slow, p.speedup * fast)],
+        Metric::Efficiency => vec![(p.efficiency, p.efficiency * slow, p.efficiency * fast)],
+        Metric::Throughput => vec![(p.tasks_per_s, p.tasks_per_s * slow, p.tasks_per_s * fast)],
+        Metric::Latency => {
+            let ms = |us: f64| us / 1e3;
+            let first = p.first_result_s * 1e3;
+            vec![
+                (ms(p.latency_us.p50), ms(p.latency_us.p50), ms(p.latency_us.p50)),
+                (ms(p.latency_us.p99), ms(p.latency_us.p99), ms(p.latency_us.p99)),
+                (first, first, first),
+            ]
+        }
+    }
+}
+
+/// A fitted law's value of `metric` at `n` cores (speed-up, efficiency, throughput).
+fn fitted(metric: Metric, fit: &UslFit, n: f64) -> Option<f64> {
+    match metric {
+        Metric::Speedup => Some(fit.speedup(n)),
+        Metric::Efficiency => Some(fit.speedup(n) / n),
+        Metric::Throughput => Some(fit.throughput(n)),
+        Metric::Latency => None,
+    }
+}
+
+fn render<DB: DrawingBackend>(
+    metric: Metric,
+    runs: &[Results],
+    root: &DrawingArea<DB, Shift>,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let curves = curves(runs);
+    let max_cores = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.cores))
+        .max()
+        .unwrap_or(1) as f64;
+    let x = Axis {
+        log: max_cores > 16.0,
+        base: 2.0,
+    };
+    let y = Axis {
+        log: metric == Metric::Latency,
+        base: 10.0,
+    };
+    // Past the last measured core count the fitted curves are extrapolation.
+    let x_end = if x.log {
+        (2.0 * max_cores).max(32.0)
+    } else {
+        (2.0 * max_cores).clamp(16.0, 16.0f64.max(max_cores + 2.0))
+    };
+    let x_range = x.to(if x.log { 0.7 } else { 0.5 })..x.to(x_end + if x.log { 0.0 } else { 0.5 });
+    let grid: Vec<f64> = (0..=200)
+        .map(|i| 1.0 + (x_end - 1.0) * i as f64 / 200.0)
+        .collect();
+
+    let mut y_values: Vec<f64> = curves
+        .iter()
+        .flat_map(|c| {
+            c.points
+                .iter()
+                .flat_map(|p| value(metric, p))
+                .flat_map(|(v, lo, hi)| [v, lo, hi])
+        })
+        .collect();
+    for c in &curves {
+        for fit in c.usl.iter().chain(&c.amdahl) {
+            y_values.extend(grid.iter().filter_map(|&n| fitted(metric, fit, n)));
+        }
+    }
+    y_values.retain(|v| v.is_finite() && *v > 0.0);
+    let y_max = y_values
+        .iter()
+        .copied()
+        .fold(if metric == Metric::Speedup { 2.0 } else { 0.0 }, f64::max);
+    let y_min = y_values.iter().copied().fold(f64::INFINITY, f64::min);
+    let y_range = if y.log {
+        y.to(y_min * 0.5)..y.to(y_max * 2.0)
+    } else if metric == Metric::Efficiency {
+        0.0..y_max.max(1.0) * 1.15
+    } else {
+        0.0..y_max * 1.15
+    };
+
+    let first = &runs[0];
+    let name = first
+        .series
+        .first()
+        .map_or("workload", |s| s.workload.name.as_str());
+    let kind = first.series.first().map_or("", |s| s.workload.kind.name());
+    let title = if runs.len() > 1 {
+        format!("{}: {} runs overlaid", metric.title(), runs.len())
+    } else {
+        format!(
+            "{name} ({kind}): {} on {}, {} logical cores",
+            metric.title(),
+            first.machine.cpu_model,
+            first.machine.logical_cores
+        )
+    };
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 36))
+        .margin(24)
+        .x_label_area_size(70)
+        .y_label_area_size(110)
+        .build_cartesian_2d(x_range.clone(), y_range.clone())
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc(if x.log { "cores (log2 scale)" } else { "cores" })
+        .y_desc(metric.y_label())
+        .axis_desc_style(("sans-serif", 26))
+        .label_style(("sans-serif", 22))
+        .x_label_formatter(&|v| x.label(*v))
+        .y_label_formatter(&|v| y.label(*v))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(|e| err(&e))?;
+
+    // The three Martelli bands, shaded and labelled.
+    for (lo, hi, fill, text) in BANDS {
+        let (l, h) = (
+            x.to(lo.max(if x.log { 0.7 } else { 0.5 })),
+            x.to(hi.min(x_end + 0.5)).min(x_range.end),
+        );
+        if l >= h {
+            continue;
+        }
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(l, y_range.start), (h, y_range.end)],
+                fill.filled(),
+            )))
+            .map_err(|e| err(&e))?;
+        let top = y_range.end - (y_range.end - y_range.start) * 0.02;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                text.to_string(),
+                (l + (h - l) * 0.03, top),
+                ("sans-serif", 24).into_font().color(&RGBColor(90, 90, 90)),
+            )))
+            .map_err(|e| err(&e))?;
+    }
+    // Where measurement ends and extrapolation begins.
+    let edge = x.to(max_cores);
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(edge, y_range.start), (edge, y_range.end)],
+            RGBColor(150, 150, 150).stroke_width(1),
+        )))
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(std::iter::once(Text::new(
+            "measured | extrapolated".to_string(),
+            (edge, y_range.start + (y_range.end - y_range.start) * 0.03),
+            ("sans-serif", 20).into_font().color(&RGBColor(110, 110, 110)),
+        )))
+        .map_err(|e| err(&e))?;
+
+    match metric {
+        Metric::Speedup => {
+            let ideal: Vec<(f64, f64)> = grid
+                .iter()
+                .map(|&n| (x.to(n), n))
+                .filter(|&(_, v)| v <= y_range.end)
+                .collect();
+            chart
+                .draw_series(LineSeries::new(ideal, BLACK.stroke_width(2)))
+                .map_err(|e| err(&e))?
+                .label("ideal (speed-up = cores)")
+                .legend(|(px, py)| PathElement::new(vec![(px, py), (px + 30, py)], BLACK.stroke_width(2)));
+        }
+        Metric::Efficiency => {
+            let ideal = vec![(x_range.start, 1.0), (x_range.end, 1.0)];
+            chart
+                .draw_series(LineSeries::new(ideal, BLACK.stroke_width(2)))
+                .map_err(|e| err(&e))?
+                .label("ideal (efficiency 1)")
+                .legend(|(px, py)| PathElement::new(vec![(px, py), (px + 30, py)], BLACK.stroke_width(2)));
+        }
+        _ => {}
+    }
+
+    for c in &curves {
+        let color = c.color;
+        let line_names: &[&str] = if metric == Metric::Latency {
+            &["p50", "p99", "first result"]
+        } else {
+            &[""]
+        };
+        for (k, line_name) in line_names.iter().enumerate() {
+            let pts: Vec<(f64, f64, f64, f64, bool)> = c
+                .points
+                .iter()
+                .map(|p| {
+                    let (v, lo, hi) = value(metric, p)[k];
+                    (x.to(p.cores as f64), y.to(v), y.to(lo), y.to(hi), p.predicted)
+                })
+                .filter(|t| t.1.is_finite())
+                .collect();
+            let width = if k == 0 { 3 } else { 2 };
+            let label = if line_name.is_empty() {
+                c.label.clone()
+            } else {
+                format!("{} {line_name}", c.label)
+            };
+            let style = if k == 2 {
+                color.mix(0.6).stroke_width(width)
+            } else {
+                color.stroke_width(width)
+            };
+            let line = pts.iter().map(|t| (t.0, t.1));
+            // p99 dashed, so the three latency lines of one curve read apart.
+            let series = if k == 1 {
+                chart
+                    .draw_series(DashedLineSeries::new(line, 10, 6, style))
+                    .map_err(|e| err(&e))?
+            } else {
+                chart
+                    .draw_series(LineSeries::new(line, style))
+                    .map_err(|e| err(&e))?
+            };
+            series.label(label).legend(move |(px, py)| {
+                PathElement::new(vec![(px, py), (px + 30, py)], color.stroke_width(width))
+            });
+            // Measured points filled, predicted ones hollow; min-max error bars over the repeats.
+            chart
+                .draw_series(
+                    pts.iter()
+                        .map(|t| ErrorBar::new_vertical(t.0, t.2, t.1, t.3, color.stroke_width(2), 12)),
+                )
+                .map_err(|e| err(&e))?;
+            chart
+                .draw_series(pts.iter().map(|t| {
+                    let style = if t.4 {
+                        color.stroke_width(2)
+                    } else {
+                        color.filled()
+                    };
+                    Circle::new((t.0, t.1), 7, style)
+                }))
+                .map_err(|e| err(&e))?;
+        }
+        for (fit, name, dash) in [(c.usl, "USL", 12u32), (c.amdahl, "Amdahl", 5u32)] {
+            let Some(fit) = fit else { continue };
+            let Some(line) = grid
+                .iter()
+                .map(|&n| fitted(metric, &fit, n).map(|v| (x.to(n), y.to(v))))
+                .collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            let line: Vec<(f64, f64)> = line
+                .into_iter()
+                .filter(|p| p.1 <= y_range.end && p.1 >= y_range.start)
+                .collect();
+            let label = match name {
+                "USL" => format!(
+                    "{}: USL fit (sigma {:.3}, kappa {:.4})",
+                    c.label, fit.sigma, fit.kappa
+                ),
+                _ => format!("{}: Amdahl fit (sigma {:.3})", c.label, fit.sigma),
+            };
+            chart
+                .draw_series(DashedLineSeries::new(
+                    line,
+                    dash,
+                    dash,
+                    color.mix(0.8).stroke_width(2),
+                ))
+                .map_err(|e| err(&e))?
+                .label(label)
+                .legend(move |(px, py)| {
+                    PathElement::new(vec![(px, py), (px + 12, py)], color.mix(0.8).stroke_width(2))
+                });
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(if metric == Metric::Efficiency || metric == Metric::Latency {
+            SeriesLabelPosition::UpperRight
+        } else {
+            // Where the curves are not: speed-up and throughput rise towards the upper left.
+            SeriesLabelPosition::LowerRight
+        })
+        .margin(60)
+        .label_font(("sans-serif", 20))
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(160, 160, 160))
+        .draw()
+        .map_err(|e| err(&e))?;
+    Ok(())
+}
