@@ -73,6 +73,15 @@ pub enum FormatArg {
     Svg,
 }
 
+impl From<FormatArg> for martelli_plot::Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Png => Self::Png,
+            FormatArg::Svg => Self::Svg,
+        }
+    }
+}
+
 /// `martelli fit`.
 #[derive(Debug, clap::Args)]
 pub struct FitArgs {
@@ -139,6 +148,9 @@ pub struct RunArgs {
     /// output/<config name>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Format of the charts written next to the results.
+    #[arg(long, value_enum, default_value = "png")]
+    pub format: FormatArg,
 }
 
 /// `martelli validate`.

@@ -2,10 +2,9 @@
 
 use std::path::Path;
 
-use martelli_plot::Format;
 use martelli_results::Results;
 
-use crate::cli::{FormatArg, PlotArgs};
+use crate::cli::PlotArgs;
 use crate::exit::UsageError;
 
 /// Reads every results file (failing on the first bad one, before drawing anything) and draws.
@@ -21,11 +20,7 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<()> {
             .parent()
             .map_or_else(|| ".".into(), Path::to_path_buf),
     };
-    let format = match args.format {
-        FormatArg::Png => Format::Png,
-        FormatArg::Svg => Format::Svg,
-    };
-    let charts = martelli_plot::draw_all(&runs, &out, format)?;
+    let charts = martelli_plot::draw_all(&runs, &out, args.format.into())?;
     let names: Vec<String> = charts.iter().map(|p| p.display().to_string()).collect();
     println!("wrote {}", names.join(", "));
     Ok(())

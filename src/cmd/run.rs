@@ -11,6 +11,7 @@ use crate::progress::Progress;
 /// Nothing is written unless the whole sweep succeeded, so earlier results are never replaced
 /// by partial or untrustworthy ones.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let format: martelli_plot::Format = args.format.into();
     let overrides = Overrides {
         tier: args.tier.map(Into::into),
         cores: args.cores.map(|c| c.into_iter().map(|n| n as usize).collect()),
@@ -37,11 +38,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let results = results?;
     print!("{}", martelli_results::render_table(&results));
     let written = martelli_results::write_results(&config.output_dir, &results)?;
-    let charts = martelli_plot::draw_all(
-        std::slice::from_ref(&results),
-        &config.output_dir,
-        martelli_plot::Format::Png,
-    )?;
+    let charts = martelli_plot::draw_all(std::slice::from_ref(&results), &config.output_dir, format)?;
     let names: Vec<String> = written
         .iter()
         .chain(&charts)

@@ -289,7 +289,8 @@ where
     } else if metric == Metric::Efficiency {
         0.0..y_max.max(1.0) * 1.15
     } else {
-        0.0..y_max * 1.15
+        // Headroom above the data, where the legend usually goes.
+        0.0..y_max * 1.4
     };
 
     let first = &runs[0];
@@ -326,6 +327,9 @@ where
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|e| err(&e))?;
+
+    // Everything drawn, in plot coordinates, so the legend can go where the data are not.
+    let mut drawn: Vec<(f64, f64)> = Vec::new();
 
     // The three Martelli bands, shaded and labelled.
     for (lo, hi, fill, text) in BANDS {
@@ -374,8 +378,9 @@ where
                 .map(|&n| (x.to(n), n))
                 .filter(|&(_, v)| v <= y_range.end)
                 .collect();
+            drawn.extend(&ideal);
             chart
-                .draw_series(LineSeries::new(ideal, BLACK.stroke_width(2)))
+                .draw_series(LineSeries::new(ideal.clone(), BLACK.stroke_width(2)))
                 .map_err(|e| err(&e))?
                 .label("ideal (speed-up = cores)")
                 .legend(|(px, py)| PathElement::new(vec![(px, py), (px + 30, py)], BLACK.stroke_width(2)));
@@ -419,6 +424,7 @@ where
             } else {
                 color.stroke_width(width)
             };
+            drawn.extend(pts.iter().map(|t| (t.0, t.1)));
             let line = pts.iter().map(|t| (t.0, t.1));
             // p99 dashed, so the three latency lines of one curve read apart.
             let series = if k == 1 {
@@ -464,6 +470,7 @@ where
                 .into_iter()
                 .filter(|p| p.1 <= y_range.end && p.1 >= y_range.start)
                 .collect();
+            drawn.extend(&line);
             let label = match name {
                 "USL" => format!(
                     "{}: USL fit (sigma {:.3}, kappa {:.4})",
@@ -487,12 +494,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(if metric == Metric::Efficiency || metric == Metric::Latency {
-            SeriesLabelPosition::UpperRight
-        } else {
-            // Where the curves are not: speed-up and throughput rise towards the upper left.
-            SeriesLabelPosition::LowerRight
-        })
+        .position(emptiest_corner(&drawn, &x_range, &y_range))
         .margin(60)
         .label_font(("sans-serif", 20))
         .background_style(WHITE.mix(0.9))
@@ -500,4 +502,68 @@ where
         .draw()
         .map_err(|e| err(&e))?;
     Ok(())
+}
+
+/// The corner (or side) of the plot with the fewest drawn points, for the legend box (about 45% of the
+/// width and 40% of the height).
+fn emptiest_corner(
+    drawn: &[(f64, f64)],
+    x: &std::ops::Range<f64>,
+    y: &std::ops::Range<f64>,
+) -> SeriesLabelPosition {
+    let (w, h) = ((x.end - x.start) * 0.45, (y.end - y.start) * 0.4);
+    let mid = (y.start + y.end) / 2.0;
+    let candidates = [
+        (
+            SeriesLabelPosition::UpperLeft,
+            x.start,
+            x.start + w,
+            y.end - h,
+            y.end,
+        ),
+        (
+            SeriesLabelPosition::UpperRight,
+            x.end - w,
+            x.end,
+            y.end - h,
+            y.end,
+        ),
+        (
+            SeriesLabelPosition::LowerRight,
+            x.end - w,
+            x.end,
+            y.start,
+            y.start + h,
+        ),
+        (
+            SeriesLabelPosition::LowerLeft,
+            x.start,
+            x.start + w,
+            y.start,
+            y.start + h,
+        ),
+        (
+            SeriesLabelPosition::MiddleRight,
+            x.end - w,
+            x.end,
+            mid - h / 2.0,
+            mid + h / 2.0,
+        ),
+        (
+            SeriesLabelPosition::MiddleLeft,
+            x.start,
+            x.start + w,
+            mid - h / 2.0,
+            mid + h / 2.0,
+        ),
+    ];
+    candidates
+        .into_iter()
+        .min_by_key(|&(_, x0, x1, y0, y1)| {
+            drawn
+                .iter()
+                .filter(|&&(px, py)| px >= x0 && px <= x1 && py >= y0 && py <= y1)
+                .count()
+        })
+        .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
 }

@@ -63,6 +63,12 @@ pub struct CurveFit {
     pub amdahl: Option<UslFit>,
     /// Gustafson's law, for weak-scaling runs.
     pub gustafson: Option<GustafsonFit>,
+    /// Where the USL's throughput peaks, `sqrt((1 - sigma) / kappa)` (absent when kappa = 0).
+    pub peak_cores: Option<f64>,
+    /// The USL's speed-up at its peak, or Amdahl's limit `1 / sigma` when kappa = 0.
+    pub max_speedup: Option<f64>,
+    /// Amdahl's limit `1 / sigma` from the Amdahl fit.
+    pub amdahl_limit: Option<f64>,
     /// The verdict this curve supports.
     pub verdict: String,
 }
@@ -321,12 +327,16 @@ impl Results {
                 cores.sort_unstable();
                 cores.dedup();
                 let usl = fit_usl(&curve).ok();
+                let amdahl = fit_amdahl(&curve).ok();
                 let fit = CurveFit {
                     series: label.clone(),
                     tier: tier.to_string(),
                     core_counts: cores.len(),
                     usl,
-                    amdahl: fit_amdahl(&curve).ok(),
+                    amdahl,
+                    peak_cores: usl.and_then(|u| u.peak_cores()),
+                    max_speedup: usl.and_then(|u| u.max_speedup()),
+                    amdahl_limit: amdahl.and_then(|a| a.max_speedup()),
                     gustafson: if weak { fit_gustafson(&curve).ok() } else { None },
                     verdict: usl.as_ref().map_or_else(|| no_verdict(cores.len()), verdict),
                 };
