@@ -75,7 +75,7 @@ const PALETTE: [RGBColor; 8] = [
 /// The three Martelli bands: range of cores, fill, label.
 const BANDS: [(f64, f64, RGBColor, &str); 3] = [
     (0.5, 1.5, RGBColor(225, 236, 252), "1 core"),
-    (1.5, 8.5, RGBColor(226, 244, 226), "2-8 cores"),
+    (1.5, 8.5, RGBColor(226, 244, 226), "2–8 cores"),
     (
         8.5,
         f64::INFINITY,
@@ -300,7 +300,16 @@ where
         .map_or("workload", |s| s.workload.name.as_str());
     let kind = first.series.first().map_or("", |s| s.workload.kind.name());
     let title = if runs.len() > 1 {
-        format!("{}: {} runs overlaid", metric.title(), runs.len())
+        let same_machine = runs.iter().all(|r| r.machine == first.machine);
+        let machine = if same_machine {
+            format!(
+                "{}, {} logical cores",
+                first.machine.cpu_model, first.machine.logical_cores
+            )
+        } else {
+            "several machines".to_string()
+        };
+        format!("{}: {} runs overlaid on {machine}", metric.title(), runs.len())
     } else {
         format!(
             "{name} ({kind}): {} on {}, {} logical cores",
