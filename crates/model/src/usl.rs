@@ -60,9 +60,10 @@ impl UslFit {
         }
     }
 
-    /// 95% interval (±1.96 standard errors) of a parameter, when its error is known.
+    /// 95% interval (±1.96 standard errors) of a parameter, when its error is known, cut at 0
+    /// below (σ, κ and λ cannot be negative).
     pub fn interval(value: f64, se: Option<f64>) -> Option<(f64, f64)> {
-        se.map(|se| (value - 1.96 * se, value + 1.96 * se))
+        se.map(|se| ((value - 1.96 * se).max(0.0), value + 1.96 * se))
     }
 }
 

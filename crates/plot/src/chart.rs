@@ -164,7 +164,9 @@ impl Axis {
 
     fn label(self, v: f64) -> String {
         let real = if self.log { self.base.powf(v) } else { v };
-        if self.log {
+        if self.log && (real - real.round()).abs() < 1e-6 * real.max(1.0) {
+            format!("{real:.0}")
+        } else if self.log {
             // Two significant digits: 0.63, 2.5, 16, 250.
             let digits = (1 - real.abs().log10().floor() as i32).max(0) as usize;
             format!("{real:.digits$}")
