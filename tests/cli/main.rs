@@ -90,7 +90,7 @@ fn the_quickstart_runs_end_to_end_with_one_checksum() {
         .iter()
         .map(|p| (p["tier"].as_str().unwrap(), p["cores"].as_u64().unwrap()))
         .collect();
-    assert_eq!(tiers, [("single", 1), ("multi", 2)]);
+    assert_eq!(tiers, [("single", 1), ("multi", 2), ("multi", 4)]);
     let sums = checksums(&results);
     assert!(sums.iter().all(|c| *c == sums[0] && c.len() == 16), "{sums:?}");
     // The public schema: every documented field is there.
@@ -122,8 +122,12 @@ fn the_quickstart_runs_end_to_end_with_one_checksum() {
     }
     assert_eq!(points[0]["speedup"].as_f64(), Some(1.0));
     assert!(
-        stdout.contains("verdict: no verdict"),
-        "two core counts cannot support a verdict: {stdout}"
+        stdout.contains("verdict: ") && stdout.contains("USL N*"),
+        "three core counts give a verdict: {stdout}"
+    );
+    assert!(
+        results["fits"][0]["usl"]["sigma"].as_f64().is_some(),
+        "the fit is stored"
     );
     for key in ["martelli_version", "config", "machine", "series", "started_at"] {
         assert!(results.get(key).is_some(), "results lack {key}");
@@ -138,7 +142,7 @@ fn the_quickstart_runs_end_to_end_with_one_checksum() {
         assert!(bytes.starts_with(b"\x89PNG"), "{chart} is a PNG");
     }
     let csv = std::fs::read_to_string(out.path().join("results.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert_eq!(csv.lines().count(), 4, "{csv}");
     assert!(csv.lines().skip(1).all(|l| l.contains(&sums[0])), "{csv}");
 }
 

@@ -125,10 +125,13 @@ fn curves(runs: &[Results]) -> Vec<Curve<'_>> {
                         .copied()
                         .filter(|p| p.tier == tier && tier != "single"),
                 );
+                // A law through two points fits them exactly and says nothing: draw fits of
+                // three core counts or more.
                 let fit = run
                     .fits
                     .iter()
-                    .find(|f| f.series == series.label && f.tier == tier);
+                    .find(|f| f.series == series.label && f.tier == tier)
+                    .filter(|f| f.core_counts >= 3);
                 let mut label = if run.series.len() > 1 {
                     format!("{} / {tier}", series.label)
                 } else {
