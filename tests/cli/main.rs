@@ -228,6 +228,9 @@ fn varied_and_weak_sweeps_report_one_point_per_series_and_core_count() {
             .iter()
             .any(|w| w.as_str().unwrap().contains("auto"))
     );
+    // Two core counts per series cannot support a scaling law: the verdict says so.
+    let verdict = results["verdict"].as_str().unwrap();
+    assert!(verdict.contains("no verdict"), "{verdict}");
 }
 
 /// Bad input: one clear message naming the file and line, exit code 2, no panic, and the
