@@ -140,6 +140,14 @@ fn the_quickstart_runs_end_to_end_with_one_checksum() {
     for chart in ["speedup.png", "efficiency.png", "throughput.png", "latency.png"] {
         let bytes = std::fs::read(out.path().join(chart)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{chart} is a PNG");
+        // Width and height from the IHDR chunk; a drawn chart compresses to tens of KB at least.
+        let size = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        assert_eq!((size(16), size(20)), (1600, 1000), "{chart}");
+        assert!(
+            bytes.len() > 20_000,
+            "{chart} is not blank: {} bytes",
+            bytes.len()
+        );
     }
     let csv = std::fs::read_to_string(out.path().join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
