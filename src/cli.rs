@@ -23,7 +23,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a config's sweep and write results.json and results.csv.
+    /// Run a config's sweep and write results.json, results.csv and four charts.
     ///
     /// Prints a summary table (tier, cores, wall time, speed-up, efficiency, checksum). Shows a
     /// progress bar when stdout is a terminal. Exit code 0 on success, 1 when the run failed
