@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use martelli_config::{Config, Tier, WorkerSource};
-use martelli_distributed::{ClientOptions, DistributedRunner, LocalWorkers, read_token_file};
+use martelli_distributed::{ClientOptions, DistributedRunner, LocalWorkers, shared_token};
 use martelli_runner::{Available, MultiRunner, Runner, SingleRunner};
 
 use crate::exit::UsageError;
@@ -44,12 +44,7 @@ impl Tiers {
     pub fn start(config: &Config) -> anyhow::Result<Tiers> {
         let distributed = match &config.distributed {
             Some(d) if matches!(config.tier, Tier::Distributed | Tier::Auto) => {
-                let token = match &d.token_file {
-                    Some(path) => Some(read_token_file(path).map_err(UsageError)?),
-                    None => std::env::var("MARTELLI_TOKEN")
-                        .ok()
-                        .filter(|t| !t.trim().is_empty()),
-                };
+                let token = shared_token(d.token_file.as_deref()).map_err(UsageError)?;
                 let tls_ca = d
                     .tls_ca
                     .as_ref()

@@ -3,19 +3,14 @@
 use std::io::Write;
 
 use anyhow::Context;
-use martelli_distributed::{LISTENING, WorkerOptions, read_token_file};
+use martelli_distributed::{LISTENING, WorkerOptions, shared_token};
 
 use crate::cli::WorkerArgs;
 use crate::exit::UsageError;
 
 /// Binds, announces the address on stdout, and serves until a shutdown signal.
 pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
-    let token = match &args.token_file {
-        Some(path) => Some(read_token_file(path).map_err(UsageError)?),
-        None => std::env::var("MARTELLI_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty()),
-    };
+    let token = shared_token(args.token_file.as_deref()).map_err(UsageError)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let read = |p: &std::path::Path| {

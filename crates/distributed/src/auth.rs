@@ -70,8 +70,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// The shared token, for a worker and a coordinator alike: from `file` when given, else from
+/// the `MARTELLI_TOKEN` environment variable when it is set and not blank, else none.
+pub fn shared_token(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    match file {
+        Some(path) => read_token_file(path).map(Some),
+        None => Ok(std::env::var("MARTELLI_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())),
+    }
+}
+
 /// Reads a token file: the first line, trimmed; an empty token is an error.
-pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
+fn read_token_file(path: &std::path::Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
     let token = text.lines().next().unwrap_or("").trim().to_string();

@@ -12,7 +12,7 @@ mod local;
 mod schedule;
 mod worker;
 
-pub use auth::read_token_file;
+pub use auth::shared_token;
 pub use connect::ClientOptions;
 pub use coordinator::{DistributedRunner, allocate};
 pub use local::{LISTENING, LocalWorkers};

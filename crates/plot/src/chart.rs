@@ -106,25 +106,8 @@ fn curves(runs: &[Results]) -> Vec<Curve<'_>> {
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
         for series in &run.series {
-            let of_series: Vec<&Point> = run.points.iter().filter(|p| p.series == series.label).collect();
-            let baseline: Vec<&Point> = of_series.iter().copied().filter(|p| p.tier == "single").collect();
-            let mut tiers: Vec<&str> = of_series
-                .iter()
-                .map(|p| p.tier.as_str())
-                .filter(|t| *t != "single")
-                .collect();
-            tiers.dedup();
-            if tiers.is_empty() {
-                tiers.push("single");
-            }
-            for tier in tiers {
-                let mut points = baseline.clone();
-                points.extend(
-                    of_series
-                        .iter()
-                        .copied()
-                        .filter(|p| p.tier == tier && tier != "single"),
-                );
+            for curve in run.curves(&series.label) {
+                let tier = curve.tier;
                 // A law through two points fits them exactly and says nothing: draw fits of
                 // three core counts or more.
                 let fit = run
@@ -143,7 +126,7 @@ fn curves(runs: &[Results]) -> Vec<Curve<'_>> {
                 out.push(Curve {
                     label,
                     color: PALETTE[out.len() % PALETTE.len()],
-                    points,
+                    points: curve.points,
                     usl: fit.and_then(|f| f.usl),
                     amdahl: fit.and_then(|f| f.amdahl),
                 });

@@ -294,66 +294,98 @@ impl Results {
     /// Fits the scaling laws to every curve and writes the verdict: per series, from the curve
     /// with the most core counts (the distributed tier's when it reaches further).
     pub fn fill_fits(&mut self, weak: bool) {
-        self.fits.clear();
+        let mut fits = Vec::new();
         let mut verdicts = Vec::new();
-        for label in self.series.iter().map(|s| s.label.clone()).collect::<Vec<_>>() {
-            let measured: Vec<&Point> = self
-                .points
-                .iter()
-                .filter(|p| p.series == label && !p.predicted)
-                .collect();
-            let baseline: Vec<&Point> = measured.iter().copied().filter(|p| p.tier == "single").collect();
-            let mut tiers: Vec<&str> = measured
-                .iter()
-                .map(|p| p.tier.as_str())
-                .filter(|t| *t != "single")
-                .collect();
-            tiers.dedup();
-            let mut best: Option<CurveFit> = None;
-            for tier in tiers {
-                let curve: Vec<Observation> = baseline
+        for series in &self.series {
+            let label = &series.label;
+            let mut best: Option<&CurveFit> = None;
+            let first = fits.len();
+            for curve in self.curves(label).into_iter().filter(|c| c.tier != "single") {
+                let measured: Vec<&Point> = curve.points.iter().copied().filter(|p| !p.predicted).collect();
+                let observations: Vec<Observation> = measured
                     .iter()
-                    .chain(measured.iter().filter(|p| p.tier == tier))
                     .map(|p| Observation {
                         cores: p.cores as f64,
                         throughput: p.tasks_per_s,
                     })
                     .collect();
-                let mut cores: Vec<usize> = baseline
-                    .iter()
-                    .chain(measured.iter().filter(|p| p.tier == tier))
-                    .map(|p| p.cores)
-                    .collect();
+                let mut cores: Vec<usize> = measured.iter().map(|p| p.cores).collect();
                 cores.sort_unstable();
                 cores.dedup();
-                let usl = fit_usl(&curve).ok();
-                let amdahl = fit_amdahl(&curve).ok();
-                let fit = CurveFit {
+                let usl = fit_usl(&observations).ok();
+                let amdahl = fit_amdahl(&observations).ok();
+                fits.push(CurveFit {
                     series: label.clone(),
-                    tier: tier.to_string(),
+                    tier: curve.tier.to_string(),
                     core_counts: cores.len(),
                     usl,
                     amdahl,
                     peak_cores: usl.and_then(|u| u.peak_cores()),
                     max_speedup: usl.and_then(|u| u.max_speedup()),
                     amdahl_limit: amdahl.and_then(|a| a.max_speedup()),
-                    gustafson: if weak { fit_gustafson(&curve).ok() } else { None },
+                    gustafson: if weak {
+                        fit_gustafson(&observations).ok()
+                    } else {
+                        None
+                    },
                     verdict: usl.as_ref().map_or_else(|| no_verdict(cores.len()), verdict),
-                };
-                if best.as_ref().is_none_or(|b| fit.core_counts > b.core_counts) {
-                    best = Some(fit.clone());
-                }
-                self.fits.push(fit);
+                });
             }
-            let text = best.map_or_else(|| no_verdict(baseline.len().min(1)), |b| b.verdict);
+            for fit in &fits[first..] {
+                if best.is_none_or(|b| fit.core_counts > b.core_counts) {
+                    best = Some(fit);
+                }
+            }
+            let text = best.map_or_else(|| no_verdict(1), |b| b.verdict.clone());
             verdicts.push(if self.series.len() > 1 {
                 format!("{label}: {text}")
             } else {
                 text
             });
         }
+        self.fits = fits;
         self.verdict = verdicts.join("; ");
     }
+
+    /// The curves of one series: for each tier beyond one core, its points after the series'
+    /// 1-core baseline; a series measured on the single tier only is one curve of its own.
+    /// The one grouping that fits and charts share.
+    pub fn curves(&self, series: &str) -> Vec<Curve<'_>> {
+        let of_series: Vec<&Point> = self.points.iter().filter(|p| p.series == series).collect();
+        let baseline: Vec<&Point> = of_series.iter().copied().filter(|p| p.tier == "single").collect();
+        let mut tiers: Vec<&str> = Vec::new();
+        for p in &of_series {
+            if p.tier != "single" && !tiers.contains(&p.tier.as_str()) {
+                tiers.push(&p.tier);
+            }
+        }
+        if tiers.is_empty() {
+            return vec![Curve {
+                tier: "single",
+                points: baseline,
+            }];
+        }
+        tiers
+            .into_iter()
+            .map(|tier| Curve {
+                tier,
+                points: baseline
+                    .iter()
+                    .copied()
+                    .chain(of_series.iter().copied().filter(|p| p.tier == tier))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// One series on one tier, with its 1-core baseline first.
+#[derive(Clone, Debug)]
+pub struct Curve<'a> {
+    /// The tier of the points beyond one core (`"single"` for a baseline-only curve).
+    pub tier: &'a str,
+    /// The points, in core order as measured.
+    pub points: Vec<&'a Point>,
 }
 
 /// The current UTC time as RFC 3339 (`2026-11-25T10:00:00Z`).
