@@ -103,6 +103,8 @@ pub struct Config {
     /// How to reach the distributed tier's workers, when the config has a `[distributed]`
     /// section.
     pub distributed: Option<Distributed>,
+    /// The simulated cluster, when the config has a `[cluster]` section.
+    pub cluster: Option<ClusterSpec>,
     /// The config as run: the file's TOML with command-line overrides applied. Stored in the
     /// results so that a run can be repeated exactly.
     pub document: toml::Table,
@@ -139,6 +141,35 @@ pub struct Distributed {
     pub tls_domain: Option<String>,
     /// Largest gRPC message sent or accepted, in bytes.
     pub max_message_bytes: u64,
+}
+
+/// The `[cluster]` section: the cluster `martelli simulate` models. Every field is optional;
+/// what is left out comes from the calibration of this machine (overheads, network) or from
+/// the simulator's defaults (nodes, cores per node).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterSpec {
+    /// Machines, each running one worker.
+    pub nodes: Option<u32>,
+    /// Cores (worker threads) per machine.
+    pub cores_per_node: Option<u32>,
+    /// One-way network latency between a node and the coordinator.
+    pub latency: Option<Duration>,
+    /// Bandwidth of each link (and of the coordinator's own), bytes per second.
+    pub bandwidth: Option<f64>,
+    /// Coordinator CPU time per task sent.
+    pub dispatch_overhead: Option<Duration>,
+    /// Coordinator CPU time per result received.
+    pub result_overhead: Option<Duration>,
+    /// Worker time per task beyond its work (decoding, handing to a thread, the result).
+    pub worker_overhead: Option<Duration>,
+    /// How fast the coordinator generates and encodes payload bytes, bytes per second.
+    pub serialization: Option<f64>,
+    /// Most tasks per message.
+    pub batch_size: Option<u32>,
+    /// Tasks kept in flight per worker thread (default: the distributed runner's own rule).
+    pub in_flight: Option<u32>,
+    /// Slow-down of a `memory` task per other busy core of its node (0.1: 10% per core).
+    pub memory_contention: Option<f64>,
 }
 
 /// Command-line overrides of config values.
@@ -261,6 +292,25 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
         source,
     })?;
     parse(path, &source, overrides)
+}
+
+/// Reads another TOML file a person writes (a calibration file, say) into `T`, with errors
+/// located as a config's are: file, line, column, snippet. Returns the value and the text, for
+/// [`field_error`].
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, String), ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value = toml::from_str(&source)
+        .map_err(|e| ConfigError::at_span(path, &source, e.span(), e.message().trim_end().to_string()))?;
+    Ok((value, source))
+}
+
+/// A located error about `field` (a dotted path such as `network.latency_us`) of the TOML text
+/// `source` read from `file`.
+pub fn field_error(file: &Path, source: &str, field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::at_field(file, source, &FieldPath::parse(field), message.into())
 }
 
 /// Validates config text (`path` is used for messages and the default output folder).

@@ -20,6 +20,25 @@ pub(crate) struct RawConfig {
     pub sweep: Option<RawSweep>,
     pub output: Option<RawOutput>,
     pub distributed: Option<RawDistributed>,
+    pub cluster: Option<RawCluster>,
+}
+
+/// `[cluster]`: the simulated cluster. Durations and rates stay strings here so that
+/// validation can name the field of a bad value, not just its position.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCluster {
+    pub nodes: Option<i64>,
+    pub cores_per_node: Option<i64>,
+    pub latency: Option<String>,
+    pub bandwidth: Option<String>,
+    pub dispatch_overhead: Option<String>,
+    pub result_overhead: Option<String>,
+    pub worker_overhead: Option<String>,
+    pub serialization: Option<String>,
+    pub batch_size: Option<i64>,
+    pub in_flight: Option<i64>,
+    pub memory_contention: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

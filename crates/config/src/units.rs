@@ -68,6 +68,44 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// Parses a rate in bytes per second: `"1.25GB/s"`, `"10Gbit/s"`, `"800MiB/s"`. Bit units
+/// (bit, kbit, Mbit, Gbit) are divided by 8; the `/s` is required, so that a size is never
+/// mistaken for a rate.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let Some(per) = text.trim().strip_suffix("/s") else {
+        return Err(format!(
+            "\"{text}\" is not a rate: write bytes or bits per second, e.g. \"1.25GB/s\" or \"10Gbit/s\""
+        ));
+    };
+    let (number, unit) = split_number(per);
+    let scale: f64 = match unit {
+        "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "bit" => 1.0 / 8.0,
+        "kbit" | "Kbit" => 1e3 / 8.0,
+        "Mbit" => 1e6 / 8.0,
+        "Gbit" => 1e9 / 8.0,
+        other => {
+            return Err(format!(
+                "unknown unit \"{other}\" in \"{text}\": use B, KB, MB, GB, KiB, MiB, GiB, bit, kbit, Mbit or Gbit, then /s"
+            ));
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a rate: expected a number and a unit, e.g. \"1GB/s\""))?;
+    let rate = value * scale;
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(format!("\"{text}\" must be a positive rate"));
+    }
+    Ok(rate)
+}
+
 /// Splits `"1.5ms"` into `("1.5", "ms")`, trimming spaces around both.
 fn split_number(text: &str) -> (&str, &str) {
     let text = text.trim();
@@ -179,6 +217,22 @@ mod tests {
         }
         for bad in ["", "MiB", "4 furlongs", "-1KB", "0.5B"] {
             assert!(parse_size(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn rates() {
+        let ok = [
+            ("1GB/s", 1e9),
+            ("10Gbit/s", 1.25e9),
+            ("800 MiB/s", 800.0 * 1024.0 * 1024.0),
+            ("100Mbit/s", 12.5e6),
+        ];
+        for (text, rate) in ok {
+            assert_eq!(parse_rate(text), Ok(rate), "{text}");
+        }
+        for bad in ["", "1GB", "0GB/s", "-1MB/s", "5 furlongs/s", "GB/s"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?} should be rejected");
         }
     }
 

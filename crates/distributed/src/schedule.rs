@@ -27,10 +27,6 @@ use crate::wire::{self, coordinator_message, worker_message};
 
 /// Attempts a task gets before the run fails naming it.
 pub(crate) const MAX_ATTEMPTS: u32 = 4;
-/// Work a driver keeps queued per worker thread when tasks are tiny.
-const QUEUED_WORK_PER_THREAD: f64 = 1e6; // nanoseconds
-/// Most tasks in flight per worker thread, whatever their size.
-const MAX_DEPTH_PER_THREAD: usize = 1024;
 
 /// The queue and completion state every driver of one run shares.
 struct Shared {
@@ -288,14 +284,10 @@ pub(crate) async fn run(
     Ok((recorder, stats))
 }
 
-/// Tasks to keep in flight on a worker of `threads` threads, given the mean task time so far.
+/// Tasks to keep in flight on a worker of `threads` threads, given the mean task time so far:
+/// the rule the simulator models too ([`martelli_sim::queue_depth`]).
 fn depth(threads: usize, mean_task_ns: f64) -> usize {
-    let per_thread = if mean_task_ns > 0.0 {
-        (2.0 * (QUEUED_WORK_PER_THREAD / mean_task_ns).max(1.0)).min(MAX_DEPTH_PER_THREAD as f64) as usize
-    } else {
-        2
-    };
-    threads * per_thread
+    martelli_sim::queue_depth(threads, mean_task_ns, None)
 }
 
 /// Feeds one worker and collects its results until the run is over or the worker is lost.
@@ -313,7 +305,7 @@ async fn drive(
     let mut payload = Vec::new();
     let mut last_seen = Instant::now();
     // A batch must fit a message: half the limit, to leave room for framing.
-    let batch_cap = ((s.max_message_bytes / 2) / (workload.payload_bytes as usize + 48)).max(1);
+    let batch_cap = martelli_sim::batch_cap(s.max_message_bytes, workload.payload_bytes);
     let mut silent = false;
     let outcome = loop {
         let changed = shared.changed.notified();

@@ -1,0 +1,268 @@
+//! The calibration file: what this machine's kernels, thread pool and loopback network cost,
+//! as measured by `martelli calibrate`. Plain TOML with units in the key names, so a person can
+//! edit it to ask "what if the network were ten times slower?".
+
+use std::path::Path;
+
+use martelli_config::{ConfigError, field_error, read_toml};
+use serde::{Deserialize, Serialize};
+
+/// Layout version of the calibration file; a file of another version is refused.
+pub const CALIBRATION_VERSION: u32 = 1;
+
+/// Everything the simulator needs to know about the machine it models.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// [`CALIBRATION_VERSION`] when written.
+    pub version: u32,
+    /// martelli version that measured.
+    pub martelli_version: String,
+    /// UTC time of the measurement, RFC 3339.
+    pub measured_at: String,
+    /// The machine measured: CPU model and logical cores.
+    pub machine: String,
+    /// Costs of one task's work on one core.
+    pub kernels: KernelCosts,
+    /// Costs of the multi tier's thread pool.
+    pub multi: MultiCosts,
+    /// Costs of the distributed tier: network and coordinator.
+    pub distributed: NetworkCosts,
+}
+
+/// Costs of a task's work on one core of this machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelCosts {
+    /// One iteration of the `cpu` kernel (also the CPU part of `mixed`), nanoseconds.
+    pub cpu_ns_per_iteration: f64,
+    /// A task with no iterations and no payload (hashing the id, the digest), nanoseconds.
+    pub task_fixed_ns: f64,
+    /// The measuring of one task (a clock read, a histogram entry), nanoseconds.
+    pub record_ns: f64,
+    /// Generating one payload byte, nanoseconds.
+    pub payload_generate_ns_per_byte: f64,
+    /// Reading one payload byte in the kernel, nanoseconds.
+    pub payload_read_ns_per_byte: f64,
+    /// How much longer than asked a simulated I/O wait (a sleep) lasts, nanoseconds.
+    pub io_overshoot_ns: f64,
+    /// One iteration of the `memory` kernel at several working-set sizes, ascending
+    /// (interpolated in log size between them).
+    pub memory: Vec<MemoryCost>,
+}
+
+/// The `memory` kernel's cost at one working-set size.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryCost {
+    /// Bytes of the buffer read at random.
+    pub working_set_bytes: u64,
+    /// One iteration (four dependent reads), nanoseconds.
+    pub ns_per_iteration: f64,
+}
+
+/// Costs of the multi tier's rayon pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiCosts {
+    /// Handing one task to a pool thread, nanoseconds.
+    pub dispatch_ns: f64,
+    /// Starting and joining one run on the pool, nanoseconds.
+    pub run_overhead_ns: f64,
+    /// Slow-down of a `memory` task per other core reading memory at the same time.
+    pub memory_contention: f64,
+}
+
+/// Costs of the distributed tier, measured over loopback with spawned workers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkCosts {
+    /// One-way latency between the coordinator and a worker, microseconds.
+    pub latency_us: f64,
+    /// Bandwidth of each link, megabytes (10^6 bytes) per second.
+    pub bandwidth_mb_per_s: f64,
+    /// Coordinator CPU per task sent, nanoseconds.
+    pub dispatch_ns: f64,
+    /// Coordinator CPU per result received, nanoseconds.
+    pub result_ns: f64,
+    /// Worker time per task beyond its work (decoding, handing it over, the result), ns.
+    pub worker_ns: f64,
+    /// Coordinator CPU to generate and encode one payload byte, nanoseconds.
+    pub serialize_ns_per_byte: f64,
+    /// Fixed cost of one run (starting the streams' traffic, the last result), microseconds.
+    pub run_overhead_us: f64,
+}
+
+impl Calibration {
+    /// Reads and checks a calibration file. A file of another version, with missing or unknown
+    /// keys, or with impossible values is refused with the file, the field and why.
+    pub fn load(path: &Path) -> Result<Calibration, ConfigError> {
+        let (table, source) = read_toml::<toml::Table>(path)?;
+        match table.get("version") {
+            Some(toml::Value::Integer(v)) if *v == i64::from(CALIBRATION_VERSION) => {}
+            Some(toml::Value::Integer(v)) => {
+                return Err(field_error(
+                    path,
+                    &source,
+                    "version",
+                    format!(
+                        "this file is calibration version {v}, and this martelli reads version \
+                         {CALIBRATION_VERSION}: run `martelli calibrate` again"
+                    ),
+                ));
+            }
+            _ => {
+                return Err(field_error(
+                    path,
+                    &source,
+                    "version",
+                    format!(
+                        "missing or not an integer: a calibration file starts with `version = \
+                         {CALIBRATION_VERSION}` (write one with `martelli calibrate`)"
+                    ),
+                ));
+            }
+        }
+        let (calibration, source) = read_toml::<Calibration>(path)?;
+        calibration
+            .check()
+            .map_err(|(field, message)| field_error(path, &source, &field, message))?;
+        Ok(calibration)
+    }
+
+    /// The file's text: a header comment, then the values.
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string_pretty(self).unwrap_or_default();
+        format!(
+            "# martelli calibration: what one task, the thread pool and the loopback network cost on\n\
+             # {}. Written by `martelli calibrate`; read by `martelli simulate --calibration`.\n\
+             # Edit any value to ask \"what if\" (e.g. latency_us x 10 for a slower network);\n\
+             # a config's [cluster] section overrides the distributed values per run.\n\n{body}",
+            self.machine
+        )
+    }
+
+    /// Checks every value is one a machine could have: `(field, message)` otherwise.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let k = &self.kernels;
+        let m = &self.multi;
+        let d = &self.distributed;
+        let non_negative = [
+            ("kernels.task_fixed_ns", k.task_fixed_ns),
+            ("kernels.record_ns", k.record_ns),
+            ("kernels.payload_generate_ns_per_byte", k.payload_generate_ns_per_byte),
+            ("kernels.payload_read_ns_per_byte", k.payload_read_ns_per_byte),
+            ("kernels.io_overshoot_ns", k.io_overshoot_ns),
+            ("multi.dispatch_ns", m.dispatch_ns),
+            ("multi.run_overhead_ns", m.run_overhead_ns),
+            ("multi.memory_contention", m.memory_contention),
+            ("distributed.latency_us", d.latency_us),
+            ("distributed.dispatch_ns", d.dispatch_ns),
+            ("distributed.result_ns", d.result_ns),
+            ("distributed.worker_ns", d.worker_ns),
+            ("distributed.serialize_ns_per_byte", d.serialize_ns_per_byte),
+            ("distributed.run_overhead_us", d.run_overhead_us),
+        ];
+        for (field, value) in non_negative {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err((field.into(), format!("must be a finite number >= 0 (got {value})")));
+            }
+        }
+        let positive = [
+            ("kernels.cpu_ns_per_iteration", k.cpu_ns_per_iteration),
+            ("distributed.bandwidth_mb_per_s", d.bandwidth_mb_per_s),
+        ];
+        for (field, value) in positive {
+            if !(value.is_finite() && value > 0.0) {
+                return Err((field.into(), format!("must be a finite number > 0 (got {value})")));
+            }
+        }
+        if k.memory.is_empty() {
+            return Err((
+                "kernels.memory".into(),
+                "needs at least one [[kernels.memory]] entry".into(),
+            ));
+        }
+        for (i, entry) in k.memory.iter().enumerate() {
+            if !(entry.ns_per_iteration.is_finite() && entry.ns_per_iteration > 0.0) {
+                return Err((
+                    format!("kernels.memory[{i}].ns_per_iteration"),
+                    format!("must be a finite number > 0 (got {})", entry.ns_per_iteration),
+                ));
+            }
+            if i > 0 && entry.working_set_bytes <= k.memory[i - 1].working_set_bytes {
+                return Err((
+                    format!("kernels.memory[{i}].working_set_bytes"),
+                    "working sets must be in ascending order".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl KernelCosts {
+    /// One `memory` iteration at `working_set` bytes: interpolated in log size between the
+    /// measured sizes, held flat beyond them.
+    pub fn memory_ns_per_iteration(&self, working_set: u64) -> f64 {
+        let table = &self.memory;
+        let x = (working_set.max(1) as f64).ln();
+        let at = |i: usize| ((table[i].working_set_bytes.max(1) as f64).ln(), table[i].ns_per_iteration);
+        let Some(first) = table.first() else {
+            return self.cpu_ns_per_iteration;
+        };
+        if working_set <= first.working_set_bytes {
+            return first.ns_per_iteration;
+        }
+        for i in 1..table.len() {
+            let (x1, y1) = at(i);
+            if x <= x1 {
+                let (x0, y0) = at(i - 1);
+                return y0 + (y1 - y0) * (x - x0) / (x1 - x0);
+            }
+        }
+        table[table.len() - 1].ns_per_iteration
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn example() -> Calibration {
+    Calibration {
+        version: CALIBRATION_VERSION,
+        martelli_version: "test".into(),
+        measured_at: "2026-11-25T00:00:00Z".into(),
+        machine: "test machine, 2 logical cores".into(),
+        kernels: KernelCosts {
+            cpu_ns_per_iteration: 1.0,
+            task_fixed_ns: 20.0,
+            record_ns: 40.0,
+            payload_generate_ns_per_byte: 0.3,
+            payload_read_ns_per_byte: 0.1,
+            io_overshoot_ns: 50_000.0,
+            memory: vec![
+                MemoryCost {
+                    working_set_bytes: 1 << 16,
+                    ns_per_iteration: 4.0,
+                },
+                MemoryCost {
+                    working_set_bytes: 1 << 28,
+                    ns_per_iteration: 40.0,
+                },
+            ],
+        },
+        multi: MultiCosts {
+            dispatch_ns: 30.0,
+            run_overhead_ns: 20_000.0,
+            memory_contention: 0.05,
+        },
+        distributed: NetworkCosts {
+            latency_us: 50.0,
+            bandwidth_mb_per_s: 1000.0,
+            dispatch_ns: 500.0,
+            result_ns: 500.0,
+            worker_ns: 500.0,
+            serialize_ns_per_byte: 0.5,
+            run_overhead_us: 100.0,
+        },
+    }
+}

@@ -1,0 +1,474 @@
+//! The discrete-event engine: an event queue in simulated time (nanoseconds, `f64`), no threads
+//! and no sleeps. Ties are broken by the order events were scheduled, so a run is a pure
+//! function of its inputs: the same workload (seed) and cluster give the same prediction.
+//!
+//! Tasks are generated lazily from their ids, as the real tiers do; the queue holds at most a
+//! few events per core, so memory does not grow with the task count.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
+
+use hdrhistogram::Histogram;
+use martelli_results::WireStats;
+use martelli_workload::{Kind, Task, Workload};
+
+use crate::calibration::Calibration;
+use crate::cluster::{
+    Cluster, RESULT_GROUP, RESULT_GROUP_WAIT_NS, RESULT_WIRE_BYTES, TASK_WIRE_BYTES, batch_cap, queue_depth,
+};
+
+/// What one simulated run came to, in simulated nanoseconds.
+#[derive(Debug)]
+pub struct Run {
+    /// The whole run, serial phase included.
+    pub wall_ns: f64,
+    /// From the start to the first result the measuring side saw.
+    pub first_result_ns: f64,
+    /// Core time spent on tasks.
+    pub busy_ns: f64,
+    /// Per-task latency (on the core that ran it), nanoseconds.
+    pub latency_ns: Histogram<u64>,
+    /// Tasks completed, serial phase included.
+    pub tasks: u64,
+    /// Traffic, for the distributed tier.
+    pub wire: Option<WireStats>,
+    /// Events processed (the simulator's own work).
+    pub events: u64,
+}
+
+/// What one task costs on this machine, from the calibration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Costs {
+    per_iteration_ns: f64,
+    fixed_ns: f64,
+    record_ns: f64,
+    payload_local_ns: f64,
+    payload_remote_ns: f64,
+    io_overshoot_ns: f64,
+    memory: bool,
+}
+
+impl Costs {
+    pub(crate) fn new(workload: &Workload, calibration: &Calibration) -> Costs {
+        let k = &calibration.kernels;
+        let bytes = workload.payload_bytes as f64;
+        Costs {
+            per_iteration_ns: match workload.kind {
+                Kind::Cpu | Kind::Mixed => k.cpu_ns_per_iteration,
+                Kind::Memory => k.memory_ns_per_iteration(workload.working_set),
+                Kind::Io => 0.0,
+            },
+            fixed_ns: k.task_fixed_ns,
+            record_ns: k.record_ns,
+            payload_local_ns: bytes * (k.payload_generate_ns_per_byte + k.payload_read_ns_per_byte),
+            payload_remote_ns: bytes * k.payload_read_ns_per_byte,
+            io_overshoot_ns: k.io_overshoot_ns,
+            memory: workload.kind == Kind::Memory,
+        }
+    }
+
+    /// Iterations for which a task costs `target_ns` of compute here, as `martelli run`'s
+    /// calibration finds them (payload and fixed cost included, measuring not).
+    pub(crate) fn iterations_for(&self, target_ns: f64) -> u64 {
+        if self.per_iteration_ns <= 0.0 {
+            return 0;
+        }
+        ((target_ns - self.fixed_ns - self.payload_local_ns) / self.per_iteration_ns)
+            .round()
+            .max(1.0) as u64
+    }
+
+    /// The compute part of `task` on one core (payload generated locally or shipped in).
+    fn compute_ns(&self, task: &Task, local: bool) -> f64 {
+        let payload = if task.payload_bytes == 0 {
+            0.0
+        } else if local {
+            self.payload_local_ns
+        } else {
+            self.payload_remote_ns
+        };
+        self.fixed_ns + payload + task.iterations as f64 * self.per_iteration_ns
+    }
+
+    /// The simulated I/O wait of `task`, as a sleep lasts.
+    fn wait_ns(&self, task: &Task) -> f64 {
+        if task.io_wait_ns == 0 {
+            0.0
+        } else {
+            task.io_wait_ns as f64 + self.io_overshoot_ns
+        }
+    }
+
+    /// Slow-down of a task's compute when `busy` cores of its node compute at once.
+    fn contention(&self, busy: usize, factor: f64) -> f64 {
+        if self.memory {
+            1.0 + factor * busy.saturating_sub(1) as f64
+        } else {
+            1.0
+        }
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant figures is a valid precision")
+}
+
+fn record(h: &mut Histogram<u64>, ns: f64) {
+    // Auto-resizing: recording cannot fail.
+    let _ = h.record((ns as u64).max(1));
+}
+
+/// The serial phase on one core, after the parallel phase: its duration.
+fn serial_ns(workload: &Workload, costs: &Costs, h: &mut Histogram<u64>) -> Option<f64> {
+    let task = workload.serial_task()?;
+    let d = costs.compute_ns(&task, true) + costs.wait_ns(&task) + costs.record_ns;
+    record(h, d);
+    Some(d)
+}
+
+/// The single tier: a plain loop on one core.
+pub(crate) fn single(workload: &Workload, costs: &Costs) -> Run {
+    let mut h = histogram();
+    let mut t = 0.0;
+    let mut first = None;
+    let mut busy = 0.0;
+    for task in workload.tasks() {
+        let d = costs.compute_ns(&task, true) + costs.wait_ns(&task) + costs.record_ns;
+        record(&mut h, d);
+        t += d;
+        busy += d;
+        first.get_or_insert(t);
+    }
+    let serial = serial_ns(workload, costs, &mut h);
+    let wall = t + serial.unwrap_or(0.0);
+    Run {
+        wall_ns: wall,
+        first_result_ns: first.unwrap_or(wall),
+        busy_ns: busy + serial.unwrap_or(0.0),
+        latency_ns: h,
+        tasks: workload.tasks + u64::from(serial.is_some()),
+        wire: None,
+        events: workload.tasks,
+    }
+}
+
+/// A point in simulated time with a tie-breaking sequence number; earliest first in a heap.
+#[derive(Clone, Copy, Debug)]
+struct At<T> {
+    t: f64,
+    seq: u64,
+    what: T,
+}
+
+impl<T> PartialEq for At<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl<T> Eq for At<T> {}
+impl<T> PartialOrd for At<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for At<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: BinaryHeap is a max-heap and the earliest event must come out first.
+        other.t.total_cmp(&self.t).then(other.seq.cmp(&self.seq))
+    }
+}
+
+/// The event queue: a heap ordered by time, then by scheduling order.
+struct Queue<T> {
+    heap: BinaryHeap<At<T>>,
+    seq: u64,
+}
+
+impl<T> Queue<T> {
+    fn new() -> Queue<T> {
+        Queue {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+    fn push(&mut self, t: f64, what: T) {
+        self.seq += 1;
+        self.heap.push(At { t, seq: self.seq, what });
+    }
+    fn pop(&mut self) -> Option<(f64, T)> {
+        self.heap.pop().map(|a| (a.t, a.what))
+    }
+}
+
+/// The multi tier: `threads` pool threads on one node take the tasks in order as they free
+/// up (rayon's stealing balances as a greedy list schedule does); each task pays the pool's
+/// hand-off; the run pays the pool's start and join.
+pub(crate) fn multi(
+    workload: &Workload,
+    costs: &Costs,
+    calibration: &Calibration,
+    threads: usize,
+    contention: f64,
+) -> Run {
+    let mut h = histogram();
+    let start = calibration.multi.run_overhead_ns;
+    let dispatch = calibration.multi.dispatch_ns;
+    let slow = costs.contention(threads.min(workload.tasks as usize), contention);
+    let mut free: Queue<()> = Queue::new();
+    for _ in 0..threads {
+        free.push(start, ());
+    }
+    let (mut end, mut first, mut busy) = (start, f64::INFINITY, 0.0);
+    for task in workload.tasks() {
+        let (t, ()) = free.pop().expect("the pool has threads");
+        let d = costs.compute_ns(&task, true) * slow + dispatch + costs.record_ns + costs.wait_ns(&task);
+        record(&mut h, d);
+        let done = t + d;
+        busy += d;
+        first = first.min(done);
+        end = end.max(done);
+        free.push(done, ());
+    }
+    let serial = serial_ns(workload, costs, &mut h);
+    let wall = end + serial.unwrap_or(0.0);
+    Run {
+        wall_ns: wall,
+        first_result_ns: if first.is_finite() { first } else { wall },
+        busy_ns: busy + serial.unwrap_or(0.0),
+        latency_ns: h,
+        tasks: workload.tasks + u64::from(serial.is_some()),
+        wire: None,
+        events: workload.tasks,
+    }
+}
+
+/// Events of the distributed tier.
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    /// A task batch `first..first + count` reaches a node.
+    Arrive { node: u32, first: u64, count: u32 },
+    /// A thread of a node finished a task that took `d` ns.
+    Done { node: u32, d: f64 },
+    /// A result message of `count` results (their task times adding up to `d`) reaches the
+    /// coordinator.
+    Results { node: u32, count: u32, d: f64 },
+}
+
+/// One worker machine in the distributed model.
+struct Node {
+    threads: usize,
+    /// Tasks sent and not yet answered, as the coordinator counts them.
+    in_flight: usize,
+    /// Sum and count of task times answered so far (the runner's depth adapts to the mean).
+    answered_ns: f64,
+    answered: u64,
+    /// Tasks received and not started, as id ranges.
+    queue: VecDeque<(u64, u64)>,
+    idle: usize,
+    /// When the node's link is next free to send.
+    link_free: f64,
+    /// Results waiting in the node's group, their task time, and when the group was last sent.
+    group: u32,
+    group_ns: f64,
+    last_flush: f64,
+    /// Compute slow-down from memory contention on this node.
+    slow: f64,
+}
+
+/// The distributed tier: a coordinator feeding workers over links. The coordinator's CPU and
+/// network card are each one queue (every node's traffic contends for them); each node's link
+/// is another; a message waits for its link, crosses at the link's bandwidth, then pays the
+/// latency. The coordinator keeps each node's queue filled by the runner's own rules (depth
+/// per thread, refill at half depth, batches capped by the message limit), and the serial
+/// phase runs on the coordinator after the last result.
+pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster, spread: &[usize]) -> Run {
+    let total = workload.tasks;
+    let mut h = histogram();
+    let mut wire = WireStats {
+        workers: spread.len() as u64,
+        ..WireStats::default()
+    };
+    let mut nodes: Vec<Node> = spread
+        .iter()
+        .map(|&threads| Node {
+            threads,
+            in_flight: 0,
+            answered_ns: 0.0,
+            answered: 0,
+            queue: VecDeque::new(),
+            idle: threads,
+            link_free: 0.0,
+            group: 0,
+            group_ns: 0.0,
+            last_flush: 0.0,
+            slow: costs.contention(threads, cluster.memory_contention),
+        })
+        .collect();
+    let cap = cluster
+        .batch_size
+        .map_or_else(|| batch_cap(cluster.max_message_bytes, workload.payload_bytes), |b| b as usize);
+    let send_task_ns = cluster.dispatch_ns + workload.payload_bytes as f64 * cluster.serialize_ns_per_byte;
+    let task_bytes = workload.payload_bytes + TASK_WIRE_BYTES;
+
+    let mut events: Queue<Event> = Queue::new();
+    let mut next = 0u64;
+    let mut cpu_free = cluster.run_overhead_ns;
+    let mut nic_out = 0.0f64;
+    let mut nic_in = 0.0f64;
+    let mut completed = 0u64;
+    let mut first = f64::INFINITY;
+    let mut end = cpu_free;
+    let mut busy = 0.0;
+    let mut processed = 0u64;
+
+    // Tops up a node's queue as the runner's driver does; returns nothing, schedules arrivals.
+    let refill = |node: usize,
+                  nodes: &mut [Node],
+                  next: &mut u64,
+                  cpu_free: &mut f64,
+                  nic_out: &mut f64,
+                  events: &mut Queue<Event>,
+                  wire: &mut WireStats| {
+        let n = &mut nodes[node];
+        loop {
+            let mean = if n.answered > 0 {
+                n.answered_ns / n.answered as f64
+            } else {
+                0.0
+            };
+            let depth = queue_depth(n.threads, mean, cluster.in_flight);
+            let free = depth.saturating_sub(n.in_flight);
+            let want = if free >= depth.div_ceil(2) || n.in_flight == 0 {
+                free.min(cap)
+            } else {
+                0
+            };
+            let count = (want as u64).min(total - *next);
+            if count == 0 {
+                return;
+            }
+            let bytes = count * task_bytes + 16;
+            *cpu_free += count as f64 * send_task_ns;
+            let leave = cpu_free.max(*nic_out);
+            *nic_out = leave + bytes as f64 / cluster.bytes_per_ns;
+            events.push(
+                *nic_out + cluster.latency_ns,
+                Event::Arrive {
+                    node: node as u32,
+                    first: *next,
+                    count: count as u32,
+                },
+            );
+            *next += count;
+            n.in_flight += count as usize;
+            wire.bytes_sent += bytes;
+            wire.rpc_batches += 1;
+        }
+    };
+
+    for node in 0..nodes.len() {
+        refill(node, &mut nodes, &mut next, &mut cpu_free, &mut nic_out, &mut events, &mut wire);
+    }
+    // A thread of `node` starts task `id` at `t`; returns its duration.
+    let start_task = |n: &Node, node: u32, t: f64, id: u64, events: &mut Queue<Event>, h: &mut Histogram<u64>| {
+        let task = workload.task(id);
+        let d = costs.compute_ns(&task, false) * n.slow + cluster.worker_ns + costs.wait_ns(&task);
+        record(h, d);
+        events.push(t + d, Event::Done { node, d });
+        d
+    };
+    while completed < total {
+        let Some((t, event)) = events.pop() else { break };
+        processed += 1;
+        match event {
+            Event::Arrive { node, first, count } => {
+                let n = &mut nodes[node as usize];
+                n.queue.push_back((first, first + u64::from(count)));
+                while n.idle > 0 {
+                    let Some(id) = pop_task(&mut n.queue) else { break };
+                    n.idle -= 1;
+                    busy += start_task(n, node, t, id, &mut events, &mut h);
+                }
+            }
+            Event::Done { node, d } => {
+                let n = &mut nodes[node as usize];
+                n.group += 1;
+                n.group_ns += d;
+                let next_task = pop_task(&mut n.queue);
+                // A worker thread sends a result at once when its task took a while, else in
+                // groups (of its own results; the node's group stands for its threads').
+                let flush = d >= RESULT_GROUP_WAIT_NS
+                    || n.group >= RESULT_GROUP * n.threads as u32
+                    || t - n.last_flush >= RESULT_GROUP_WAIT_NS
+                    || next_task.is_none();
+                if flush {
+                    let bytes = u64::from(n.group) * RESULT_WIRE_BYTES + 16;
+                    let leave = t.max(n.link_free);
+                    n.link_free = leave + bytes as f64 / cluster.bytes_per_ns;
+                    let reach = (n.link_free + cluster.latency_ns).max(nic_in);
+                    nic_in = reach + bytes as f64 / cluster.bytes_per_ns;
+                    events.push(
+                        nic_in,
+                        Event::Results {
+                            node,
+                            count: n.group,
+                            d: n.group_ns,
+                        },
+                    );
+                    wire.bytes_received += bytes;
+                    wire.rpc_batches += 1;
+                    n.group = 0;
+                    n.group_ns = 0.0;
+                    n.last_flush = t;
+                }
+                match next_task {
+                    Some(id) => {
+                        busy += start_task(n, node, t, id, &mut events, &mut h);
+                    }
+                    None => n.idle += 1,
+                }
+            }
+            Event::Results { node, count, d } => {
+                cpu_free = cpu_free.max(t) + f64::from(count) * cluster.result_ns;
+                first = first.min(cpu_free);
+                end = end.max(cpu_free);
+                completed += u64::from(count);
+                let n = &mut nodes[node as usize];
+                n.in_flight -= count as usize;
+                n.answered += u64::from(count);
+                n.answered_ns += d;
+                refill(
+                    node as usize,
+                    &mut nodes,
+                    &mut next,
+                    &mut cpu_free,
+                    &mut nic_out,
+                    &mut events,
+                    &mut wire,
+                );
+            }
+        }
+    }
+    let serial = serial_ns(workload, costs, &mut h);
+    let wall = end + serial.unwrap_or(0.0);
+    Run {
+        wall_ns: wall,
+        first_result_ns: if first.is_finite() { first } else { wall },
+        busy_ns: busy + serial.unwrap_or(0.0),
+        latency_ns: h,
+        tasks: completed + u64::from(serial.is_some()),
+        wire: Some(wire),
+        events: processed,
+    }
+}
+
+/// Takes the next task id from a node's queue of ranges.
+fn pop_task(queue: &mut VecDeque<(u64, u64)>) -> Option<u64> {
+    let front = queue.front_mut()?;
+    let id = front.0;
+    front.0 += 1;
+    if front.0 == front.1 {
+        queue.pop_front();
+    }
+    Some(id)
+}

@@ -1,0 +1,159 @@
+//! A calibrated discrete-event model of martelli's three tiers, for the core counts a machine
+//! cannot measure.
+//!
+//! The model runs the same workload definition the real tiers run: task count, task sizes
+//! (iterations times the calibrated cost of one iteration of the kernel), serial fraction,
+//! payload bytes and I/O waits. The single tier is a loop on one core, the multi tier a greedy
+//! schedule over a pool with the pool's hand-off cost, the distributed tier a coordinator, links
+//! and workers in an event queue (see [`engine`]). What it predicts is a point of the results
+//! schema marked `predicted: true`, so charts draw it beside measured points.
+#![deny(missing_docs)]
+
+mod calibration;
+mod cluster;
+pub mod engine;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use martelli_config::{Config, Scaling, Series, Tier};
+use martelli_results::{Point, Sample, SeriesInfo};
+use martelli_workload::Workload;
+
+pub use calibration::{CALIBRATION_VERSION, Calibration, KernelCosts, MemoryCost, MultiCosts, NetworkCosts};
+pub use cluster::{
+    Cluster, DEFAULT_CORES_PER_NODE, MAX_DEPTH_PER_THREAD, QUEUED_WORK_PER_THREAD_NS, batch_cap, queue_depth,
+};
+use engine::{Costs, Run};
+
+/// Why a prediction cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The sweep asks for more cores than the cluster has.
+    #[error(
+        "{cores} cores do not fit the simulated cluster of {nodes} node(s) x {cores_per_node} cores; \
+         raise cluster.nodes or cluster.cores_per_node, or lower --cores"
+    )]
+    TooManyCores {
+        /// Cores asked for.
+        cores: usize,
+        /// Nodes in the cluster.
+        nodes: u32,
+        /// Cores per node.
+        cores_per_node: u32,
+    },
+}
+
+/// The tier a point of `cores` cores runs on in the simulated cluster: one core is the single
+/// tier, a node's worth the multi tier, more the distributed tier (every point past one core,
+/// when the config itself asks for the distributed tier).
+pub fn tier_for(cores: usize, config_tier: Tier, cluster: &Cluster) -> Tier {
+    if cores <= 1 {
+        Tier::Single
+    } else if config_tier == Tier::Distributed || cores > cluster.cores_per_node as usize {
+        Tier::Distributed
+    } else {
+        Tier::Multi
+    }
+}
+
+/// The workload of `series` as this calibration would run it: a `task_cost` becomes the
+/// iteration count the calibrated kernel needs for it.
+pub fn resolve_workload(series: &Series, calibration: &Calibration) -> Workload {
+    let mut workload = series.workload.clone();
+    if let Some(target) = series.task_cost {
+        workload.iterations = Costs::new(&workload, calibration).iterations_for(target.as_nanos() as f64);
+    }
+    workload
+}
+
+/// Predicts one run of `workload` on `tier` at `cores` cores.
+pub fn predict(
+    workload: &Workload,
+    tier: Tier,
+    cores: usize,
+    cluster: &Cluster,
+    calibration: &Calibration,
+) -> Result<Run, SimError> {
+    let costs = Costs::new(workload, calibration);
+    Ok(match tier {
+        Tier::Single | Tier::Auto if cores <= 1 => engine::single(workload, &costs),
+        Tier::Distributed => {
+            let spread = cluster.spread(cores).ok_or(SimError::TooManyCores {
+                cores,
+                nodes: cluster.nodes,
+                cores_per_node: cluster.cores_per_node,
+            })?;
+            engine::distributed(workload, &costs, cluster, &spread)
+        }
+        _ => engine::multi(workload, &costs, calibration, cores, cluster.memory_contention),
+    })
+}
+
+/// A simulated run as a [`Sample`], so that it is summarised like a measured one. A
+/// prediction computes no digests: its checksum is 0.
+pub fn sample(run: Run) -> Sample {
+    let ns = |v: f64| Duration::from_nanos(v.max(0.0).round() as u64);
+    Sample {
+        wall: ns(run.wall_ns),
+        cpu: ns(run.busy_ns),
+        first_result: ns(run.first_result_ns),
+        latency_ns: run.latency_ns,
+        tasks_completed: run.tasks,
+        checksum: 0,
+        distributed: run.wire,
+    }
+}
+
+/// The label of a series' predicted curve.
+pub fn predicted_label(series: &str) -> String {
+    format!("{series} (predicted)")
+}
+
+/// A predicted point of the results schema: `predicted: true`, no checksum.
+pub fn point(series: &str, tier: Tier, cores: usize, workload: &Workload, run: Run) -> Point {
+    let mut point = Point::from_samples(series, tier.name(), cores, workload, &[sample(run)]);
+    point.predicted = true;
+    point.checksum = String::new();
+    point
+}
+
+/// Every series of `config` predicted at every core count of `cores`: the series (labelled
+/// `"... (predicted)"`) and their points, plus the events simulated.
+pub fn predict_config(
+    config: &Config,
+    cores: &[usize],
+    calibration: &Calibration,
+) -> Result<(Vec<SeriesInfo>, Vec<Point>, u64), SimError> {
+    let max = cores.iter().copied().max().unwrap_or(1);
+    let cluster = Cluster::resolve(config.cluster.as_ref(), calibration, max);
+    if max as u64 > cluster.cores() {
+        return Err(SimError::TooManyCores {
+            cores: max,
+            nodes: cluster.nodes,
+            cores_per_node: cluster.cores_per_node,
+        });
+    }
+    let (mut infos, mut points, mut events) = (Vec::new(), Vec::new(), 0);
+    for series in &config.series {
+        let label = predicted_label(&series.label);
+        let workload = resolve_workload(series, calibration);
+        for &n in cores {
+            let w = match config.sweep.scaling {
+                Scaling::Strong => workload.clone(),
+                Scaling::Weak => workload.with_tasks(workload.tasks * n as u64),
+            };
+            let tier = tier_for(n, config.tier, &cluster);
+            let run = predict(&w, tier, n, &cluster, calibration)?;
+            events += run.events;
+            points.push(point(&label, tier, n, &w, run));
+        }
+        infos.push(SeriesInfo {
+            label,
+            task_cost_s: series.task_cost.map(|d| d.as_secs_f64()),
+            workload,
+        });
+    }
+    Ok((infos, points, events))
+}

@@ -1,0 +1,179 @@
+//! Closed forms the model must reproduce, and its determinism.
+
+use martelli_config::Tier;
+use martelli_workload::{Kind, SizeDistribution, Workload};
+
+use crate::calibration::example;
+use crate::{Calibration, Cluster, predict};
+
+/// A machine where only the kernel costs anything: 1 ns per iteration, no overheads, an
+/// instant network.
+fn ideal() -> Calibration {
+    let mut c = example();
+    c.kernels.task_fixed_ns = 0.0;
+    c.kernels.record_ns = 0.0;
+    c.kernels.payload_generate_ns_per_byte = 0.0;
+    c.kernels.payload_read_ns_per_byte = 0.0;
+    c.kernels.io_overshoot_ns = 0.0;
+    c.multi.dispatch_ns = 0.0;
+    c.multi.run_overhead_ns = 0.0;
+    c.multi.memory_contention = 0.0;
+    let d = &mut c.distributed;
+    d.latency_us = 0.0;
+    d.bandwidth_mb_per_s = 1e15;
+    d.dispatch_ns = 0.0;
+    d.result_ns = 0.0;
+    d.worker_ns = 0.0;
+    d.serialize_ns_per_byte = 0.0;
+    d.run_overhead_us = 0.0;
+    c
+}
+
+fn workload(tasks: u64, iterations: u64, serial_fraction: f64) -> Workload {
+    Workload {
+        name: "closed-form".into(),
+        seed: 7,
+        tasks,
+        kind: Kind::Cpu,
+        iterations,
+        io_wait_ns: 0,
+        distribution: SizeDistribution::Fixed,
+        serial_fraction,
+        serial_basis_tasks: tasks,
+        payload_bytes: 0,
+        working_set: 0,
+    }
+}
+
+fn wall(w: &Workload, tier: Tier, cores: usize, cluster: &Cluster, c: &Calibration) -> f64 {
+    predict(w, tier, cores, cluster, c).expect("fits").wall_ns
+}
+
+#[test]
+fn without_overheads_the_makespan_is_ceil_tasks_over_cores_times_the_task_time() {
+    let c = ideal();
+    let cluster = Cluster::resolve(None, &c, 64);
+    for tasks in [1, 7, 100, 1000, 1001] {
+        let w = workload(tasks, 1000, 0.0);
+        assert_eq!(wall(&w, Tier::Single, 1, &cluster, &c), tasks as f64 * 1000.0);
+        for cores in [2, 3, 5, 8] {
+            let expected = tasks.div_ceil(cores as u64) as f64 * 1000.0;
+            assert_eq!(wall(&w, Tier::Multi, cores, &cluster, &c), expected, "multi {tasks} tasks {cores} cores");
+        }
+    }
+    // The distributed tier over nodes of 8 with an instant network: the same closed form.
+    // Millisecond tasks, so that the runner's rule keeps two tasks per thread in flight (for
+    // tiny tasks it queues a millisecond of work per thread, by design unevenly), and at least
+    // two tasks per core (the runner hands out two per thread at first, as the model does).
+    for (tasks, cores) in [(960, 16), (960, 32), (960, 64), (1000, 8), (128, 64), (999, 9)] {
+        let w = workload(tasks, 1_000_000, 0.0);
+        let expected = tasks.div_ceil(cores as u64) as f64 * 1e6;
+        // Within float rounding of the (near-zero) transfer times.
+        let got = wall(&w, Tier::Distributed, cores, &cluster, &c);
+        assert!(
+            (got - expected).abs() < 1e-6 * expected,
+            "distributed {tasks} tasks {cores} cores: {got} vs {expected}"
+        );
+    }
+}
+
+#[test]
+fn a_serial_fraction_gives_amdahls_speedup_exactly() {
+    let c = ideal();
+    let cluster = Cluster::resolve(None, &c, 64);
+    for f in [0.2, 0.5, 0.05] {
+        let w = workload(960, 1_000_000, f);
+        let t1 = wall(&w, Tier::Single, 1, &cluster, &c);
+        // The serial phase is f of the one-core time.
+        assert!((t1 - 960e6 / (1.0 - f)).abs() < 1.0, "f {f}: t1 {t1}");
+        for (tier, cores) in [(Tier::Multi, 2), (Tier::Multi, 8), (Tier::Distributed, 16), (Tier::Distributed, 64)] {
+            let speedup = t1 / wall(&w, tier, cores, &cluster, &c);
+            let amdahl = 1.0 / (f + (1.0 - f) / cores as f64);
+            assert!(
+                (speedup - amdahl).abs() / amdahl < 1e-6,
+                "f {f}, {tier} on {cores}: {speedup} vs Amdahl {amdahl}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_same_inputs_give_the_same_prediction() {
+    let c = example();
+    let cluster = Cluster::resolve(None, &c, 64);
+    let mut w = workload(5000, 20_000, 0.01);
+    w.distribution = SizeDistribution::LogNormal { sigma: 1.0 };
+    w.payload_bytes = 4096;
+    let a = predict(&w, Tier::Distributed, 48, &cluster, &c).unwrap();
+    let b = predict(&w, Tier::Distributed, 48, &cluster, &c).unwrap();
+    assert_eq!(a.wall_ns, b.wall_ns);
+    assert_eq!(a.events, b.events);
+    assert_eq!(a.wire, b.wire);
+    // Another seed draws other task sizes, hence another schedule.
+    w.seed += 1;
+    let other = predict(&w, Tier::Distributed, 48, &cluster, &c).unwrap();
+    assert_ne!(a.wall_ns, other.wall_ns);
+}
+
+#[test]
+fn the_network_costs_what_its_knobs_say() {
+    let c = example();
+    let mut w = workload(2000, 10_000, 0.0);
+    let base = Cluster::resolve(None, &c, 32);
+    let t = wall(&w, Tier::Distributed, 32, &base, &c);
+    let mut slow = base.clone();
+    slow.latency_ns *= 100.0;
+    assert!(wall(&w, Tier::Distributed, 32, &slow, &c) > t, "more latency, longer run");
+    // 1 KB payloads over a 1 MB/s coordinator link: the link alone needs ~1 ms per task.
+    w.payload_bytes = 1000;
+    let mut thin = base.clone();
+    thin.bytes_per_ns = 1e6 / 1e9;
+    let thin_wall = wall(&w, Tier::Distributed, 32, &thin, &c);
+    assert!(thin_wall >= 2000.0 * 1.0e6, "bandwidth-bound: {thin_wall} ns");
+    // Every task went out and came back once.
+    let run = predict(&w, Tier::Distributed, 32, &base, &c).unwrap();
+    let wire = run.wire.unwrap();
+    assert_eq!(run.tasks, 2000);
+    assert_eq!(wire.workers, 4);
+    assert!(wire.bytes_sent >= 2000 * 1048, "{wire:?}");
+}
+
+#[test]
+fn memory_tasks_slow_down_with_busy_cores_on_their_node() {
+    let c = example();
+    let cluster = Cluster::resolve(None, &c, 8);
+    let mut w = workload(800, 1000, 0.0);
+    w.kind = Kind::Memory;
+    w.working_set = 1 << 28;
+    let t1 = wall(&w, Tier::Single, 1, &cluster, &c);
+    let t8 = wall(&w, Tier::Multi, 8, &cluster, &c);
+    let speedup = t1 / t8;
+    // 5% per other busy core: 8 / 1.35 = 5.9.
+    assert!(speedup < 6.2 && speedup > 5.5, "{speedup}");
+}
+
+#[test]
+fn calibration_files_round_trip_and_bad_ones_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calibration.toml");
+    let c = example();
+    std::fs::write(&path, c.to_toml()).unwrap();
+    assert_eq!(Calibration::load(&path).unwrap(), c);
+
+    let text = c.to_toml();
+    let cases = [
+        (text.replace("version = 1", "version = 2"), "version"),
+        (text.replace("version = 1\n", ""), "version"),
+        (text.replace("latency_us = 50.0", "latency_us = -50.0"), "distributed.latency_us"),
+        (text.replace("latency_us = 50.0\n", ""), "latency_us"),
+        (text.replace("bandwidth_mb_per_s = 1000.0", "bandwidth_mb_per_s = 0.0"), "bandwidth_mb_per_s"),
+        (text.replace("record_ns = 40.0", "record_ns = 40.0\nextra = 1"), "extra"),
+    ];
+    for (bad, field) in cases {
+        assert_ne!(bad, text, "case {field} must change the file");
+        std::fs::write(&path, &bad).unwrap();
+        let message = Calibration::load(&path).unwrap_err().to_string();
+        assert!(message.contains(field), "{field}: {message}");
+        assert!(message.contains("calibration.toml"), "{message}");
+    }
+}
