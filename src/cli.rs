@@ -43,11 +43,69 @@ pub enum Command {
     /// (martelli's own results.csv works too). Prints σ, κ, λ, R², the core count where
     /// throughput peaks and the largest speed-up; --json prints one JSON object instead.
     Fit(FitArgs),
+    /// Measure what this machine's tasks, thread pool and loopback network cost, for the
+    /// simulator.
+    ///
+    /// Runs the real kernels, the single and multi tiers and a spawned local worker for a few
+    /// seconds each, then writes a TOML file (default output/calibration.toml) that
+    /// `martelli simulate --calibration` reads. Edit it to ask "what if": e.g. latency_us x 10.
+    Calibrate(CalibrateArgs),
+    /// Predict scaling past this machine: a calibrated discrete-event model of the three tiers.
+    ///
+    /// Measures the config's sweep as `run` does (unless --predict-only), predicts every core
+    /// count of --cores on a simulated cluster (the config's [cluster] section, else nodes of 8
+    /// cores with this machine's calibrated costs), and writes both into one results.json and
+    /// one set of charts: predicted points hollow. --validate instead measures what this
+    /// machine can (1 and 2 cores of the multi tier, 2 spawned workers of the distributed
+    /// tier), predicts the same points, and prints predicted against measured with the error.
+    Simulate(SimulateArgs),
     /// Serve as a worker of the distributed tier: run the tasks coordinators send.
     ///
     /// Prints `listening on ADDR` once it accepts connections, serves run after run, and stops
     /// cleanly on SIGINT or SIGTERM. The token comes from --token-file or MARTELLI_TOKEN.
     Worker(WorkerArgs),
+}
+
+/// `martelli calibrate`.
+#[derive(Debug, clap::Args)]
+pub struct CalibrateArgs {
+    /// Where to write the calibration file.
+    #[arg(long, default_value = "output/calibration.toml")]
+    pub out: PathBuf,
+}
+
+/// `martelli simulate`.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// The config file (with --validate, one or more).
+    #[arg(required = true)]
+    pub configs: Vec<PathBuf>,
+    /// A calibration file from `martelli calibrate` (default: calibrate now, ~15 s).
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+    /// Core counts to predict, comma-separated, e.g. 1,2,4,8,16,32,64 (default: the config's).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub cores: Option<Vec<u64>>,
+    /// Predict only: skip measuring the config's sweep.
+    #[arg(long, conflicts_with = "validate")]
+    pub predict_only: bool,
+    /// Measure what this machine can, predict the same points, print both with the error.
+    #[arg(long)]
+    pub validate: bool,
+    /// With --validate: print a JSON list (tier, cores, measured_speedup, predicted_speedup,
+    /// error, ...) instead of the table.
+    #[arg(long, requires = "validate")]
+    pub json: bool,
+    /// Measured repeats per point.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub repeats: Option<u32>,
+    /// Folder for results.json, results.csv and the charts (default: the config's output
+    /// folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Format of the charts.
+    #[arg(long, value_enum, default_value = "png")]
+    pub format: FormatArg,
 }
 
 /// `martelli plot`.

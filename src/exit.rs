@@ -20,6 +20,7 @@ pub fn code(error: &anyhow::Error) -> ExitCode {
     let usage = error.chain().any(|cause| {
         cause.is::<ConfigError>()
             || cause.is::<UsageError>()
+            || cause.is::<martelli_sim::SimError>()
             || matches!(cause.downcast_ref::<RunError>(), Some(RunError::Unsupported(_)))
     });
     ExitCode::from(if usage { USAGE } else { FAILED })

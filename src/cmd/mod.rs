@@ -1,8 +1,10 @@
 //! One file per subcommand; this module only dispatches.
 
+mod calibrate;
 mod fit;
 mod plot;
 mod run;
+mod simulate;
 mod validate;
 mod worker;
 
@@ -16,5 +18,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plot(args) => plot::plot(args),
         Command::Validate(args) => validate::validate(args),
         Command::Worker(args) => worker::worker(args),
+        Command::Calibrate(args) => calibrate::calibrate(args),
+        Command::Simulate(args) => simulate::simulate(args),
     }
 }

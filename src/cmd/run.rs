@@ -2,7 +2,8 @@
 
 use std::io::IsTerminal;
 
-use martelli_config::Overrides;
+use martelli_config::{Config, Overrides};
+use martelli_results::Results;
 
 use crate::cli::RunArgs;
 use crate::progress::Progress;
@@ -11,7 +12,6 @@ use crate::progress::Progress;
 /// Nothing is written unless the whole sweep succeeded, so earlier results are never replaced
 /// by partial or untrustworthy ones.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let format: martelli_plot::Format = args.format.into();
     let overrides = Overrides {
         tier: args.tier.map(Into::into),
         cores: args.cores.map(|c| c.into_iter().map(|n| n as usize).collect()),
@@ -19,26 +19,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         out: args.out,
     };
     let config = martelli_config::load(&args.config, &overrides)?;
+    let results = measure(&config)?;
+    report(&config, &results, args.format.into())
+}
+
+/// Runs the sweep of `config` on the tiers it asks for, with a progress bar on a terminal.
+pub fn measure(config: &Config) -> anyhow::Result<Results> {
     let logical_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Plan once before starting any worker, so that a bad sweep is refused at once; then again
     // with the workers' real capacity.
-    martelli_runner::plan(&config, logical_cores, &crate::tiers::declared(&config))?;
-    let tiers = crate::tiers::Tiers::start(&config)?;
+    martelli_runner::plan(config, logical_cores, &crate::tiers::declared(config))?;
+    let tiers = crate::tiers::Tiers::start(config)?;
     let runners = tiers.runners();
     let available: Vec<_> = runners
         .iter()
         .map(|r| martelli_runner::Available::of(*r))
         .collect();
-    let plan = martelli_runner::plan(&config, logical_cores, &available)?;
+    let plan = martelli_runner::plan(config, logical_cores, &available)?;
     let runs =
         config.series.len() * plan.points.len() * (config.sweep.warmup + config.sweep.repeats) as usize;
     let mut progress = Progress::new(runs as u64, std::io::stdout().is_terminal());
-    let results = martelli_runner::run_sweep(&config, &runners, &mut progress);
+    let results = martelli_runner::run_sweep(config, &runners, &mut progress);
     progress.finish();
-    let results = results?;
-    print!("{}", martelli_results::render_table(&results));
-    let written = martelli_results::write_results(&config.output_dir, &results)?;
-    let charts = martelli_plot::draw_all(std::slice::from_ref(&results), &config.output_dir, format)?;
+    Ok(results?)
+}
+
+/// Prints the summary table, writes results.json, results.csv and the charts into the
+/// config's output folder, and says what was written.
+pub fn report(config: &Config, results: &Results, format: martelli_plot::Format) -> anyhow::Result<()> {
+    print!("{}", martelli_results::render_table(results));
+    let written = martelli_results::write_results(&config.output_dir, results)?;
+    let charts = martelli_plot::draw_all(std::slice::from_ref(results), &config.output_dir, format)?;
     let names: Vec<String> = written
         .iter()
         .chain(&charts)

@@ -14,8 +14,8 @@ use crate::{DistributedError, schedule};
 /// Runs workloads on remote `martelli worker` processes.
 pub struct DistributedRunner {
     /// Drives the gRPC streams; the sweep itself is synchronous.
-    runtime: tokio::runtime::Runtime,
-    connections: Vec<Connection>,
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) connections: Vec<Connection>,
     options: ClientOptions,
     /// Local workers this runner started (stopped when it is dropped), if any.
     _local: Option<LocalWorkers>,

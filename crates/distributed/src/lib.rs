@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod calibrate;
 mod connect;
 mod convert;
 mod coordinator;
@@ -13,6 +14,7 @@ mod schedule;
 mod worker;
 
 pub use auth::shared_token;
+pub use calibrate::measure_network;
 pub use connect::ClientOptions;
 pub use coordinator::{DistributedRunner, allocate};
 pub use local::{LISTENING, LocalWorkers};

@@ -266,12 +266,19 @@ impl Results {
     /// Under weak scaling the work grows with the cores, so speed-up is the scaled speed-up
     /// `N * T1 / TN` and efficiency is `T1 / TN` (`weak` says which).
     pub fn fill_speedups(&mut self, weak: bool) {
-        let baselines: Vec<(String, f64)> = self
+        // A series' baseline is its measured 1-core point; a series of predictions (no
+        // measured point) is against its own predicted 1-core point.
+        let mut baselines: Vec<(String, f64)> = self
             .points
             .iter()
             .filter(|p| p.cores == 1 && !p.predicted)
             .map(|p| (p.series.clone(), p.wall_s))
             .collect();
+        for p in self.points.iter().filter(|p| p.cores == 1 && p.predicted) {
+            if !baselines.iter().any(|(s, _)| *s == p.series) {
+                baselines.push((p.series.clone(), p.wall_s));
+            }
+        }
         for p in &mut self.points {
             let Some(t1) = baselines.iter().find(|(s, _)| *s == p.series).map(|b| b.1) else {
                 continue;
@@ -301,7 +308,13 @@ impl Results {
             let mut best: Option<&CurveFit> = None;
             let first = fits.len();
             for curve in self.curves(label).into_iter().filter(|c| c.tier != "single") {
-                let measured: Vec<&Point> = curve.points.iter().copied().filter(|p| !p.predicted).collect();
+                // Laws are fitted to what was measured; a curve of predictions only (a
+                // simulation) is fitted to its predictions.
+                let measured: Vec<&Point> = if curve.points.iter().all(|p| p.predicted) {
+                    curve.points.clone()
+                } else {
+                    curve.points.iter().copied().filter(|p| !p.predicted).collect()
+                };
                 let observations: Vec<Observation> = measured
                     .iter()
                     .map(|p| Observation {
@@ -348,10 +361,21 @@ impl Results {
     }
 
     /// The curves of one series: for each tier beyond one core, its points after the series'
-    /// 1-core baseline; a series measured on the single tier only is one curve of its own.
+    /// 1-core baseline; a series measured on the single tier only is one curve of its own, and
+    /// so is a series of predictions (tier `"simulated"`, across the tiers it crosses).
     /// The one grouping that fits and charts share.
     pub fn curves(&self, series: &str) -> Vec<Curve<'_>> {
         let of_series: Vec<&Point> = self.points.iter().filter(|p| p.series == series).collect();
+        // A simulated series crosses the tiers as its core counts grow (single, multi, then
+        // distributed): one curve, in core order, named for the simulation.
+        if !of_series.is_empty() && of_series.iter().all(|p| p.predicted) {
+            let mut points = of_series;
+            points.sort_by_key(|p| p.cores);
+            return vec![Curve {
+                tier: "simulated",
+                points,
+            }];
+        }
         let baseline: Vec<&Point> = of_series.iter().copied().filter(|p| p.tier == "single").collect();
         let mut tiers: Vec<&str> = Vec::new();
         for p in &of_series {

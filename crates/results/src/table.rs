@@ -47,14 +47,18 @@ pub fn render_table(results: &Results) -> String {
             p.tier.clone(),
             p.cores.to_string(),
             seconds(p.wall_s),
-            format!("±{:.1}%", spread / 2.0),
+            if p.predicted {
+                "predicted".into()
+            } else {
+                format!("±{:.1}%", spread / 2.0)
+            },
             format!("{:.2}x", p.speedup),
             format!("{:.0}%", p.efficiency * 100.0),
             format!("{:.0}", p.tasks_per_s),
             seconds(p.latency_us.p50 / 1e6),
             seconds(p.latency_us.p99 / 1e6),
             seconds(p.first_result_s),
-            p.checksum.clone(),
+            if p.predicted { "-".into() } else { p.checksum.clone() },
         ];
         if many_series {
             row.insert(0, p.series.clone());

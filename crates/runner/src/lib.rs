@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod calibrate;
+mod costs;
 mod multi;
 mod record;
 mod single;
@@ -14,10 +15,11 @@ use martelli_results::Sample;
 use martelli_workload::{Executor, Workload};
 
 pub use calibrate::{Calibration, calibrate};
+pub use costs::{fastest_run, measure_kernels, measure_pool, probe_workload};
 pub use multi::MultiRunner;
 pub use record::{Recorder, cpu_time, timed_run};
 pub use single::SingleRunner;
-pub use sweep::{Available, Observer, Plan, PlannedPoint, plan, run_sweep};
+pub use sweep::{Available, Observer, Plan, PlannedPoint, empty_results, plan, run_sweep};
 
 /// What a runner runs: the workload and its prepared executor.
 #[derive(Clone, Copy, Debug)]

@@ -145,23 +145,8 @@ pub fn run_sweep(
     let machine = Machine::current();
     let available: Vec<Available> = runners.iter().map(|r| Available::of(*r)).collect();
     let plan = plan(config, machine.logical_cores, &available)?;
-    let mut results = Results {
-        schema_version: SCHEMA_VERSION,
-        martelli_version: env!("CARGO_PKG_VERSION").to_string(),
-        started_at: utc_now(),
-        config_file: config.path.display().to_string(),
-        config: serde_json::to_value(&config.document).unwrap_or(serde_json::Value::Null),
-        machine,
-        scaling: match config.sweep.scaling {
-            Scaling::Strong => "strong".into(),
-            Scaling::Weak => "weak".into(),
-        },
-        series: Vec::new(),
-        points: Vec::new(),
-        warnings: plan.notes.clone(),
-        fits: Vec::new(),
-        verdict: String::new(),
-    };
+    let mut results = empty_results(config, machine);
+    results.warnings = plan.notes.clone();
     for series in &config.series {
         let mut workload = series.workload.clone();
         if let Some(target) = series.task_cost {
@@ -242,6 +227,28 @@ pub fn run_sweep(
     results.fill_speedups(config.sweep.scaling == Scaling::Weak);
     results.fill_fits(config.sweep.scaling == Scaling::Weak);
     Ok(results)
+}
+
+/// Results of `config` on `machine` with nothing measured yet: the header every run (measured
+/// or simulated) starts from.
+pub fn empty_results(config: &Config, machine: Machine) -> Results {
+    Results {
+        schema_version: SCHEMA_VERSION,
+        martelli_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: utc_now(),
+        config_file: config.path.display().to_string(),
+        config: serde_json::to_value(&config.document).unwrap_or(serde_json::Value::Null),
+        machine,
+        scaling: match config.sweep.scaling {
+            Scaling::Strong => "strong".into(),
+            Scaling::Weak => "weak".into(),
+        },
+        series: Vec::new(),
+        points: Vec::new(),
+        warnings: Vec::new(),
+        fits: Vec::new(),
+        verdict: String::new(),
+    }
 }
 
 /// Warm-ups and repeats of one point, with every run's task count and checksum checked.

@@ -1,0 +1,176 @@
+//! `martelli calibrate`'s local half: what one task's work, the measuring and the thread pool
+//! cost on this machine, measured with the real kernels and the real single and multi tiers.
+
+use std::time::{Duration, Instant};
+
+use martelli_sim::{KernelCosts, MemoryCost, MultiCosts};
+use martelli_workload::{Executor, Kind, SizeDistribution, Workload, fill_payload};
+
+use crate::calibrate::calibrate;
+use crate::{Job, MultiRunner, Runner, SingleRunner};
+
+/// Payload size the per-byte costs are measured with.
+const PAYLOAD: u64 = 64 << 10;
+/// Working sets the memory kernel is measured at (interpolated in between).
+const WORKING_SETS: [u64; 4] = [32 << 10, 1 << 20, 16 << 20, 256 << 20];
+/// Working set the contention between cores is measured at (the default one).
+const CONTENTION_SET: u64 = 64 << 20;
+
+/// A workload of `tasks` fixed-size tasks of `kind` with `iterations` each.
+pub fn probe_workload(kind: Kind, tasks: u64, iterations: u64) -> Workload {
+    Workload {
+        name: "calibrate".into(),
+        seed: 1,
+        tasks,
+        kind,
+        iterations,
+        io_wait_ns: 0,
+        distribution: SizeDistribution::Fixed,
+        serial_fraction: 0.0,
+        serial_basis_tasks: tasks,
+        payload_bytes: 0,
+        working_set: 0,
+    }
+}
+
+/// Fastest of `repeats` runs of `workload` on `runner` at `cores` cores.
+pub fn fastest_run(runner: &dyn Runner, cores: usize, workload: &Workload, repeats: usize) -> Duration {
+    let executor = Executor::new(workload);
+    let job = Job {
+        workload,
+        executor: &executor,
+    };
+    let Ok(mut point) = runner.prepare(cores) else {
+        return Duration::ZERO;
+    };
+    (0..repeats)
+        .filter_map(|_| point.run(&job).ok().map(|s| s.wall))
+        .min()
+        .unwrap_or_default()
+}
+
+/// Measures the kernels, the measuring and the I/O wait of this machine (a few seconds).
+pub fn measure_kernels(mut step: impl FnMut(&str)) -> KernelCosts {
+    step("cpu kernel");
+    let cpu = calibrate(&probe_workload(Kind::Cpu, 1, 1), Duration::from_millis(1));
+    step("payload generation and reading");
+    let mut with_payload = probe_workload(Kind::Cpu, 1, 1);
+    with_payload.payload_bytes = PAYLOAD;
+    let payload = calibrate(&with_payload, Duration::from_millis(1));
+    let payload_total = ((payload.fixed_ns - cpu.fixed_ns) / PAYLOAD as f64).max(0.0);
+    let read = read_ns_per_byte(&with_payload, cpu.fixed_ns).min(payload_total);
+
+    step("measuring overhead");
+    // A single-tier run of one-iteration tasks, less what the tasks cost: the measuring.
+    let tasks = 200_000;
+    let wall = fastest_run(&SingleRunner, 1, &probe_workload(Kind::Cpu, tasks, 1), 3);
+    let record_ns = (wall.as_nanos() as f64 / tasks as f64 - cpu.fixed_ns - cpu.ns_per_iteration).max(0.0);
+
+    step("I/O wait overshoot");
+    let mut overshoots: Vec<f64> = (0..40)
+        .map(|_| {
+            let start = Instant::now();
+            std::thread::sleep(Duration::from_millis(1));
+            start.elapsed().as_nanos() as f64 - 1e6
+        })
+        .collect();
+    overshoots.sort_by(f64::total_cmp);
+
+    let mut memory = Vec::new();
+    for ws in WORKING_SETS {
+        step(&format!("memory kernel, {} KiB working set", ws >> 10));
+        let mut w = probe_workload(Kind::Memory, 1, 1);
+        w.working_set = ws;
+        memory.push(MemoryCost {
+            working_set_bytes: ws,
+            ns_per_iteration: calibrate(&w, Duration::from_millis(1)).ns_per_iteration,
+        });
+    }
+    KernelCosts {
+        cpu_ns_per_iteration: cpu.ns_per_iteration,
+        task_fixed_ns: cpu.fixed_ns,
+        record_ns,
+        payload_generate_ns_per_byte: payload_total - read,
+        payload_read_ns_per_byte: read,
+        io_overshoot_ns: overshoots[overshoots.len() / 2].max(0.0),
+        memory,
+    }
+}
+
+/// Reading a shipped payload (no generation), per byte, best of a few batches.
+fn read_ns_per_byte(workload: &Workload, fixed_ns: f64) -> f64 {
+    let executor = Executor::new(workload);
+    let mut task = workload.task(0);
+    task.iterations = 0;
+    let mut payload = Vec::new();
+    fill_payload(workload.seed, &task, &mut payload);
+    let per_task = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            let mut sink = 0;
+            for id in 0..2000 {
+                task.id = id;
+                sink ^= executor.compute_on(&task, &payload);
+            }
+            std::hint::black_box(sink);
+            start.elapsed().as_nanos() as f64 / 2000.0
+        })
+        .fold(f64::INFINITY, f64::min);
+    ((per_task - fixed_ns) / workload.payload_bytes as f64).max(0.0)
+}
+
+/// Measures the multi tier's pool: hand-off per task, start and join per run, and how much
+/// memory-bound tasks slow each other down (a few seconds).
+pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl FnMut(&str)) -> MultiCosts {
+    step("thread pool hand-off");
+    let tasks = 200_000;
+    let tiny = probe_workload(Kind::Cpu, tasks, 1);
+    let single = fastest_run(&SingleRunner, 1, &tiny, 3);
+    let pooled = fastest_run(&MultiRunner, 1, &tiny, 3);
+    let dispatch_ns = (pooled.as_nanos() as f64 - single.as_nanos() as f64).max(0.0) / tasks as f64;
+
+    step("thread pool start and join");
+    let cores = logical_cores.clamp(1, 2);
+    let run_overhead = fastest_median(&MultiRunner, cores, &probe_workload(Kind::Cpu, cores as u64, 1), 200);
+    let run_overhead_ns = (run_overhead - kernels.record_ns - kernels.task_fixed_ns).max(0.0);
+
+    let memory_contention = if logical_cores >= 2 {
+        step("memory contention between two cores");
+        let mut w = probe_workload(Kind::Memory, 1, 1);
+        w.working_set = CONTENTION_SET;
+        let per_task = calibrate(&w, Duration::from_millis(1));
+        let mut w = probe_workload(Kind::Memory, 200, per_task.iterations);
+        w.working_set = CONTENTION_SET;
+        let one = fastest_run(&SingleRunner, 1, &w, 2).as_secs_f64();
+        let two = fastest_run(&MultiRunner, 2, &w, 2).as_secs_f64();
+        if one > 0.0 {
+            (2.0 * two / one - 1.0).max(0.0)
+        } else {
+            0.0
+        }
+    } else {
+        0.0
+    };
+    MultiCosts {
+        dispatch_ns,
+        run_overhead_ns,
+        memory_contention,
+    }
+}
+
+/// Median wall time of `runs` runs, in nanoseconds (for short runs, where the minimum is luck).
+fn fastest_median(runner: &dyn Runner, cores: usize, workload: &Workload, runs: usize) -> f64 {
+    let executor = Executor::new(workload);
+    let job = Job {
+        workload,
+        executor: &executor,
+    };
+    let Ok(mut point) = runner.prepare(cores) else {
+        return 0.0;
+    };
+    let mut walls: Vec<f64> = (0..runs)
+        .filter_map(|_| point.run(&job).ok().map(|s| s.wall.as_nanos() as f64))
+        .collect();
+    walls.sort_by(f64::total_cmp);
+    walls.get(walls.len() / 2).copied().unwrap_or(0.0)
+}

@@ -1,0 +1,114 @@
+//! `martelli calibrate`: measure this machine's costs for the simulator, write them as TOML.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use martelli_results::{Machine, utc_now, write_atomic};
+use martelli_sim::{CALIBRATION_VERSION, Calibration};
+
+use crate::cli::CalibrateArgs;
+
+/// Measures, writes the file, prints what was found.
+pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let calibration = measure()?;
+    write(&args.out, &calibration)?;
+    print!("{}", summary(&calibration));
+    println!(
+        "calibrated in {:.1}s; wrote {}",
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Writes a calibration file atomically.
+pub fn write(path: &Path, calibration: &Calibration) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    write_atomic(path, calibration.to_toml().as_bytes())?;
+    Ok(())
+}
+
+/// Measures this machine: kernels, thread pool, loopback network (with a spawned worker). A
+/// spinner names each step when stdout is a terminal.
+pub fn measure() -> anyhow::Result<Calibration> {
+    let machine = Machine::current();
+    let target = if std::io::stdout().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(None, target);
+    bar.set_style(ProgressStyle::with_template("{spinner} calibrating: {msg}").expect("the template is valid"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let step = |what: &str| {
+        tracing::info!(step = what, "calibrating");
+        bar.set_message(what.to_string());
+    };
+    let kernels = martelli_runner::measure_kernels(step);
+    let multi = martelli_runner::measure_pool(&kernels, machine.logical_cores, step);
+    let exe = std::env::current_exe().context("cannot find the martelli binary to spawn a worker")?;
+    let distributed = martelli_distributed::measure_network(&exe, &kernels, step);
+    bar.finish_and_clear();
+    Ok(Calibration {
+        version: CALIBRATION_VERSION,
+        martelli_version: env!("CARGO_PKG_VERSION").into(),
+        measured_at: utc_now(),
+        machine: format!("{}, {} logical cores", machine.cpu_model, machine.logical_cores),
+        kernels,
+        multi,
+        distributed: distributed?,
+    })
+}
+
+/// What a calibration says, in a few lines.
+pub fn summary(c: &Calibration) -> String {
+    let k = &c.kernels;
+    let m = &c.multi;
+    let d = &c.distributed;
+    let memory: Vec<String> = k
+        .memory
+        .iter()
+        .map(|e| format!("{:.1} ns at {}", e.ns_per_iteration, size(e.working_set_bytes)))
+        .collect();
+    format!(
+        "machine           {}\n\
+         cpu kernel        {:.3} ns/iteration; {:.0} ns fixed and {:.0} ns of measuring per task\n\
+         memory kernel     {}\n\
+         payload           {:.3} ns/byte to generate, {:.3} ns/byte to read\n\
+         I/O wait          a sleep lasts {:.0} us longer than asked\n\
+         multi tier        {:.0} ns hand-off per task, {:.1} us per run, memory contention {:.1}% per busy core\n\
+         distributed tier  {:.1} us latency one way, {:.0} MB/s, {:.0} + {:.0} ns per task at the coordinator, \
+         {:.0} ns at the worker, {:.3} ns/byte to encode\n",
+        c.machine,
+        k.cpu_ns_per_iteration,
+        k.task_fixed_ns,
+        k.record_ns,
+        memory.join(", "),
+        k.payload_generate_ns_per_byte,
+        k.payload_read_ns_per_byte,
+        k.io_overshoot_ns / 1e3,
+        m.dispatch_ns,
+        m.run_overhead_ns / 1e3,
+        m.memory_contention * 100.0,
+        d.latency_us,
+        d.bandwidth_mb_per_s,
+        d.dispatch_ns,
+        d.result_ns,
+        d.worker_ns,
+        d.serialize_ns_per_byte,
+    )
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{} KiB", bytes >> 10)
+    }
+}

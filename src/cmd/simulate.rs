@@ -1,0 +1,284 @@
+//! `martelli simulate`: measured plus predicted scaling in one results file and one set of
+//! charts, and `--validate`: predictions of what this machine can measure, set against it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use martelli_config::{ClusterSpec, Config, Distributed, Overrides, Scaling, Tier, WorkerSource};
+use martelli_results::{Machine, Point, Results};
+use martelli_sim::{Calibration, predict_config, predicted_label};
+use serde::Serialize;
+
+use crate::cli::SimulateArgs;
+use crate::cmd::{calibrate, run};
+use crate::exit::UsageError;
+
+/// Relative error of a prediction above which the validation table flags it.
+const TOLERANCE: f64 = 0.10;
+
+/// Measures (unless told not to), predicts, writes and draws both.
+pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    if args.validate {
+        return validate(&args);
+    }
+    let [path] = args.configs.as_slice() else {
+        return Err(UsageError(format!(
+            "simulate takes one config ({} given); several only with --validate",
+            args.configs.len()
+        ))
+        .into());
+    };
+    let overrides = Overrides {
+        repeats: args.repeats,
+        out: args.out.clone(),
+        ..Overrides::default()
+    };
+    let config = martelli_config::load(path, &overrides)?;
+    let cores = match &args.cores {
+        Some(list) => {
+            let mut cores: Vec<usize> = std::iter::once(1).chain(list.iter().map(|&c| c as usize)).collect();
+            cores.sort_unstable();
+            cores.dedup();
+            cores
+        }
+        None => config.sweep.cores.clone(),
+    };
+    // Refuse a cluster too small for the sweep before measuring anything.
+    martelli_sim::check_fits(config.cluster.as_ref(), cores.iter().copied().max().unwrap_or(1))?;
+    let calibration = calibration(args.calibration.as_deref())?;
+    let mut results = if args.predict_only {
+        martelli_runner::empty_results(&config, Machine::current())
+    } else {
+        run::measure(&config)?
+    };
+    add_predictions(&mut results, &config, &cores, &calibration)?;
+    results.warnings.push(format!(
+        "\"(predicted)\" series are the simulator's, not runs: calibrated on {} ({}); hollow points in the charts",
+        calibration.machine, calibration.measured_at
+    ));
+    run::report(&config, &results, args.format.into())
+}
+
+/// Loads the calibration file, or measures this machine now when none is given.
+fn calibration(path: Option<&Path>) -> anyhow::Result<Calibration> {
+    match path {
+        Some(path) => Ok(Calibration::load(path)?),
+        None => {
+            eprintln!(
+                "no --calibration given: calibrating this machine now (~15 s); \
+                 `martelli calibrate` saves one to reuse"
+            );
+            calibrate::measure()
+        }
+    }
+}
+
+/// Predicts every series of `config` at `cores` and adds the points to `results`, with
+/// speed-ups and fits recomputed over both.
+fn add_predictions(
+    results: &mut Results,
+    config: &Config,
+    cores: &[usize],
+    calibration: &Calibration,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let (series, points, events) = predict_config(config, cores, calibration)?;
+    tracing::info!(
+        events,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "simulated"
+    );
+    results.series.extend(series);
+    results.points.extend(points);
+    let weak = config.sweep.scaling == Scaling::Weak;
+    results.fill_speedups(weak);
+    results.fill_fits(weak);
+    Ok(())
+}
+
+/// One measured point and its prediction.
+#[derive(Debug, Serialize)]
+struct Row {
+    config: String,
+    series: String,
+    tier: String,
+    cores: usize,
+    measured_speedup: f64,
+    predicted_speedup: f64,
+    /// (predicted - measured) / measured speed-up.
+    error: f64,
+    measured_wall_s: f64,
+    predicted_wall_s: f64,
+    /// (predicted - measured) / measured wall time.
+    wall_error: f64,
+}
+
+/// Measures what this machine can, predicts the same points, prints both.
+fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
+    if args.cores.is_some() || args.out.is_some() {
+        return Err(UsageError(
+            "--validate picks its own core counts and writes nothing: drop --cores and --out".into(),
+        )
+        .into());
+    }
+    let calibration = calibration(args.calibration.as_deref())?;
+    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let overrides = Overrides {
+        repeats: args.repeats,
+        ..Overrides::default()
+    };
+    let mut rows = Vec::new();
+    for path in &args.configs {
+        let config = martelli_config::load(path, &overrides)?;
+        let name = path
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        for variant in [multi_variant(&config, logical), distributed_variant(&config)] {
+            let skip_single = !rows.is_empty() && variant.tier == Tier::Distributed;
+            for row in compare(&variant, &name, &calibration)? {
+                if !(skip_single && row.tier == "single") {
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", table(&rows));
+    }
+    Ok(())
+}
+
+/// The config measured on the multi tier at the core counts this machine has (2 at least).
+fn multi_variant(config: &Config, logical: usize) -> Config {
+    let mut cores: Vec<usize> = config
+        .sweep
+        .cores
+        .iter()
+        .copied()
+        .filter(|&c| c <= logical)
+        .collect();
+    if cores.len() < 2 {
+        cores = vec![1, 2];
+    }
+    let top = cores.iter().copied().max().unwrap_or(2);
+    let mut variant = config.clone();
+    variant.tier = Tier::Multi;
+    variant.sweep.cores = cores;
+    variant.distributed = None;
+    // One node holds every measured core: the model's multi tier, on this machine's costs.
+    variant.cluster = Some(ClusterSpec {
+        nodes: Some(1),
+        cores_per_node: Some(top.max(8) as u32),
+        ..ClusterSpec::default()
+    });
+    variant
+}
+
+/// The config on 2 spawned local workers of one thread each, and the model of just that: two
+/// one-core nodes on this machine's loopback.
+fn distributed_variant(config: &Config) -> Config {
+    let mut variant = config.clone();
+    variant.tier = Tier::Distributed;
+    variant.sweep.cores = vec![1, 2];
+    let (heartbeat, timeout) = config
+        .distributed
+        .as_ref()
+        .map_or((Duration::from_secs(1), Duration::from_secs(5)), |d| (d.heartbeat, d.timeout));
+    variant.distributed = Some(Distributed {
+        workers: WorkerSource::Spawn {
+            workers: 2,
+            threads: Some(1),
+        },
+        heartbeat,
+        timeout,
+        token_file: None,
+        tls_ca: None,
+        tls_domain: None,
+        max_message_bytes: martelli_distributed::DEFAULT_MAX_MESSAGE_BYTES as u64,
+    });
+    variant.cluster = Some(ClusterSpec {
+        nodes: Some(2),
+        cores_per_node: Some(1),
+        ..ClusterSpec::default()
+    });
+    variant
+}
+
+/// Measures `config`, predicts its points, pairs them.
+fn compare(config: &Config, name: &str, calibration: &Calibration) -> anyhow::Result<Vec<Row>> {
+    let mut results = run::measure(config)?;
+    add_predictions(&mut results, config, &config.sweep.cores, calibration)?;
+    let predicted = |p: &Point| -> Option<&Point> {
+        let label = predicted_label(&p.series);
+        results
+            .points
+            .iter()
+            .find(|q| q.predicted && q.series == label && q.cores == p.cores && q.tier == p.tier)
+    };
+    let relative = |predicted: f64, measured: f64| {
+        if measured > 0.0 {
+            (predicted - measured) / measured
+        } else {
+            0.0
+        }
+    };
+    Ok(results
+        .points
+        .iter()
+        .filter(|p| !p.predicted)
+        .filter_map(|p| {
+            let q = predicted(p)?;
+            Some(Row {
+                config: name.to_string(),
+                series: p.series.clone(),
+                tier: p.tier.clone(),
+                cores: p.cores,
+                measured_speedup: p.speedup,
+                predicted_speedup: q.speedup,
+                error: relative(q.speedup, p.speedup),
+                measured_wall_s: p.wall_s,
+                predicted_wall_s: q.wall_s,
+                wall_error: relative(q.wall_s, p.wall_s),
+            })
+        })
+        .collect())
+}
+
+/// The validation table, a `!` beside each error over the tolerance.
+fn table(rows: &[Row]) -> String {
+    let mut out = format!(
+        "{:<14} {:<22} {:<12} {:>5} {:>9} {:>9} {:>8}  {:>10} {:>10} {:>8}\n",
+        "config", "series", "tier", "cores", "measured", "predicted", "error", "wall meas", "wall pred", "error"
+    );
+    let flag = |e: f64| if e.abs() > TOLERANCE { "!" } else { " " };
+    for r in rows {
+        out.push_str(&format!(
+            "{:<14} {:<22} {:<12} {:>5} {:>8.3}x {:>8.3}x {:>+7.1}%{} {:>9.4}s {:>9.4}s {:>+7.1}%{}\n",
+            r.config,
+            r.series,
+            r.tier,
+            r.cores,
+            r.measured_speedup,
+            r.predicted_speedup,
+            r.error * 100.0,
+            flag(r.error),
+            r.measured_wall_s,
+            r.predicted_wall_s,
+            r.wall_error * 100.0,
+            flag(r.wall_error),
+        ));
+    }
+    let speedups: Vec<&Row> = rows.iter().filter(|r| r.cores > 1).collect();
+    let worst = speedups.iter().map(|r| r.error.abs()).fold(0.0, f64::max);
+    let within = speedups.iter().filter(|r| r.error.abs() <= TOLERANCE).count();
+    out.push_str(&format!(
+        "speed-up predictions within {:.0}%: {within} of {} (worst {:.1}%)\n",
+        TOLERANCE * 100.0,
+        speedups.len(),
+        worst * 100.0
+    ));
+    out
+}
+
