@@ -248,14 +248,16 @@ fn compare(config: &Config, name: &str, calibration: &Calibration) -> anyhow::Re
 
 /// The validation table, a `!` beside each error over the tolerance.
 fn table(rows: &[Row]) -> String {
+    let cw = rows.iter().map(|r| r.config.len()).chain([6]).max().unwrap_or(6);
+    let sw = rows.iter().map(|r| r.series.len()).chain([6]).max().unwrap_or(6);
     let mut out = format!(
-        "{:<14} {:<22} {:<12} {:>5} {:>9} {:>9} {:>8}  {:>10} {:>10} {:>8}\n",
+        "{:<cw$} {:<sw$} {:<11} {:>5} {:>9} {:>9} {:>8}  {:>10} {:>10} {:>8}\n",
         "config", "series", "tier", "cores", "measured", "predicted", "error", "wall meas", "wall pred", "error"
     );
     let flag = |e: f64| if e.abs() > TOLERANCE { "!" } else { " " };
     for r in rows {
         out.push_str(&format!(
-            "{:<14} {:<22} {:<12} {:>5} {:>8.3}x {:>8.3}x {:>+7.1}%{} {:>9.4}s {:>9.4}s {:>+7.1}%{}\n",
+            "{:<cw$} {:<sw$} {:<11} {:>5} {:>8.3}x {:>8.3}x {:>+7.1}%{} {:>9.4}s {:>9.4}s {:>+7.1}%{}\n",
             r.config,
             r.series,
             r.tier,

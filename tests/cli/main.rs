@@ -3,6 +3,7 @@
 //! `distributed.rs`.
 
 mod distributed;
+mod simulate;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -297,6 +298,26 @@ fn bad_input_exits_2_with_a_located_message_and_keeps_earlier_results() {
             ":3:8: unknown variant `quantum`",
         ),
         ("empty file", String::new(), "the file is empty"),
+        (
+            "a cluster of no nodes",
+            format!("{base}[cluster]\nnodes = 0\n"),
+            ":6:9: cluster.nodes: must be between 1",
+        ),
+        (
+            "a cluster with no bandwidth",
+            format!("{base}[cluster]\nbandwidth = \"0GB/s\"\n"),
+            ":6:13: cluster.bandwidth",
+        ),
+        (
+            "a negative latency",
+            format!("{base}[cluster]\nlatency = \"-1ms\"\n"),
+            ":6:11: cluster.latency: \"-1ms\" is not a duration: it must be zero or positive",
+        ),
+        (
+            "a bandwidth without /s",
+            format!("{base}[cluster]\nbandwidth = \"1GB\"\n"),
+            "cluster.bandwidth: \"1GB\" is not a rate",
+        ),
         (
             "truncated file",
             "[workload]\ntasks = 10\nkind = \"cp".into(),

@@ -170,6 +170,9 @@ pub struct ClusterSpec {
     pub in_flight: Option<u32>,
     /// Slow-down of a `memory` task per other busy core of its node (0.1: 10% per core).
     pub memory_contention: Option<f64>,
+    /// Cores of the one machine every node and the coordinator share, when they all run on
+    /// one machine (as `spawn_local` workers do): their CPU demands then add up on those cores.
+    pub colocated_cores: Option<u32>,
 }
 
 /// Command-line overrides of config values.

@@ -39,6 +39,7 @@ pub(crate) struct RawCluster {
     pub batch_size: Option<i64>,
     pub in_flight: Option<i64>,
     pub memory_contention: Option<f64>,
+    pub colocated_cores: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -548,5 +548,6 @@ fn cluster(raw: RawCluster) -> Result<ClusterSpec, Invalid> {
         batch_size: count(raw.batch_size, "batch_size", 1 << 20)?,
         in_flight: count(raw.in_flight, "in_flight", 1 << 16)?,
         memory_contention,
+        colocated_cores: count(raw.colocated_cores, "colocated_cores", 4096)?,
     })
 }

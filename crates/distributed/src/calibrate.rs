@@ -27,6 +27,7 @@ pub fn measure_network(
     step("starting a local worker");
     let local = LocalWorkers::spawn(exe, 1, Some(1), None, DEFAULT_MAX_MESSAGE_BYTES)?;
     let addresses = local.addresses.clone();
+    let worker_pid = local.pids()[0];
     let options = ClientOptions {
         token: None,
         tls_ca: None,
@@ -62,7 +63,41 @@ pub fn measure_network(
     let per_byte = ((heavy_wall / 2000.0 - per_task) / PAYLOAD as f64).max(0.0);
     let serialize_ns_per_byte = serialize_ns_per_byte();
     let transfer = (per_byte - serialize_ns_per_byte - kernels.payload_read_ns_per_byte).max(1.0 / MAX_BYTES_PER_NS);
+    step("per-message CPU");
+    // Tasks of ~300 us: each result travels alone, so the CPU both sides spend beyond the
+    // tasks' own work is per message (system calls, HTTP/2 frames, wake-ups).
+    let iterations = ((300_000.0 - kernels.task_fixed_ns) / kernels.cpu_ns_per_iteration).max(1.0) as u64;
+    // Long enough (~0.6 s) for the worker's CPU time, counted in 10 ms ticks, to resolve.
+    let messages = probe_workload(Kind::Cpu, 2000, iterations);
+    let executor = martelli_workload::Executor::new(&messages);
+    let job = martelli_runner::Job {
+        workload: &messages,
+        executor: &executor,
+    };
+    let mut point = martelli_runner::Runner::prepare(&runner, 1)
+        .map_err(|e| DistributedError::Run(e.to_string()))?;
+    let (mut coordinator, mut worker) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let before = process_cpu_ns(worker_pid);
+        let sample = point.run(&job).map_err(|e| DistributedError::Run(e.to_string()))?;
+        let worker_cpu = process_cpu_ns(worker_pid) - before;
+        let count = sample.distributed.map_or(0, |w| w.rpc_batches).max(1) as f64;
+        let tasks = messages.tasks as f64;
+        let coordinator_cpu = sample.cpu.as_nanos() as f64 - tasks * per_task;
+        let work = tasks * (kernels.task_fixed_ns + iterations as f64 * kernels.cpu_ns_per_iteration);
+        coordinator.push(coordinator_cpu / count);
+        worker.push((worker_cpu - work - tasks * (per_task - task_ns)) / count);
+    }
+    drop(point);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (coordinator_message_ns, worker_message_ns) = (median(coordinator), median(worker));
+
     Ok(NetworkCosts {
+        coordinator_message_ns: coordinator_message_ns.max(0.0),
+        worker_message_ns: worker_message_ns.max(0.0),
         latency_us: latency_ns / 1e3,
         bandwidth_mb_per_s: 1e3 / transfer,
         dispatch_ns: per_task / 2.0,
@@ -71,6 +106,24 @@ pub fn measure_network(
         serialize_ns_per_byte,
         run_overhead_us: run_overhead_ns / 1e3,
     })
+}
+
+/// CPU time (user + system) of process `pid` so far, its finished threads included,
+/// nanoseconds (Linux `/proc/PID/stat`, in clock ticks; 0 where it cannot be read).
+fn process_cpu_ns(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    // SAFETY: sysconf reads a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / per_second * 1e9
 }
 
 /// Generating and encoding payload bytes as the coordinator does, per byte (best of a few).

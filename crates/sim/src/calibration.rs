@@ -89,6 +89,11 @@ pub struct NetworkCosts {
     pub worker_ns: f64,
     /// Coordinator CPU to generate and encode one payload byte, nanoseconds.
     pub serialize_ns_per_byte: f64,
+    /// Coordinator CPU per message sent or received (system calls, HTTP/2 framing, wake-ups),
+    /// nanoseconds.
+    pub coordinator_message_ns: f64,
+    /// Worker CPU per message received or sent, on its I/O thread, nanoseconds.
+    pub worker_message_ns: f64,
     /// Fixed cost of one run (starting the streams' traffic, the last result), microseconds.
     pub run_overhead_us: f64,
 }
@@ -161,6 +166,8 @@ impl Calibration {
             ("distributed.result_ns", d.result_ns),
             ("distributed.worker_ns", d.worker_ns),
             ("distributed.serialize_ns_per_byte", d.serialize_ns_per_byte),
+            ("distributed.coordinator_message_ns", d.coordinator_message_ns),
+            ("distributed.worker_message_ns", d.worker_message_ns),
             ("distributed.run_overhead_us", d.run_overhead_us),
         ];
         for (field, value) in non_negative {
@@ -262,6 +269,8 @@ pub(crate) fn example() -> Calibration {
             result_ns: 500.0,
             worker_ns: 500.0,
             serialize_ns_per_byte: 0.5,
+            coordinator_message_ns: 10_000.0,
+            worker_message_ns: 10_000.0,
             run_overhead_us: 100.0,
         },
     }

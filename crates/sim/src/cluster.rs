@@ -61,8 +61,14 @@ pub struct Cluster {
     pub worker_ns: f64,
     /// Coordinator CPU per payload byte generated and encoded, ns.
     pub serialize_ns_per_byte: f64,
+    /// Coordinator CPU per message sent or received, ns.
+    pub coordinator_message_ns: f64,
+    /// Worker CPU per message received or sent (its I/O thread), ns.
+    pub worker_message_ns: f64,
     /// Fixed cost of one distributed run, ns.
     pub run_overhead_ns: f64,
+    /// Cores of the one machine the nodes and the coordinator all share, if they do.
+    pub colocated_cores: Option<u32>,
     /// Most tasks per message (`None`: the runner's rule, from the message limit).
     pub batch_size: Option<u32>,
     /// Tasks in flight per worker thread (`None`: the runner's adaptive rule).
@@ -97,7 +103,10 @@ impl Cluster {
             serialize_ns_per_byte: spec
                 .serialization
                 .map_or(d.serialize_ns_per_byte, |rate| 1e9 / rate),
+            coordinator_message_ns: d.coordinator_message_ns,
+            worker_message_ns: d.worker_message_ns,
             run_overhead_ns: d.run_overhead_us * 1e3,
+            colocated_cores: spec.colocated_cores,
             batch_size: spec.batch_size,
             in_flight: spec.in_flight,
             memory_contention: spec.memory_contention.unwrap_or(calibration.multi.memory_contention),

@@ -273,6 +273,9 @@ struct Node {
     last_flush: f64,
     /// Compute slow-down from memory contention on this node.
     slow: f64,
+    /// Core time of the node's tasks, and of its I/O thread's message handling.
+    busy_ns: f64,
+    io_ns: f64,
 }
 
 /// The distributed tier: a coordinator feeding workers over links. The coordinator's CPU and
@@ -302,6 +305,8 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
             group_ns: 0.0,
             last_flush: 0.0,
             slow: costs.contention(threads, cluster.memory_contention),
+            busy_ns: 0.0,
+            io_ns: 0.0,
         })
         .collect();
     let cap = cluster
@@ -318,7 +323,7 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
     let mut completed = 0u64;
     let mut first = f64::INFINITY;
     let mut end = cpu_free;
-    let mut busy = 0.0;
+    let mut coordinator_ns = 0.0;
     let mut processed = 0u64;
 
     // Tops up a node's queue as the runner's driver does; returns nothing, schedules arrivals.
@@ -328,7 +333,8 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
                   cpu_free: &mut f64,
                   nic_out: &mut f64,
                   events: &mut Queue<Event>,
-                  wire: &mut WireStats| {
+                  wire: &mut WireStats,
+                  sent_ns: &mut f64| {
         let n = &mut nodes[node];
         loop {
             let mean = if n.answered > 0 {
@@ -348,7 +354,9 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
                 return;
             }
             let bytes = count * task_bytes + 16;
-            *cpu_free += count as f64 * send_task_ns;
+            let cost = cluster.coordinator_message_ns + count as f64 * send_task_ns;
+            *cpu_free += cost;
+            *sent_ns += cost;
             let leave = cpu_free.max(*nic_out);
             *nic_out = leave + bytes as f64 / cluster.bytes_per_ns;
             events.push(
@@ -367,7 +375,16 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
     };
 
     for node in 0..nodes.len() {
-        refill(node, &mut nodes, &mut next, &mut cpu_free, &mut nic_out, &mut events, &mut wire);
+        refill(
+            node,
+            &mut nodes,
+            &mut next,
+            &mut cpu_free,
+            &mut nic_out,
+            &mut events,
+            &mut wire,
+            &mut coordinator_ns,
+        );
     }
     // A thread of `node` starts task `id` at `t`; returns its duration.
     let start_task = |n: &Node, node: u32, t: f64, id: u64, events: &mut Queue<Event>, h: &mut Histogram<u64>| {
@@ -384,10 +401,11 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
             Event::Arrive { node, first, count } => {
                 let n = &mut nodes[node as usize];
                 n.queue.push_back((first, first + u64::from(count)));
+                n.io_ns += cluster.worker_message_ns;
                 while n.idle > 0 {
                     let Some(id) = pop_task(&mut n.queue) else { break };
                     n.idle -= 1;
-                    busy += start_task(n, node, t, id, &mut events, &mut h);
+                    n.busy_ns += start_task(n, node, t, id, &mut events, &mut h);
                 }
             }
             Event::Done { node, d } => {
@@ -417,19 +435,21 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
                     );
                     wire.bytes_received += bytes;
                     wire.rpc_batches += 1;
+                    n.io_ns += cluster.worker_message_ns;
                     n.group = 0;
                     n.group_ns = 0.0;
                     n.last_flush = t;
                 }
                 match next_task {
                     Some(id) => {
-                        busy += start_task(n, node, t, id, &mut events, &mut h);
+                        n.busy_ns += start_task(n, node, t, id, &mut events, &mut h);
                     }
                     None => n.idle += 1,
                 }
             }
             Event::Results { node, count, d } => {
-                cpu_free = cpu_free.max(t) + f64::from(count) * cluster.result_ns;
+                cpu_free = cpu_free.max(t) + cluster.coordinator_message_ns + f64::from(count) * cluster.result_ns;
+                coordinator_ns += cluster.coordinator_message_ns + f64::from(count) * cluster.result_ns;
                 first = first.min(cpu_free);
                 end = end.max(cpu_free);
                 completed += u64::from(count);
@@ -445,9 +465,24 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
                     &mut nic_out,
                     &mut events,
                     &mut wire,
+                    &mut coordinator_ns,
                 );
             }
         }
+    }
+    // The event queue gives each task a core to itself, but message handling needs CPU too:
+    // a node's I/O thread shares the node's cores with its task threads, and when every
+    // process runs on one machine (local workers) all of them share its cores. No run can be
+    // shorter than its CPU demand spread over the cores it has.
+    let busy: f64 = nodes.iter().map(|n| n.busy_ns).sum();
+    for (n, &threads) in nodes.iter().zip(spread) {
+        if threads >= cluster.cores_per_node as usize {
+            end = end.max((n.busy_ns + n.io_ns) / cluster.cores_per_node as f64);
+        }
+    }
+    if let Some(cores) = cluster.colocated_cores {
+        let io: f64 = nodes.iter().map(|n| n.io_ns).sum();
+        end = end.max((busy + io + coordinator_ns) / f64::from(cores));
     }
     let serial = serial_ns(workload, costs, &mut h);
     let wall = end + serial.unwrap_or(0.0);

@@ -25,6 +25,8 @@ fn ideal() -> Calibration {
     d.result_ns = 0.0;
     d.worker_ns = 0.0;
     d.serialize_ns_per_byte = 0.0;
+    d.coordinator_message_ns = 0.0;
+    d.worker_message_ns = 0.0;
     d.run_overhead_us = 0.0;
     c
 }

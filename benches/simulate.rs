@@ -1,0 +1,84 @@
+//! How fast the simulator simulates: simulated tasks per second of real time, and whether its
+//! memory stays flat as the task count grows.
+//!
+//! `cargo bench --bench simulate`. Targets (issue 5): >= 5 million simulated tasks per second;
+//! 1 million tasks on 1,024 simulated cores in under 1 s; memory flat in the task count.
+
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::cpu_workload;
+use martelli_config::Tier;
+use martelli_sim::{CALIBRATION_VERSION, Calibration, Cluster, NetworkCosts, predict};
+use martelli_workload::SizeDistribution;
+
+/// Peak resident memory of this process so far, in KiB (Linux), else 0.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    // This machine's kernels and pool; a nominal 10 GbE network (the speed of the simulator
+    // does not depend on the values).
+    let kernels = martelli_runner::measure_kernels(|_| {});
+    let multi = martelli_runner::measure_pool(&kernels, 2, |_| {});
+    let calibration = Calibration {
+        version: CALIBRATION_VERSION,
+        martelli_version: env!("CARGO_PKG_VERSION").into(),
+        measured_at: String::new(),
+        machine: "bench".into(),
+        kernels,
+        multi,
+        distributed: NetworkCosts {
+            latency_us: 50.0,
+            bandwidth_mb_per_s: 1250.0,
+            dispatch_ns: 500.0,
+            result_ns: 500.0,
+            worker_ns: 800.0,
+            serialize_ns_per_byte: 0.5,
+            coordinator_message_ns: 10_000.0,
+            worker_message_ns: 10_000.0,
+            run_overhead_us: 100.0,
+        },
+    };
+    println!("martelli simulator benchmark (best of 3 per case)\n");
+    let cases: [(&str, u64, Tier, usize); 5] = [
+        ("1 M tasks, distributed, 1,024 cores", 1_000_000, Tier::Distributed, 1024),
+        ("1 M tasks, distributed, 64 cores", 1_000_000, Tier::Distributed, 64),
+        ("10 M tasks, distributed, 64 cores", 10_000_000, Tier::Distributed, 64),
+        ("10 M tasks, multi, 8 cores", 10_000_000, Tier::Multi, 8),
+        ("10 M tasks, single", 10_000_000, Tier::Single, 1),
+    ];
+    for (name, tasks, tier, cores) in cases {
+        // 1 ms lognormal tasks: sizes vary, so the schedule is not trivial.
+        let mut w = cpu_workload(tasks, 600_000, 0);
+        w.distribution = SizeDistribution::LogNormal { sigma: 0.5 };
+        let cluster = Cluster::resolve(None, &calibration, cores);
+        let mut best = Duration::MAX;
+        let mut events = 0;
+        for _ in 0..3 {
+            let start = Instant::now();
+            let run = predict(&w, tier, cores, &cluster, &calibration).expect("fits");
+            best = best.min(start.elapsed());
+            events = run.events;
+        }
+        println!(
+            "{name:<38} {:>8.3} s real  {:>6.2} M simulated tasks/s  {:>6.2} M events/s  peak RSS {} KiB",
+            best.as_secs_f64(),
+            tasks as f64 / best.as_secs_f64() / 1e6,
+            events as f64 / best.as_secs_f64() / 1e6,
+            peak_rss_kib()
+        );
+    }
+}
