@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::cpu_workload;
+use common::{cpu_workload, iterations_for, median};
 use martelli_config::Tier;
 use martelli_sim::{CALIBRATION_VERSION, Calibration, Cluster, NetworkCosts, predict};
 use martelli_workload::SizeDistribution;
@@ -52,32 +52,49 @@ fn main() {
             run_overhead_us: 100.0,
         },
     };
-    println!("martelli simulator benchmark (best of 3 per case)\n");
+    println!("martelli simulator benchmark (median of 3 per case)\n");
+    let one_ms = iterations_for(Duration::from_millis(1));
     let cases: [(&str, u64, Tier, usize); 5] = [
-        ("1 M tasks, distributed, 1,024 cores", 1_000_000, Tier::Distributed, 1024),
-        ("1 M tasks, distributed, 64 cores", 1_000_000, Tier::Distributed, 64),
-        ("10 M tasks, distributed, 64 cores", 10_000_000, Tier::Distributed, 64),
+        (
+            "1 M tasks, distributed, 1,024 cores",
+            1_000_000,
+            Tier::Distributed,
+            1024,
+        ),
+        (
+            "1 M tasks, distributed, 64 cores",
+            1_000_000,
+            Tier::Distributed,
+            64,
+        ),
+        (
+            "10 M tasks, distributed, 64 cores",
+            10_000_000,
+            Tier::Distributed,
+            64,
+        ),
         ("10 M tasks, multi, 8 cores", 10_000_000, Tier::Multi, 8),
         ("10 M tasks, single", 10_000_000, Tier::Single, 1),
     ];
     for (name, tasks, tier, cores) in cases {
         // 1 ms lognormal tasks: sizes vary, so the schedule is not trivial.
-        let mut w = cpu_workload(tasks, 600_000, 0);
+        let mut w = cpu_workload(tasks, one_ms, 0);
         w.distribution = SizeDistribution::LogNormal { sigma: 0.5 };
         let cluster = Cluster::resolve(None, &calibration, cores);
-        let mut best = Duration::MAX;
+        let mut times = Vec::new();
         let mut events = 0;
         for _ in 0..3 {
             let start = Instant::now();
             let run = predict(&w, tier, cores, &cluster, &calibration).expect("fits");
-            best = best.min(start.elapsed());
+            times.push(start.elapsed().as_secs_f64());
             events = run.events;
         }
+        let best = median(times);
         println!(
             "{name:<38} {:>8.3} s real  {:>6.2} M simulated tasks/s  {:>6.2} M events/s  peak RSS {} KiB",
-            best.as_secs_f64(),
-            tasks as f64 / best.as_secs_f64() / 1e6,
-            events as f64 / best.as_secs_f64() / 1e6,
+            best,
+            tasks as f64 / best / 1e6,
+            events as f64 / best / 1e6,
             peak_rss_kib()
         );
     }

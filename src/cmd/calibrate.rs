@@ -44,7 +44,9 @@ pub fn measure() -> anyhow::Result<Calibration> {
         ProgressDrawTarget::hidden()
     };
     let bar = ProgressBar::with_draw_target(None, target);
-    bar.set_style(ProgressStyle::with_template("{spinner} calibrating: {msg}").expect("the template is valid"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} calibrating: {msg}").expect("the template is valid"),
+    );
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     let step = |what: &str| {
         tracing::info!(step = what, "calibrating");

@@ -36,7 +36,9 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let config = martelli_config::load(path, &overrides)?;
     let cores = match &args.cores {
         Some(list) => {
-            let mut cores: Vec<usize> = std::iter::once(1).chain(list.iter().map(|&c| c as usize)).collect();
+            let mut cores: Vec<usize> = std::iter::once(1)
+                .chain(list.iter().map(|&c| c as usize))
+                .collect();
             cores.sort_unstable();
             cores.dedup();
             cores
@@ -185,7 +187,9 @@ fn distributed_variant(config: &Config) -> Config {
     let (heartbeat, timeout) = config
         .distributed
         .as_ref()
-        .map_or((Duration::from_secs(1), Duration::from_secs(5)), |d| (d.heartbeat, d.timeout));
+        .map_or((Duration::from_secs(1), Duration::from_secs(5)), |d| {
+            (d.heartbeat, d.timeout)
+        });
     variant.distributed = Some(Distributed {
         workers: WorkerSource::Spawn {
             workers: 2,
@@ -252,7 +256,16 @@ fn table(rows: &[Row]) -> String {
     let sw = rows.iter().map(|r| r.series.len()).chain([6]).max().unwrap_or(6);
     let mut out = format!(
         "{:<cw$} {:<sw$} {:<11} {:>5} {:>9} {:>9} {:>8}  {:>10} {:>10} {:>8}\n",
-        "config", "series", "tier", "cores", "measured", "predicted", "error", "wall meas", "wall pred", "error"
+        "config",
+        "series",
+        "tier",
+        "cores",
+        "measured",
+        "predicted",
+        "error",
+        "wall meas",
+        "wall pred",
+        "error"
     );
     let flag = |e: f64| if e.abs() > TOLERANCE { "!" } else { " " };
     for r in rows {
@@ -283,4 +296,3 @@ fn table(rows: &[Row]) -> String {
     ));
     out
 }
-

@@ -29,7 +29,13 @@ fn calibrate_then_simulate_measured_and_predicted_across_the_three_bands() {
     let dir = tempfile::tempdir().unwrap();
     let calibration = calibrate(dir.path());
     let file = std::fs::read_to_string(&calibration).unwrap();
-    for key in ["version = 1", "cpu_ns_per_iteration", "latency_us", "bandwidth_mb_per_s", "[[kernels.memory]]"] {
+    for key in [
+        "version = 1",
+        "cpu_ns_per_iteration",
+        "latency_us",
+        "bandwidth_mb_per_s",
+        "[[kernels.memory]]",
+    ] {
         assert!(file.contains(key), "{key} missing from\n{file}");
     }
     let config = write(dir.path(), "small.toml", SMALL);
@@ -70,10 +76,23 @@ fn calibrate_then_simulate_measured_and_predicted_across_the_three_bands() {
         assert_eq!(p["tasks_completed"], 300);
     }
     // 300 tasks of 200 us: more cores keep helping up to 8, at least.
-    let speedup = |cores: u64| predicted.iter().find(|p| p["cores"] == cores).unwrap()["speedup"].as_f64().unwrap();
+    let speedup = |cores: u64| {
+        predicted.iter().find(|p| p["cores"] == cores).unwrap()["speedup"]
+            .as_f64()
+            .unwrap()
+    };
     assert!((speedup(1) - 1.0).abs() < 1e-9);
-    assert!(speedup(2) > 1.5 && speedup(8) > speedup(4) && speedup(4) > speedup(2), "{predicted:?}");
-    assert!(results["fits"].as_array().unwrap().iter().any(|f| f["tier"] == "simulated"));
+    assert!(
+        speedup(2) > 1.5 && speedup(8) > speedup(4) && speedup(4) > speedup(2),
+        "{predicted:?}"
+    );
+    assert!(
+        results["fits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["tier"] == "simulated")
+    );
     for chart in ["speedup.png", "efficiency.png", "throughput.png", "latency.png"] {
         assert!(out.join(chart).exists(), "{chart}");
     }
@@ -101,7 +120,10 @@ fn calibrate_then_simulate_measured_and_predicted_across_the_three_bands() {
             .collect()
     };
     assert_eq!(walls(&results), walls(&second));
-    assert!(points(&second).iter().all(|p| p["predicted"] == true), "--predict-only measures nothing");
+    assert!(
+        points(&second).iter().all(|p| p["predicted"] == true),
+        "--predict-only measures nothing"
+    );
 
     // Validation: measured and predicted side by side, as JSON.
     let o = martelli(&[
@@ -116,7 +138,10 @@ fn calibrate_then_simulate_measured_and_predicted_across_the_three_bands() {
     let rows: Value = serde_json::from_slice(&o.stdout).expect("--json prints JSON");
     let rows = rows.as_array().unwrap();
     let tiers: Vec<&str> = rows.iter().map(|r| r["tier"].as_str().unwrap()).collect();
-    assert!(tiers.contains(&"single") && tiers.contains(&"multi") && tiers.contains(&"distributed"), "{tiers:?}");
+    assert!(
+        tiers.contains(&"single") && tiers.contains(&"multi") && tiers.contains(&"distributed"),
+        "{tiers:?}"
+    );
     for row in rows {
         for key in ["tier", "cores", "measured_speedup", "predicted_speedup", "error"] {
             assert!(!row[key].is_null(), "{key} missing in {row}");
@@ -134,8 +159,18 @@ fn calibrate_then_simulate_measured_and_predicted_across_the_three_bands() {
 #[test]
 fn impossible_clusters_and_foreign_calibration_files_exit_2_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write(dir.path(), "small.toml", &format!("{SMALL}[cluster]\nnodes = 2\ncores_per_node = 4\n"));
-    let o = martelli(&["simulate", config.to_str().unwrap(), "--cores", "1,16", "--predict-only"]);
+    let config = write(
+        dir.path(),
+        "small.toml",
+        &format!("{SMALL}[cluster]\nnodes = 2\ncores_per_node = 4\n"),
+    );
+    let o = martelli(&[
+        "simulate",
+        config.to_str().unwrap(),
+        "--cores",
+        "1,16",
+        "--predict-only",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("16 cores do not fit the simulated cluster of 2 node(s) x 4 cores"));
 
@@ -158,13 +193,29 @@ fn impossible_clusters_and_foreign_calibration_files_exit_2_naming_the_field() {
         "--out",
         dir.path().join("ok").to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "a hand-written calibration file works: {}", text(&o.stderr));
+    assert!(
+        o.status.success(),
+        "a hand-written calibration file works: {}",
+        text(&o.stderr)
+    );
 
     let cases = [
-        (good.replace("version = 1", "version = 2"), "version: this file is calibration version 2"),
-        (good.replace("latency_us = 50.0\n", ""), "missing field `latency_us`"),
-        (good.replace("latency_us = 50.0", "latency_us = -5.0"), "distributed.latency_us: must be"),
-        (good.replace("bandwidth_mb_per_s = 1000.0", "bandwidth_mb_per_s = 0.0"), "distributed.bandwidth_mb_per_s"),
+        (
+            good.replace("version = 1", "version = 2"),
+            "version: this file is calibration version 2",
+        ),
+        (
+            good.replace("latency_us = 50.0\n", ""),
+            "missing field `latency_us`",
+        ),
+        (
+            good.replace("latency_us = 50.0", "latency_us = -5.0"),
+            "distributed.latency_us: must be",
+        ),
+        (
+            good.replace("bandwidth_mb_per_s = 1000.0", "bandwidth_mb_per_s = 0.0"),
+            "distributed.bandwidth_mb_per_s",
+        ),
         ("not toml at all [".to_string(), "cal.toml:1:"),
     ];
     for (content, words) in cases {
@@ -182,6 +233,12 @@ fn impossible_clusters_and_foreign_calibration_files_exit_2_naming_the_field() {
         assert!(stderr.contains("cal.toml"), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
-    let missing = martelli(&["simulate", small.to_str().unwrap(), "--calibration", "/nonexistent/c.toml", "--predict-only"]);
+    let missing = martelli(&[
+        "simulate",
+        small.to_str().unwrap(),
+        "--calibration",
+        "/nonexistent/c.toml",
+        "--predict-only",
+    ]);
     assert_eq!(missing.status.code(), Some(2));
 }

@@ -10,7 +10,9 @@ use martelli_workload::{Kind, fill_payload};
 use prost::Message;
 
 use crate::convert::task_to_wire;
-use crate::{ClientOptions, DEFAULT_MAX_MESSAGE_BYTES, DistributedError, DistributedRunner, LocalWorkers, wire};
+use crate::{
+    ClientOptions, DEFAULT_MAX_MESSAGE_BYTES, DistributedError, DistributedRunner, LocalWorkers, wire,
+};
 
 /// Payload size the per-byte cost is measured with.
 const PAYLOAD: u64 = 64 << 10;
@@ -62,7 +64,8 @@ pub fn measure_network(
     let heavy_wall = fastest_run(&runner, 1, &heavy, 3).as_nanos() as f64;
     let per_byte = ((heavy_wall / 2000.0 - per_task) / PAYLOAD as f64).max(0.0);
     let serialize_ns_per_byte = serialize_ns_per_byte();
-    let transfer = (per_byte - serialize_ns_per_byte - kernels.payload_read_ns_per_byte).max(1.0 / MAX_BYTES_PER_NS);
+    let transfer =
+        (per_byte - serialize_ns_per_byte - kernels.payload_read_ns_per_byte).max(1.0 / MAX_BYTES_PER_NS);
     step("per-message CPU");
     // Tasks of ~300 us: each result travels alone, so the CPU both sides spend beyond the
     // tasks' own work is per message (system calls, HTTP/2 frames, wake-ups).
@@ -74,12 +77,14 @@ pub fn measure_network(
         workload: &messages,
         executor: &executor,
     };
-    let mut point = martelli_runner::Runner::prepare(&runner, 1)
-        .map_err(|e| DistributedError::Run(e.to_string()))?;
+    let mut point =
+        martelli_runner::Runner::prepare(&runner, 1).map_err(|e| DistributedError::Run(e.to_string()))?;
     let (mut coordinator, mut worker) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         let before = process_cpu_ns(worker_pid);
-        let sample = point.run(&job).map_err(|e| DistributedError::Run(e.to_string()))?;
+        let sample = point
+            .run(&job)
+            .map_err(|e| DistributedError::Run(e.to_string()))?;
         let worker_cpu = process_cpu_ns(worker_pid) - before;
         let count = sample.distributed.map_or(0, |w| w.rpc_batches).max(1) as f64;
         let tasks = messages.tasks as f64;

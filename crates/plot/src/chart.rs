@@ -91,6 +91,8 @@ struct Curve<'a> {
     points: Vec<&'a Point>,
     usl: Option<UslFit>,
     amdahl: Option<UslFit>,
+    /// Every point predicted (a simulation): drawn dashed, with hollow points.
+    predicted: bool,
 }
 
 /// The legend label of every curve of `runs`, in drawing order.
@@ -115,7 +117,10 @@ fn curves(runs: &[Results]) -> Vec<Curve<'_>> {
                     .iter()
                     .find(|f| f.series == series.label && f.tier == tier)
                     .filter(|f| f.core_counts >= 3);
-                let mut label = if run.series.len() > 1 {
+                // A simulated curve crosses tiers: its series label ("... (predicted)") says it.
+                let mut label = if tier == "simulated" {
+                    series.label.clone()
+                } else if run.series.len() > 1 {
                     format!("{} / {tier}", series.label)
                 } else {
                     tier.to_string()
@@ -123,12 +128,16 @@ fn curves(runs: &[Results]) -> Vec<Curve<'_>> {
                 if runs.len() > 1 {
                     label = format!("{run_name}: {label}");
                 }
+                let predicted = curve.points.iter().all(|p| p.predicted);
                 out.push(Curve {
                     label,
                     color: PALETTE[out.len() % PALETTE.len()],
                     points: curve.points,
                     usl: fit.and_then(|f| f.usl),
-                    amdahl: fit.and_then(|f| f.amdahl),
+                    // A simulated curve gets its USL fit only: one law is enough to read its
+                    // trend, and the legend stays short.
+                    amdahl: fit.and_then(|f| f.amdahl).filter(|_| !predicted),
+                    predicted,
                 });
             }
         }
@@ -423,8 +432,13 @@ where
             };
             drawn.extend(pts.iter().map(|t| (t.0, t.1)));
             let line = pts.iter().map(|t| (t.0, t.1));
-            // p99 dashed, so the three latency lines of one curve read apart.
-            let series = if k == 1 {
+            // p99 dashed, so the three latency lines of one curve read apart; a predicted
+            // curve dashed throughout (long dashes), so prediction never passes for measurement.
+            let series = if c.predicted && k != 1 {
+                chart
+                    .draw_series(DashedLineSeries::new(line, 18, 8, style))
+                    .map_err(|e| err(&e))?
+            } else if k == 1 {
                 chart
                     .draw_series(DashedLineSeries::new(line, 10, 6, style))
                     .map_err(|e| err(&e))?

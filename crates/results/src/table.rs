@@ -58,7 +58,11 @@ pub fn render_table(results: &Results) -> String {
             seconds(p.latency_us.p50 / 1e6),
             seconds(p.latency_us.p99 / 1e6),
             seconds(p.first_result_s),
-            if p.predicted { "-".into() } else { p.checksum.clone() },
+            if p.predicted {
+                "-".into()
+            } else {
+                p.checksum.clone()
+            },
         ];
         if many_series {
             row.insert(0, p.series.clone());

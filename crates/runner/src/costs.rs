@@ -131,7 +131,12 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
 
     step("thread pool start and join");
     let cores = logical_cores.clamp(1, 2);
-    let run_overhead = fastest_median(&MultiRunner, cores, &probe_workload(Kind::Cpu, cores as u64, 1), 200);
+    let run_overhead = fastest_median(
+        &MultiRunner,
+        cores,
+        &probe_workload(Kind::Cpu, cores as u64, 1),
+        200,
+    );
     let run_overhead_ns = (run_overhead - kernels.record_ns - kernels.task_fixed_ns).max(0.0);
 
     let memory_contention = if logical_cores >= 2 {

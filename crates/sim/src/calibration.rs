@@ -155,7 +155,10 @@ impl Calibration {
         let non_negative = [
             ("kernels.task_fixed_ns", k.task_fixed_ns),
             ("kernels.record_ns", k.record_ns),
-            ("kernels.payload_generate_ns_per_byte", k.payload_generate_ns_per_byte),
+            (
+                "kernels.payload_generate_ns_per_byte",
+                k.payload_generate_ns_per_byte,
+            ),
             ("kernels.payload_read_ns_per_byte", k.payload_read_ns_per_byte),
             ("kernels.io_overshoot_ns", k.io_overshoot_ns),
             ("multi.dispatch_ns", m.dispatch_ns),
@@ -172,7 +175,10 @@ impl Calibration {
         ];
         for (field, value) in non_negative {
             if !(value.is_finite() && value >= 0.0) {
-                return Err((field.into(), format!("must be a finite number >= 0 (got {value})")));
+                return Err((
+                    field.into(),
+                    format!("must be a finite number >= 0 (got {value})"),
+                ));
             }
         }
         let positive = [
@@ -214,7 +220,12 @@ impl KernelCosts {
     pub fn memory_ns_per_iteration(&self, working_set: u64) -> f64 {
         let table = &self.memory;
         let x = (working_set.max(1) as f64).ln();
-        let at = |i: usize| ((table[i].working_set_bytes.max(1) as f64).ln(), table[i].ns_per_iteration);
+        let at = |i: usize| {
+            (
+                (table[i].working_set_bytes.max(1) as f64).ln(),
+                table[i].ns_per_iteration,
+            )
+        };
         let Some(first) = table.first() else {
             return self.cpu_ns_per_iteration;
         };

@@ -109,7 +109,9 @@ impl Cluster {
             colocated_cores: spec.colocated_cores,
             batch_size: spec.batch_size,
             in_flight: spec.in_flight,
-            memory_contention: spec.memory_contention.unwrap_or(calibration.multi.memory_contention),
+            memory_contention: spec
+                .memory_contention
+                .unwrap_or(calibration.multi.memory_contention),
             max_message_bytes: 16 << 20,
         }
     }

@@ -193,7 +193,11 @@ impl<T> Queue<T> {
     }
     fn push(&mut self, t: f64, what: T) {
         self.seq += 1;
-        self.heap.push(At { t, seq: self.seq, what });
+        self.heap.push(At {
+            t,
+            seq: self.seq,
+            what,
+        });
     }
     fn pop(&mut self) -> Option<(f64, T)> {
         self.heap.pop().map(|a| (a.t, a.what))
@@ -309,9 +313,10 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
             io_ns: 0.0,
         })
         .collect();
-    let cap = cluster
-        .batch_size
-        .map_or_else(|| batch_cap(cluster.max_message_bytes, workload.payload_bytes), |b| b as usize);
+    let cap = cluster.batch_size.map_or_else(
+        || batch_cap(cluster.max_message_bytes, workload.payload_bytes),
+        |b| b as usize,
+    );
     let send_task_ns = cluster.dispatch_ns + workload.payload_bytes as f64 * cluster.serialize_ns_per_byte;
     let task_bytes = workload.payload_bytes + TASK_WIRE_BYTES;
 
@@ -387,13 +392,14 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
         );
     }
     // A thread of `node` starts task `id` at `t`; returns its duration.
-    let start_task = |n: &Node, node: u32, t: f64, id: u64, events: &mut Queue<Event>, h: &mut Histogram<u64>| {
-        let task = workload.task(id);
-        let d = costs.compute_ns(&task, false) * n.slow + cluster.worker_ns + costs.wait_ns(&task);
-        record(h, d);
-        events.push(t + d, Event::Done { node, d });
-        d
-    };
+    let start_task =
+        |n: &Node, node: u32, t: f64, id: u64, events: &mut Queue<Event>, h: &mut Histogram<u64>| {
+            let task = workload.task(id);
+            let d = costs.compute_ns(&task, false) * n.slow + cluster.worker_ns + costs.wait_ns(&task);
+            record(h, d);
+            events.push(t + d, Event::Done { node, d });
+            d
+        };
     while completed < total {
         let Some((t, event)) = events.pop() else { break };
         processed += 1;
@@ -448,7 +454,8 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
                 }
             }
             Event::Results { node, count, d } => {
-                cpu_free = cpu_free.max(t) + cluster.coordinator_message_ns + f64::from(count) * cluster.result_ns;
+                cpu_free =
+                    cpu_free.max(t) + cluster.coordinator_message_ns + f64::from(count) * cluster.result_ns;
                 coordinator_ns += cluster.coordinator_message_ns + f64::from(count) * cluster.result_ns;
                 first = first.min(cpu_free);
                 end = end.max(cpu_free);

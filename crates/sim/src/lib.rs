@@ -48,13 +48,17 @@ pub enum SimError {
 /// Checks that a cluster of `spec` can hold `max_cores` (only the node count and cores per
 /// node matter, so this needs no calibration and can run before anything is measured).
 pub fn check_fits(spec: Option<&martelli_config::ClusterSpec>, max_cores: usize) -> Result<(), SimError> {
-    let cores_per_node = spec.and_then(|s| s.cores_per_node).unwrap_or(DEFAULT_CORES_PER_NODE);
+    let cores_per_node = spec
+        .and_then(|s| s.cores_per_node)
+        .unwrap_or(DEFAULT_CORES_PER_NODE);
     match spec.and_then(|s| s.nodes) {
-        Some(nodes) if max_cores as u64 > u64::from(nodes) * u64::from(cores_per_node) => Err(SimError::TooManyCores {
-            cores: max_cores,
-            nodes,
-            cores_per_node,
-        }),
+        Some(nodes) if max_cores as u64 > u64::from(nodes) * u64::from(cores_per_node) => {
+            Err(SimError::TooManyCores {
+                cores: max_cores,
+                nodes,
+                cores_per_node,
+            })
+        }
         _ => Ok(()),
     }
 }

@@ -60,7 +60,11 @@ fn without_overheads_the_makespan_is_ceil_tasks_over_cores_times_the_task_time()
         assert_eq!(wall(&w, Tier::Single, 1, &cluster, &c), tasks as f64 * 1000.0);
         for cores in [2, 3, 5, 8] {
             let expected = tasks.div_ceil(cores as u64) as f64 * 1000.0;
-            assert_eq!(wall(&w, Tier::Multi, cores, &cluster, &c), expected, "multi {tasks} tasks {cores} cores");
+            assert_eq!(
+                wall(&w, Tier::Multi, cores, &cluster, &c),
+                expected,
+                "multi {tasks} tasks {cores} cores"
+            );
         }
     }
     // The distributed tier over nodes of 8 with an instant network: the same closed form.
@@ -88,7 +92,12 @@ fn a_serial_fraction_gives_amdahls_speedup_exactly() {
         let t1 = wall(&w, Tier::Single, 1, &cluster, &c);
         // The serial phase is f of the one-core time.
         assert!((t1 - 960e6 / (1.0 - f)).abs() < 1.0, "f {f}: t1 {t1}");
-        for (tier, cores) in [(Tier::Multi, 2), (Tier::Multi, 8), (Tier::Distributed, 16), (Tier::Distributed, 64)] {
+        for (tier, cores) in [
+            (Tier::Multi, 2),
+            (Tier::Multi, 8),
+            (Tier::Distributed, 16),
+            (Tier::Distributed, 64),
+        ] {
             let speedup = t1 / wall(&w, tier, cores, &cluster, &c);
             let amdahl = 1.0 / (f + (1.0 - f) / cores as f64);
             assert!(
@@ -125,7 +134,10 @@ fn the_network_costs_what_its_knobs_say() {
     let t = wall(&w, Tier::Distributed, 32, &base, &c);
     let mut slow = base.clone();
     slow.latency_ns *= 100.0;
-    assert!(wall(&w, Tier::Distributed, 32, &slow, &c) > t, "more latency, longer run");
+    assert!(
+        wall(&w, Tier::Distributed, 32, &slow, &c) > t,
+        "more latency, longer run"
+    );
     // 1 KB payloads over a 1 MB/s coordinator link: the link alone needs ~1 ms per task.
     w.payload_bytes = 1000;
     let mut thin = base.clone();
@@ -166,10 +178,19 @@ fn calibration_files_round_trip_and_bad_ones_name_the_field() {
     let cases = [
         (text.replace("version = 1", "version = 2"), "version"),
         (text.replace("version = 1\n", ""), "version"),
-        (text.replace("latency_us = 50.0", "latency_us = -50.0"), "distributed.latency_us"),
+        (
+            text.replace("latency_us = 50.0", "latency_us = -50.0"),
+            "distributed.latency_us",
+        ),
         (text.replace("latency_us = 50.0\n", ""), "latency_us"),
-        (text.replace("bandwidth_mb_per_s = 1000.0", "bandwidth_mb_per_s = 0.0"), "bandwidth_mb_per_s"),
-        (text.replace("record_ns = 40.0", "record_ns = 40.0\nextra = 1"), "extra"),
+        (
+            text.replace("bandwidth_mb_per_s = 1000.0", "bandwidth_mb_per_s = 0.0"),
+            "bandwidth_mb_per_s",
+        ),
+        (
+            text.replace("record_ns = 40.0", "record_ns = 40.0\nextra = 1"),
+            "extra",
+        ),
     ];
     for (bad, field) in cases {
         assert_ne!(bad, text, "case {field} must change the file");
