@@ -54,32 +54,64 @@ fn main() {
     };
     println!("martelli simulator benchmark (median of 3 per case)\n");
     let one_ms = iterations_for(Duration::from_millis(1));
-    let cases: [(&str, u64, Tier, usize); 5] = [
+    let lognormal = SizeDistribution::LogNormal { sigma: 0.5 };
+    let fixed = SizeDistribution::Fixed;
+    let cases = [
         (
             "1 M tasks, distributed, 1,024 cores",
             1_000_000,
             Tier::Distributed,
             1024,
+            lognormal,
         ),
         (
-            "1 M tasks, distributed, 64 cores",
+            "1 M tasks, distributed, 1,024 cores",
             1_000_000,
             Tier::Distributed,
-            64,
+            1024,
+            fixed,
         ),
         (
             "10 M tasks, distributed, 64 cores",
             10_000_000,
             Tier::Distributed,
             64,
+            lognormal,
         ),
-        ("10 M tasks, multi, 8 cores", 10_000_000, Tier::Multi, 8),
-        ("10 M tasks, single", 10_000_000, Tier::Single, 1),
+        (
+            "10 M tasks, distributed, 64 cores",
+            10_000_000,
+            Tier::Distributed,
+            64,
+            fixed,
+        ),
+        (
+            "10 M tasks, multi, 8 cores",
+            10_000_000,
+            Tier::Multi,
+            8,
+            lognormal,
+        ),
+        ("10 M tasks, single", 10_000_000, Tier::Single, 1, lognormal),
+        (
+            "1 M tasks, distributed, 64 cores",
+            1_000_000,
+            Tier::Distributed,
+            64,
+            lognormal,
+        ),
     ];
-    for (name, tasks, tier, cores) in cases {
-        // 1 ms lognormal tasks: sizes vary, so the schedule is not trivial.
+    for (name, tasks, tier, cores, distribution) in cases {
+        // 1 ms tasks; lognormal sizes vary, so the schedule is not trivial.
         let mut w = cpu_workload(tasks, one_ms, 0);
-        w.distribution = SizeDistribution::LogNormal { sigma: 0.5 };
+        w.distribution = distribution;
+        let sizes = if distribution == fixed {
+            "fixed"
+        } else {
+            "lognormal"
+        };
+        // Reset the peak-RSS mark (Linux), so each case reports its own peak.
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
         let cluster = Cluster::resolve(None, &calibration, cores);
         let mut times = Vec::new();
         let mut events = 0;
@@ -91,7 +123,7 @@ fn main() {
         }
         let best = median(times);
         println!(
-            "{name:<38} {:>8.3} s real  {:>6.2} M simulated tasks/s  {:>6.2} M events/s  peak RSS {} KiB",
+            "{name:<36} {sizes:<9} {:>7.3} s real  {:>6.2} M simulated tasks/s  {:>6.2} M events/s  peak RSS {} KiB",
             best,
             tasks as f64 / best / 1e6,
             events as f64 / best / 1e6,

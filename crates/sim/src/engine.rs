@@ -152,17 +152,18 @@ pub(crate) fn single(workload: &Workload, costs: &Costs) -> Run {
     }
 }
 
-/// A point in simulated time with a tie-breaking sequence number; earliest first in a heap.
+/// An event at a point in simulated time, with a tie-breaking sequence number, packed into
+/// one integer key (`t` is never negative, and the bits of a non-negative `f64` order as the
+/// value does), so the heap compares one `u128`.
 #[derive(Clone, Copy, Debug)]
 struct At<T> {
-    t: f64,
-    seq: u64,
+    key: u128,
     what: T,
 }
 
 impl<T> PartialEq for At<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
+        self.key == other.key
     }
 }
 impl<T> Eq for At<T> {}
@@ -174,7 +175,7 @@ impl<T> PartialOrd for At<T> {
 impl<T> Ord for At<T> {
     fn cmp(&self, other: &Self) -> Ordering {
         // Reversed: BinaryHeap is a max-heap and the earliest event must come out first.
-        other.t.total_cmp(&self.t).then(other.seq.cmp(&self.seq))
+        other.key.cmp(&self.key)
     }
 }
 
@@ -193,14 +194,13 @@ impl<T> Queue<T> {
     }
     fn push(&mut self, t: f64, what: T) {
         self.seq += 1;
-        self.heap.push(At {
-            t,
-            seq: self.seq,
-            what,
-        });
+        let key = (u128::from(t.max(0.0).to_bits()) << 64) | u128::from(self.seq);
+        self.heap.push(At { key, what });
     }
     fn pop(&mut self) -> Option<(f64, T)> {
-        self.heap.pop().map(|a| (a.t, a.what))
+        self.heap
+            .pop()
+            .map(|a| (f64::from_bits((a.key >> 64) as u64), a.what))
     }
 }
 
