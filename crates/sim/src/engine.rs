@@ -109,6 +109,95 @@ impl Costs {
     }
 }
 
+/// Tasks generated in a chunk, and chunks a helper thread may run ahead.
+const CHUNK: usize = 8192;
+const AHEAD: usize = 4;
+/// Below this many tasks, generating them on the engine's own thread is cheaper than a helper.
+const HELPER_FROM: u64 = 1 << 16;
+
+/// The compute (before contention) and wait of each task, in id order. Drawing a task's size
+/// (a log-normal needs a logarithm, a cosine and an exponential) costs as much as simulating
+/// it, so for big workloads a helper thread draws them ahead, a few chunks at a time: the
+/// engine stays one sequential event loop, and memory stays a few chunks whatever the count.
+struct TaskStream<'a> {
+    workload: &'a Workload,
+    costs: &'a Costs,
+    local: bool,
+    helper: Option<std::sync::mpsc::Receiver<Vec<(f64, f64)>>>,
+    next_id: u64,
+    buf: Vec<(f64, f64)>,
+    pos: usize,
+}
+
+impl TaskStream<'_> {
+    /// The next task's (compute ns, wait ns). Called at most `tasks` times.
+    fn next(&mut self) -> (f64, f64) {
+        if self.pos == self.buf.len() {
+            self.pos = 0;
+            match &self.helper {
+                Some(rx) => self.buf = rx.recv().unwrap_or_default(),
+                None => {
+                    let end = (self.next_id + CHUNK as u64).min(self.workload.tasks);
+                    self.buf.clear();
+                    self.buf.extend(
+                        (self.next_id..end).map(|id| parts(self.workload, self.costs, id, self.local)),
+                    );
+                    self.next_id = end;
+                }
+            }
+        }
+        let part = self.buf.get(self.pos).copied().unwrap_or((0.0, 0.0));
+        self.pos += 1;
+        part
+    }
+}
+
+fn parts(workload: &Workload, costs: &Costs, id: u64, local: bool) -> (f64, f64) {
+    let task = workload.task(id);
+    (costs.compute_ns(&task, local), costs.wait_ns(&task))
+}
+
+/// Runs `f` with the tasks of `workload` streamed in id order (drawn by a helper thread for
+/// big workloads).
+fn with_tasks<R>(
+    workload: &Workload,
+    costs: &Costs,
+    local: bool,
+    f: impl FnOnce(&mut TaskStream<'_>) -> R,
+) -> R {
+    let mut stream = TaskStream {
+        workload,
+        costs,
+        local,
+        helper: None,
+        next_id: 0,
+        buf: Vec::new(),
+        pos: 0,
+    };
+    if workload.tasks < HELPER_FROM {
+        return f(&mut stream);
+    }
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+        scope.spawn(move || {
+            let mut id = 0;
+            while id < workload.tasks {
+                let end = (id + CHUNK as u64).min(workload.tasks);
+                let chunk: Vec<(f64, f64)> = (id..end).map(|i| parts(workload, costs, i, local)).collect();
+                if tx.send(chunk).is_err() {
+                    return;
+                }
+                id = end;
+            }
+        });
+        stream.helper = Some(rx);
+        let result = f(&mut stream);
+        // Dropping the receiver stops a helper that is still ahead.
+        drop(stream);
+        result
+    })
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::new(3).expect("3 significant figures is a valid precision")
 }
@@ -131,14 +220,16 @@ pub(crate) fn single(workload: &Workload, costs: &Costs) -> Run {
     let mut h = histogram();
     let mut t = 0.0;
     let mut first = None;
-    let mut busy = 0.0;
-    for task in workload.tasks() {
-        let d = costs.compute_ns(&task, true) + costs.wait_ns(&task) + costs.record_ns;
-        record(&mut h, d);
-        t += d;
-        busy += d;
-        first.get_or_insert(t);
-    }
+    with_tasks(workload, costs, true, |tasks| {
+        for _ in 0..workload.tasks {
+            let (compute, wait) = tasks.next();
+            let d = compute + wait + costs.record_ns;
+            record(&mut h, d);
+            t += d;
+            first.get_or_insert(t);
+        }
+    });
+    let busy = t;
     let serial = serial_ns(workload, costs, &mut h);
     let wall = t + serial.unwrap_or(0.0);
     Run {
@@ -179,9 +270,13 @@ impl<T> Ord for At<T> {
     }
 }
 
-/// The event queue: a heap ordered by time, then by scheduling order.
+/// The event queue: ordered by time, then by scheduling order. Events whose times only ever
+/// grow (messages leaving one network card, in order) wait in first-in-first-out lanes; the
+/// rest in a heap. Popping takes the earliest head of all, so the order is exactly a single
+/// heap's, at a fraction of the cost.
 struct Queue<T> {
     heap: BinaryHeap<At<T>>,
+    lanes: [VecDeque<At<T>>; 2],
     seq: u64,
 }
 
@@ -189,18 +284,50 @@ impl<T> Queue<T> {
     fn new() -> Queue<T> {
         Queue {
             heap: BinaryHeap::new(),
+            lanes: [VecDeque::new(), VecDeque::new()],
             seq: 0,
         }
     }
-    fn push(&mut self, t: f64, what: T) {
+    fn at(&mut self, t: f64, what: T) -> At<T> {
         self.seq += 1;
-        let key = (u128::from(t.max(0.0).to_bits()) << 64) | u128::from(self.seq);
-        self.heap.push(At { key, what });
+        At {
+            key: (u128::from(t.max(0.0).to_bits()) << 64) | u128::from(self.seq),
+            what,
+        }
+    }
+    /// Schedules an event at any time from now on.
+    fn push(&mut self, t: f64, what: T) {
+        let at = self.at(t, what);
+        self.heap.push(at);
+    }
+    /// Schedules an event in `lane`, no earlier than the last one scheduled there.
+    fn push_lane(&mut self, lane: usize, t: f64, what: T) {
+        let at = self.at(t, what);
+        debug_assert!(
+            self.lanes[lane]
+                .back()
+                .is_none_or(|b| b.key >> 64 <= at.key >> 64),
+            "lane times only grow"
+        );
+        self.lanes[lane].push_back(at);
     }
     fn pop(&mut self) -> Option<(f64, T)> {
-        self.heap
-            .pop()
-            .map(|a| (f64::from_bits((a.key >> 64) as u64), a.what))
+        // The earliest of the heap's top and the lanes' fronts (smallest key).
+        let mut best: Option<(u128, usize)> = self.heap.peek().map(|a| (a.key, usize::MAX));
+        for (i, lane) in self.lanes.iter().enumerate() {
+            if let Some(front) = lane.front()
+                && best.is_none_or(|(k, _)| front.key < k)
+            {
+                best = Some((front.key, i));
+            }
+        }
+        let (_, source) = best?;
+        let at = if source == usize::MAX {
+            self.heap.pop()?
+        } else {
+            self.lanes[source].pop_front()?
+        };
+        Some((f64::from_bits((at.key >> 64) as u64), at.what))
     }
 }
 
@@ -223,16 +350,19 @@ pub(crate) fn multi(
         free.push(start, ());
     }
     let (mut end, mut first, mut busy) = (start, f64::INFINITY, 0.0);
-    for task in workload.tasks() {
-        let (t, ()) = free.pop().expect("the pool has threads");
-        let d = costs.compute_ns(&task, true) * slow + dispatch + costs.record_ns + costs.wait_ns(&task);
-        record(&mut h, d);
-        let done = t + d;
-        busy += d;
-        first = first.min(done);
-        end = end.max(done);
-        free.push(done, ());
-    }
+    with_tasks(workload, costs, true, |tasks| {
+        for _ in 0..workload.tasks {
+            let (compute, wait) = tasks.next();
+            let (t, ()) = free.pop().expect("the pool has threads");
+            let d = compute * slow + dispatch + costs.record_ns + wait;
+            record(&mut h, d);
+            let done = t + d;
+            busy += d;
+            first = first.min(done);
+            end = end.max(done);
+            free.push(done, ());
+        }
+    });
     let serial = serial_ns(workload, costs, &mut h);
     let wall = end + serial.unwrap_or(0.0);
     Run {
@@ -249,8 +379,8 @@ pub(crate) fn multi(
 /// Events of the distributed tier.
 #[derive(Clone, Copy, Debug)]
 enum Event {
-    /// A task batch `first..first + count` reaches a node.
-    Arrive { node: u32, first: u64, count: u32 },
+    /// A batch of `count` tasks reaches a node (the next `count` of its queue can start).
+    Arrive { node: u32, count: u32 },
     /// A thread of a node finished a task that took `d` ns.
     Done { node: u32, d: f64 },
     /// A result message of `count` results (their task times adding up to `d`) reaches the
@@ -266,8 +396,10 @@ struct Node {
     /// Sum and count of task times answered so far (the runner's depth adapts to the mean).
     answered_ns: f64,
     answered: u64,
-    /// Tasks received and not started, as id ranges.
-    queue: VecDeque<(u64, u64)>,
+    /// Tasks sent and not started, (compute ns, wait ns) each; the first `arrived` of them
+    /// have reached the node (batches arrive in the order they were sent).
+    queue: VecDeque<(f64, f64)>,
+    arrived: usize,
     idle: usize,
     /// When the node's link is next free to send.
     link_free: f64,
@@ -289,6 +421,18 @@ struct Node {
 /// per thread, refill at half depth, batches capped by the message limit), and the serial
 /// phase runs on the coordinator after the last result.
 pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster, spread: &[usize]) -> Run {
+    with_tasks(workload, costs, false, |tasks| {
+        distributed_loop(workload, costs, cluster, spread, tasks)
+    })
+}
+
+fn distributed_loop(
+    workload: &Workload,
+    costs: &Costs,
+    cluster: &Cluster,
+    spread: &[usize],
+    tasks: &mut TaskStream<'_>,
+) -> Run {
     let total = workload.tasks;
     let mut h = histogram();
     let mut wire = WireStats {
@@ -303,6 +447,7 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
             answered_ns: 0.0,
             answered: 0,
             queue: VecDeque::new(),
+            arrived: 0,
             idle: threads,
             link_free: 0.0,
             group: 0,
@@ -332,14 +477,14 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
     let mut processed = 0u64;
 
     // Tops up a node's queue as the runner's driver does; returns nothing, schedules arrivals.
-    let refill = |node: usize,
-                  nodes: &mut [Node],
-                  next: &mut u64,
-                  cpu_free: &mut f64,
-                  nic_out: &mut f64,
-                  events: &mut Queue<Event>,
-                  wire: &mut WireStats,
-                  sent_ns: &mut f64| {
+    let mut refill = |node: usize,
+                      nodes: &mut [Node],
+                      next: &mut u64,
+                      cpu_free: &mut f64,
+                      nic_out: &mut f64,
+                      events: &mut Queue<Event>,
+                      wire: &mut WireStats,
+                      sent_ns: &mut f64| {
         let n = &mut nodes[node];
         loop {
             let mean = if n.answered > 0 {
@@ -364,11 +509,13 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
             *sent_ns += cost;
             let leave = cpu_free.max(*nic_out);
             *nic_out = leave + bytes as f64 / cluster.bytes_per_ns;
-            events.push(
+            n.queue.extend((0..count).map(|_| tasks.next()));
+            // Batches leave the coordinator's card in order, so arrivals come in time order.
+            events.push_lane(
+                0,
                 *nic_out + cluster.latency_ns,
                 Event::Arrive {
                     node: node as u32,
-                    first: *next,
                     count: count as u32,
                 },
             );
@@ -391,34 +538,37 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
             &mut coordinator_ns,
         );
     }
-    // A thread of `node` starts task `id` at `t`; returns its duration.
-    let start_task =
-        |n: &Node, node: u32, t: f64, id: u64, events: &mut Queue<Event>, h: &mut Histogram<u64>| {
-            let task = workload.task(id);
-            let d = costs.compute_ns(&task, false) * n.slow + cluster.worker_ns + costs.wait_ns(&task);
-            record(h, d);
-            events.push(t + d, Event::Done { node, d });
-            d
-        };
+    // A thread of `node` starts a task at `t`; returns its duration.
+    let start_task = |n: &Node,
+                      node: u32,
+                      t: f64,
+                      (compute, wait): (f64, f64),
+                      events: &mut Queue<Event>,
+                      h: &mut Histogram<u64>| {
+        let d = compute * n.slow + cluster.worker_ns + wait;
+        record(h, d);
+        events.push(t + d, Event::Done { node, d });
+        d
+    };
     while completed < total {
         let Some((t, event)) = events.pop() else { break };
         processed += 1;
         match event {
-            Event::Arrive { node, first, count } => {
+            Event::Arrive { node, count } => {
                 let n = &mut nodes[node as usize];
-                n.queue.push_back((first, first + u64::from(count)));
+                n.arrived += count as usize;
                 n.io_ns += cluster.worker_message_ns;
                 while n.idle > 0 {
-                    let Some(id) = pop_task(&mut n.queue) else { break };
+                    let Some(task) = pop_task(n) else { break };
                     n.idle -= 1;
-                    n.busy_ns += start_task(n, node, t, id, &mut events, &mut h);
+                    n.busy_ns += start_task(n, node, t, task, &mut events, &mut h);
                 }
             }
             Event::Done { node, d } => {
                 let n = &mut nodes[node as usize];
                 n.group += 1;
                 n.group_ns += d;
-                let next_task = pop_task(&mut n.queue);
+                let next_task = pop_task(n);
                 // A worker thread sends a result at once when its task took a while, else in
                 // groups (of its own results; the node's group stands for its threads').
                 let flush = d >= RESULT_GROUP_WAIT_NS
@@ -431,7 +581,9 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
                     n.link_free = leave + bytes as f64 / cluster.bytes_per_ns;
                     let reach = (n.link_free + cluster.latency_ns).max(nic_in);
                     nic_in = reach + bytes as f64 / cluster.bytes_per_ns;
-                    events.push(
+                    // Results enter the coordinator's card in order: their times only grow.
+                    events.push_lane(
+                        1,
                         nic_in,
                         Event::Results {
                             node,
@@ -447,8 +599,8 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
                     n.last_flush = t;
                 }
                 match next_task {
-                    Some(id) => {
-                        n.busy_ns += start_task(n, node, t, id, &mut events, &mut h);
+                    Some(task) => {
+                        n.busy_ns += start_task(n, node, t, task, &mut events, &mut h);
                     }
                     None => n.idle += 1,
                 }
@@ -504,13 +656,11 @@ pub(crate) fn distributed(workload: &Workload, costs: &Costs, cluster: &Cluster,
     }
 }
 
-/// Takes the next task id from a node's queue of ranges.
-fn pop_task(queue: &mut VecDeque<(u64, u64)>) -> Option<u64> {
-    let front = queue.front_mut()?;
-    let id = front.0;
-    front.0 += 1;
-    if front.0 == front.1 {
-        queue.pop_front();
+/// Takes the next arrived task from a node's queue.
+fn pop_task(n: &mut Node) -> Option<(f64, f64)> {
+    if n.arrived == 0 {
+        return None;
     }
-    Some(id)
+    n.arrived -= 1;
+    n.queue.pop_front()
 }
