@@ -123,7 +123,9 @@ fn the_quickstart_runs_end_to_end_with_one_checksum() {
     }
     assert_eq!(points[0]["speedup"].as_f64(), Some(1.0));
     assert!(
-        stdout.contains("verdict: ") && stdout.contains("USL N*"),
+        // The wording depends on the timings (kappa may fit to 0 on a busy machine); that a
+        // law was fitted and a verdict given does not.
+        stdout.contains("verdict: ") && !stdout.contains("no verdict"),
         "three core counts give a verdict: {stdout}"
     );
     assert!(

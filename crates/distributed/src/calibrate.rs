@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use martelli_runner::{fastest_run, probe_workload};
+use martelli_runner::{median_run, probe_workload};
 use martelli_sim::{KernelCosts, NetworkCosts};
 use martelli_workload::{Kind, fill_payload};
 use prost::Message;
@@ -47,7 +47,7 @@ pub fn measure_network(
     step("per-task cost of the tier");
     let tasks = 50_000;
     let trivial = probe_workload(Kind::Cpu, tasks, 1);
-    let wall = fastest_run(&runner, 1, &trivial, 3).as_nanos() as f64;
+    let wall = median_run(&runner, 1, &trivial, 5).as_nanos() as f64;
     let task_ns = kernels.task_fixed_ns + kernels.cpu_ns_per_iteration + kernels.record_ns;
     // The coordinator and the worker work as a pipeline: the slower stage sets the pace. The
     // measured time per task is split evenly between the coordinator's sending and receiving,
@@ -55,13 +55,13 @@ pub fn measure_network(
     let per_task = (wall / tasks as f64).max(task_ns);
 
     step("run start and end");
-    let one = fastest_run(&runner, 1, &probe_workload(Kind::Cpu, 1, 1), 50).as_nanos() as f64;
+    let one = median_run(&runner, 1, &probe_workload(Kind::Cpu, 1, 1), 51).as_nanos() as f64;
     let run_overhead_ns = (one - 2.0 * latency_ns - per_task).max(0.0);
 
     step("payload shipping");
     let mut heavy = probe_workload(Kind::Cpu, 2000, 1);
     heavy.payload_bytes = PAYLOAD;
-    let heavy_wall = fastest_run(&runner, 1, &heavy, 3).as_nanos() as f64;
+    let heavy_wall = median_run(&runner, 1, &heavy, 5).as_nanos() as f64;
     let per_byte = ((heavy_wall / 2000.0 - per_task) / PAYLOAD as f64).max(0.0);
     let serialize_ns_per_byte = serialize_ns_per_byte();
     let transfer =
@@ -80,7 +80,7 @@ pub fn measure_network(
     let mut point =
         martelli_runner::Runner::prepare(&runner, 1).map_err(|e| DistributedError::Run(e.to_string()))?;
     let (mut coordinator, mut worker) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
+    for _ in 0..5 {
         let before = process_cpu_ns(worker_pid);
         let sample = point
             .run(&job)

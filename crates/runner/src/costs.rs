@@ -33,8 +33,9 @@ pub fn probe_workload(kind: Kind, tasks: u64, iterations: u64) -> Workload {
     }
 }
 
-/// Fastest of `repeats` runs of `workload` on `runner` at `cores` cores.
-pub fn fastest_run(runner: &dyn Runner, cores: usize, workload: &Workload, repeats: usize) -> Duration {
+/// Median wall time of `runs` runs of `workload` on `runner` at `cores` cores: the same
+/// statistic the sweep reports for a point, so that costs and measurements compare alike.
+pub fn median_run(runner: &dyn Runner, cores: usize, workload: &Workload, runs: usize) -> Duration {
     let executor = Executor::new(workload);
     let job = Job {
         workload,
@@ -43,10 +44,11 @@ pub fn fastest_run(runner: &dyn Runner, cores: usize, workload: &Workload, repea
     let Ok(mut point) = runner.prepare(cores) else {
         return Duration::ZERO;
     };
-    (0..repeats)
+    let mut walls: Vec<Duration> = (0..runs)
         .filter_map(|_| point.run(&job).ok().map(|s| s.wall))
-        .min()
-        .unwrap_or_default()
+        .collect();
+    walls.sort();
+    walls.get(walls.len() / 2).copied().unwrap_or_default()
 }
 
 /// Measures the kernels, the measuring and the I/O wait of this machine (a few seconds).
@@ -63,7 +65,7 @@ pub fn measure_kernels(mut step: impl FnMut(&str)) -> KernelCosts {
     step("measuring overhead");
     // A single-tier run of one-iteration tasks, less what the tasks cost: the measuring.
     let tasks = 200_000;
-    let wall = fastest_run(&SingleRunner, 1, &probe_workload(Kind::Cpu, tasks, 1), 3);
+    let wall = median_run(&SingleRunner, 1, &probe_workload(Kind::Cpu, tasks, 1), 5);
     let record_ns = (wall.as_nanos() as f64 / tasks as f64 - cpu.fixed_ns - cpu.ns_per_iteration).max(0.0);
 
     step("I/O wait overshoot");
@@ -125,18 +127,19 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
     step("thread pool hand-off");
     let tasks = 200_000;
     let tiny = probe_workload(Kind::Cpu, tasks, 1);
-    let single = fastest_run(&SingleRunner, 1, &tiny, 3);
-    let pooled = fastest_run(&MultiRunner, 1, &tiny, 3);
+    let single = median_run(&SingleRunner, 1, &tiny, 5);
+    let pooled = median_run(&MultiRunner, 1, &tiny, 5);
     let dispatch_ns = (pooled.as_nanos() as f64 - single.as_nanos() as f64).max(0.0) / tasks as f64;
 
     step("thread pool start and join");
     let cores = logical_cores.clamp(1, 2);
-    let run_overhead = fastest_median(
+    let run_overhead = median_run(
         &MultiRunner,
         cores,
         &probe_workload(Kind::Cpu, cores as u64, 1),
         200,
-    );
+    )
+    .as_nanos() as f64;
     let run_overhead_ns = (run_overhead - kernels.record_ns - kernels.task_fixed_ns).max(0.0);
 
     let memory_contention = if logical_cores >= 2 {
@@ -144,10 +147,10 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
         let mut w = probe_workload(Kind::Memory, 1, 1);
         w.working_set = CONTENTION_SET;
         let per_task = calibrate(&w, Duration::from_millis(1));
-        let mut w = probe_workload(Kind::Memory, 200, per_task.iterations);
+        let mut w = probe_workload(Kind::Memory, 300, per_task.iterations);
         w.working_set = CONTENTION_SET;
-        let one = fastest_run(&SingleRunner, 1, &w, 2).as_secs_f64();
-        let two = fastest_run(&MultiRunner, 2, &w, 2).as_secs_f64();
+        let one = median_run(&SingleRunner, 1, &w, 5).as_secs_f64();
+        let two = median_run(&MultiRunner, 2, &w, 5).as_secs_f64();
         if one > 0.0 {
             (2.0 * two / one - 1.0).max(0.0)
         } else {
@@ -161,21 +164,4 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
         run_overhead_ns,
         memory_contention,
     }
-}
-
-/// Median wall time of `runs` runs, in nanoseconds (for short runs, where the minimum is luck).
-fn fastest_median(runner: &dyn Runner, cores: usize, workload: &Workload, runs: usize) -> f64 {
-    let executor = Executor::new(workload);
-    let job = Job {
-        workload,
-        executor: &executor,
-    };
-    let Ok(mut point) = runner.prepare(cores) else {
-        return 0.0;
-    };
-    let mut walls: Vec<f64> = (0..runs)
-        .filter_map(|_| point.run(&job).ok().map(|s| s.wall.as_nanos() as f64))
-        .collect();
-    walls.sort_by(f64::total_cmp);
-    walls.get(walls.len() / 2).copied().unwrap_or(0.0)
 }

@@ -15,7 +15,7 @@ use martelli_results::Sample;
 use martelli_workload::{Executor, Workload};
 
 pub use calibrate::{Calibration, calibrate};
-pub use costs::{fastest_run, measure_kernels, measure_pool, probe_workload};
+pub use costs::{measure_kernels, measure_pool, median_run, probe_workload};
 pub use multi::MultiRunner;
 pub use record::{Recorder, cpu_time, timed_run};
 pub use single::SingleRunner;
