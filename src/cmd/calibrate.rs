@@ -16,13 +16,12 @@ pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let calibration = measure()?;
     write(&args.out, &calibration)?;
-    print!("{}", summary(&calibration));
-    println!(
-        "calibrated in {:.1}s; wrote {}",
+    crate::cmd::run::say(&format!(
+        "{}calibrated in {:.1}s; wrote {}\n",
+        summary(&calibration),
         started.elapsed().as_secs_f64(),
         args.out.display()
-    );
-    Ok(())
+    ))
 }
 
 /// Writes a calibration file atomically.

@@ -47,7 +47,7 @@ pub fn measure(config: &Config) -> anyhow::Result<Results> {
 /// Prints the summary table, writes results.json, results.csv and the charts into the
 /// config's output folder, and says what was written.
 pub fn report(config: &Config, results: &Results, format: martelli_plot::Format) -> anyhow::Result<()> {
-    print!("{}", martelli_results::render_table(results));
+    say(&martelli_results::render_table(results))?;
     let written = martelli_results::write_results(&config.output_dir, results)?;
     let charts = martelli_plot::draw_all(std::slice::from_ref(results), &config.output_dir, format)?;
     let names: Vec<String> = written
@@ -55,6 +55,16 @@ pub fn report(config: &Config, results: &Results, format: martelli_plot::Format)
         .chain(&charts)
         .map(|p| p.display().to_string())
         .collect();
-    println!("wrote {}", names.join(", "));
-    Ok(())
+    say(&format!("wrote {}\n", names.join(", ")))
+}
+
+/// Prints to stdout. A reader that went away (`martelli run ... | head`) is not an error: the
+/// results are still written; any other failure to print is.
+pub fn say(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }

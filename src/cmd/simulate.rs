@@ -145,11 +145,10 @@ fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        run::say(&format!("{}\n", serde_json::to_string_pretty(&rows)?))
     } else {
-        print!("{}", table(&rows));
+        run::say(&table(&rows))
     }
-    Ok(())
 }
 
 /// The config measured on the multi tier at the core counts this machine has (2 at least).

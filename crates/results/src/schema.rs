@@ -341,7 +341,16 @@ impl Results {
                     } else {
                         None
                     },
-                    verdict: usl.as_ref().map_or_else(|| no_verdict(cores.len()), verdict),
+                    verdict: {
+                        let text = usl.as_ref().map_or_else(|| no_verdict(cores.len()), verdict);
+                        // A simulated curve's core counts were simulated, not measured.
+                        if curve.tier == "simulated" {
+                            text.replace(" cores measured", " cores simulated")
+                                .replace("core count(s) measured", "core count(s) simulated")
+                        } else {
+                            text
+                        }
+                    },
                 });
             }
             for fit in &fits[first..] {
