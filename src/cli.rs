@@ -80,7 +80,7 @@ pub struct SimulateArgs {
     /// The config file (with --validate, one or more).
     #[arg(required = true)]
     pub configs: Vec<PathBuf>,
-    /// A calibration file from `martelli calibrate` (default: calibrate now, ~15 s).
+    /// A calibration file from `martelli calibrate` (default: calibrate now, ~10 s).
     #[arg(long)]
     pub calibration: Option<PathBuf>,
     /// Core counts to predict, comma-separated, e.g. 1,2,4,8,16,32,64 (default: the config's).

@@ -35,14 +35,7 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     };
     let config = martelli_config::load(path, &overrides)?;
     let cores = match &args.cores {
-        Some(list) => {
-            let mut cores: Vec<usize> = std::iter::once(1)
-                .chain(list.iter().map(|&c| c as usize))
-                .collect();
-            cores.sort_unstable();
-            cores.dedup();
-            cores
-        }
+        Some(list) => martelli_config::normalise_cores(list.iter().map(|&c| c as usize)),
         None => config.sweep.cores.clone(),
     };
     // Refuse a cluster too small for the sweep before measuring anything.
@@ -67,7 +60,7 @@ fn calibration(path: Option<&Path>) -> anyhow::Result<Calibration> {
         Some(path) => Ok(Calibration::load(path)?),
         None => {
             eprintln!(
-                "no --calibration given: calibrating this machine now (~15 s); \
+                "no --calibration given: calibrating this machine now (~10 s); \
                  `martelli calibrate` saves one to reuse"
             );
             calibrate::measure()

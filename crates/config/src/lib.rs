@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use martelli_workload::Workload;
 
 pub use locate::FieldPath;
+pub use validate::normalise_cores;
 
 /// Which tier of the Martelli model runs the workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -144,7 +144,7 @@ pub(crate) fn validate(path: &Path, raw: RawConfig, document: toml::Table) -> Re
 }
 
 /// Sorts, de-duplicates and adds the 1-core baseline that every speed-up is measured against.
-pub(crate) fn normalise_cores(cores: impl Iterator<Item = usize>) -> Vec<usize> {
+pub fn normalise_cores(cores: impl Iterator<Item = usize>) -> Vec<usize> {
     let mut cores: Vec<usize> = std::iter::once(1).chain(cores).collect();
     cores.sort_unstable();
     cores.dedup();
