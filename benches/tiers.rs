@@ -15,6 +15,14 @@ use martelli_runner::{Job, MultiRunner, PreparedPoint, Runner, SingleRunner};
 use martelli_workload::{Executor, Scratch, Workload};
 
 const ROUNDS: usize = 7;
+/// The multi tier with default options (futures, threads, no interpreter lock).
+const MULTI: MultiRunner = MultiRunner {
+    options: martelli_config::ExecutorOptions {
+        dispatch: martelli_config::Dispatch::Futures,
+        model: martelli_config::Model::Threads,
+        gil: None,
+    },
+};
 
 /// The bare loop: the same kernel over the same tasks, with no measuring at all.
 fn bare_loop(workload: &Workload, executor: &Executor) -> Duration {
@@ -57,7 +65,7 @@ fn main() {
     let w = cpu_workload(400, iterations_for(Duration::from_millis(1)), 0);
     let e = Executor::new(&w);
     let mut single = SingleRunner.prepare(1).unwrap();
-    let mut multi = MultiRunner.prepare(2).unwrap();
+    let mut multi = MULTI.prepare(2).unwrap();
     let t = side_by_side(&mut [&mut || tier_run(single.as_mut(), &w, &e), &mut || {
         tier_run(multi.as_mut(), &w, &e)
     }]);
@@ -96,8 +104,8 @@ fn main() {
     let w = cpu_workload(tasks, iterations_for(Duration::from_micros(1)), 0);
     let e = Executor::new(&w);
     let mut single = SingleRunner.prepare(1).unwrap();
-    let mut pool1 = MultiRunner.prepare(1).unwrap();
-    let mut pool2 = MultiRunner.prepare(2).unwrap();
+    let mut pool1 = MULTI.prepare(1).unwrap();
+    let mut pool2 = MULTI.prepare(2).unwrap();
     let t = side_by_side(&mut [
         &mut || bare_loop(&w, &e),
         &mut || tier_run(single.as_mut(), &w, &e),

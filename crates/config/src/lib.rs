@@ -106,6 +106,8 @@ pub struct Config {
     pub distributed: Option<Distributed>,
     /// The simulated cluster, when the config has a `[cluster]` section.
     pub cluster: Option<ClusterSpec>,
+    /// How the multi tier runs tasks (`[executor]`; defaults: futures, threads, no GIL).
+    pub executor: ExecutorOptions,
     /// The config as run: the file's TOML with command-line overrides applied. Stored in the
     /// results so that a run can be repeated exactly.
     pub document: toml::Table,
@@ -174,6 +176,41 @@ pub struct ClusterSpec {
     /// Cores of the one machine every node and the coordinator share, when they all run on
     /// one machine (as `spawn_local` workers do): their CPU demands then add up on those cores.
     pub colocated_cores: Option<u32>,
+}
+
+/// How the multi tier hands tasks to its threads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dispatch {
+    /// Submit every task and gather the results (a rayon pool's work stealing): the lecture
+    /// notes' futures.
+    #[default]
+    Futures,
+    /// N long-lived worker threads pull from one bounded shared queue and push results to a
+    /// result queue that the main thread drains until every task is in: the notes' daemon
+    /// workers and barrier.
+    Queue,
+}
+
+/// What the multi tier's workers are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    /// Threads of this process.
+    #[default]
+    Threads,
+}
+
+/// The `[executor]` section: the lecture's concurrency models as options of the multi tier
+/// (the single tier, a plain loop, is their 1-core baseline).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecutorOptions {
+    /// Futures or a queue.
+    pub dispatch: Dispatch,
+    /// Threads (more models to come).
+    pub model: Model,
+    /// An emulated global interpreter lock and its switch interval, when `gil = true`.
+    pub gil: Option<Duration>,
 }
 
 /// Command-line overrides of config values.

@@ -21,6 +21,17 @@ pub(crate) struct RawConfig {
     pub output: Option<RawOutput>,
     pub distributed: Option<RawDistributed>,
     pub cluster: Option<RawCluster>,
+    pub executor: Option<RawExecutor>,
+}
+
+/// `[executor]`: how the multi tier runs its tasks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExecutor {
+    pub dispatch: Option<crate::Dispatch>,
+    pub model: Option<crate::Model>,
+    pub gil: Option<bool>,
+    pub switch_interval: Option<String>,
 }
 
 /// `[cluster]`: the simulated cluster. Durations and rates stay strings here so that

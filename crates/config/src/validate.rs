@@ -8,9 +8,9 @@ use std::time::Duration;
 use martelli_workload::{Kind, SizeDistribution, Workload};
 
 use crate::locate::FieldPath;
-use crate::raw::{DistributionName, RawCluster, RawConfig, RawDistributed, RawWorkload};
+use crate::raw::{DistributionName, RawCluster, RawConfig, RawDistributed, RawExecutor, RawWorkload};
 use crate::units::{format_duration, parse_duration, parse_rate};
-use crate::{ClusterSpec, Config, Distributed, Scaling, Series, Sweep, Tier, WorkerSource};
+use crate::{ClusterSpec, Config, Distributed, ExecutorOptions, Scaling, Series, Sweep, Tier, WorkerSource};
 
 type Invalid = (FieldPath, String);
 
@@ -130,11 +130,16 @@ pub(crate) fn validate(path: &Path, raw: RawConfig, document: toml::Table) -> Re
     }
 
     let cluster = raw.cluster.map(cluster).transpose()?;
+    let executor = match raw.executor {
+        Some(e) => executor(e, tier)?,
+        None => ExecutorOptions::default(),
+    };
 
     Ok(Config {
         path: path.to_path_buf(),
         distributed,
         cluster,
+        executor,
         tier,
         sweep,
         series,
@@ -549,5 +554,46 @@ fn cluster(raw: RawCluster) -> Result<ClusterSpec, Invalid> {
         in_flight: count(raw.in_flight, "in_flight", 1 << 16)?,
         memory_contention,
         colocated_cores: count(raw.colocated_cores, "colocated_cores", 4096)?,
+    })
+}
+
+/// CPython's default switch interval.
+const DEFAULT_SWITCH_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Validates the `[executor]` section: options of the multi tier.
+fn executor(raw: RawExecutor, tier: Tier) -> Result<ExecutorOptions, Invalid> {
+    if matches!(tier, Tier::Single | Tier::Distributed) {
+        return Err(invalid(
+            "executor",
+            format!(
+                "[executor] sets how the multi tier runs its tasks, and tier \"{tier}\" does not run it: \
+                 use tier = \"multi\" or \"auto\" (the single tier is the executors' 1-core baseline)"
+            ),
+        ));
+    }
+    let gil = match (raw.gil.unwrap_or(false), raw.switch_interval) {
+        (false, Some(_)) => {
+            return Err(invalid(
+                "executor.switch_interval",
+                "only meaningful with gil = true (it is how often the emulated lock changes hands)",
+            ));
+        }
+        (false, None) => None,
+        (true, None) => Some(DEFAULT_SWITCH_INTERVAL),
+        (true, Some(text)) => {
+            let d = parse_duration(&text).map_err(|m| invalid("executor.switch_interval", m))?;
+            if !(Duration::from_micros(50)..=Duration::from_secs(1)).contains(&d) {
+                return Err(invalid(
+                    "executor.switch_interval",
+                    "must be between 50us and 1s (CPython's default is 5ms)",
+                ));
+            }
+            Some(d)
+        }
+    };
+    Ok(ExecutorOptions {
+        dispatch: raw.dispatch.unwrap_or_default(),
+        model: raw.model.unwrap_or_default(),
+        gil,
     })
 }

@@ -5,6 +5,7 @@
 
 mod calibrate;
 mod costs;
+mod gil;
 mod multi;
 mod record;
 mod single;
@@ -16,8 +17,9 @@ use martelli_workload::{Executor, Workload};
 
 pub use calibrate::{Calibration, calibrate};
 pub use costs::{measure_kernels, measure_pool, median_run, probe_workload};
+pub use gil::Gil;
 pub use multi::MultiRunner;
-pub use record::{Recorder, cpu_time, timed_run};
+pub use record::{Recorder, cpu_time, execute, timed_run};
 pub use single::SingleRunner;
 pub use sweep::{Available, Observer, Plan, PlannedPoint, empty_results, plan, run_sweep};
 

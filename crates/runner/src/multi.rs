@@ -1,20 +1,45 @@
-//! The 2-8 core tier: a rayon pool of exactly N threads, built fresh for each sweep point
-//! (never the global pool, whose size is the machine's and whose threads other code shares).
+//! The 2-8 core tier: N threads of this process, built fresh for each sweep point (never the
+//! global pool, whose size is the machine's and whose threads other code shares). Two ways to
+//! hand them tasks, the lecture's futures and queue (`[executor] dispatch`), each optionally
+//! under an emulated global interpreter lock (`gil = true`).
 
-use martelli_config::Tier;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use martelli_config::{Dispatch, ExecutorOptions, Tier};
 use martelli_results::Sample;
+use martelli_workload::{Scratch, Task};
 use rayon::prelude::*;
 
-use crate::record::{Recorder, timed_run};
+use crate::gil::Gil;
+use crate::record::{Recorder, execute, timed_run};
 use crate::{Job, PreparedPoint, RunError, Runner};
 
-/// Spreads tasks over a pool of N threads with rayon's work stealing.
+/// Spreads tasks over N threads, as its [`ExecutorOptions`] say.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct MultiRunner;
+pub struct MultiRunner {
+    /// Dispatch, model and interpreter lock.
+    pub options: ExecutorOptions,
+}
+
+impl MultiRunner {
+    /// A runner with these executor options.
+    pub fn new(options: ExecutorOptions) -> MultiRunner {
+        MultiRunner { options }
+    }
+}
 
 /// A pool of exactly N threads, reused by every repeat of one point.
-struct MultiPoint {
+struct FuturesPoint {
     pool: rayon::ThreadPool,
+    gil: Option<Gil>,
+}
+
+/// N daemon worker threads started for each run, fed through one bounded queue.
+struct QueuePoint {
+    threads: usize,
+    gil: Option<Gil>,
 }
 
 impl Runner for MultiRunner {
@@ -23,22 +48,29 @@ impl Runner for MultiRunner {
     }
 
     fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint + '_>, RunError> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(cores)
-            .thread_name(|i| format!("martelli-multi-{i}"))
-            .build()
-            .map_err(|e| RunError::Setup {
-                tier: Tier::Multi,
-                cores,
-                reason: e.to_string(),
-            })?;
-        Ok(Box::new(MultiPoint { pool }))
+        let gil = self.options.gil.map(Gil::new);
+        Ok(match self.options.dispatch {
+            Dispatch::Futures => {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(cores)
+                    .thread_name(|i| format!("martelli-multi-{i}"))
+                    .build()
+                    .map_err(|e| RunError::Setup {
+                        tier: Tier::Multi,
+                        cores,
+                        reason: e.to_string(),
+                    })?;
+                Box::new(FuturesPoint { pool, gil })
+            }
+            Dispatch::Queue => Box::new(QueuePoint { threads: cores, gil }),
+        })
     }
 }
 
-impl PreparedPoint for MultiPoint {
+impl PreparedPoint for FuturesPoint {
     fn run(&mut self, job: &Job<'_>) -> Result<Sample, RunError> {
         let workload = job.workload;
+        let gil = self.gil.as_ref();
         timed_run(job, |start| {
             // Task ids are split across threads; each thread regenerates its tasks from their
             // ids, so no task list is ever materialised.
@@ -48,13 +80,73 @@ impl PreparedPoint for MultiPoint {
                     .fold(
                         || Recorder::new(start),
                         |mut recorder, id| {
-                            recorder.run_blocking(job.executor, &workload.task(id));
+                            recorder.run_task(job.executor, &workload.task(id), gil);
                             recorder
                         },
                     )
                     .reduce_with(Recorder::merge)
             });
             Ok(merged.unwrap_or_else(|| Recorder::new(start)))
+        })
+    }
+}
+
+/// A finished task as a worker reports it: digest and latency.
+type Done = (u64, u64);
+
+impl PreparedPoint for QueuePoint {
+    fn run(&mut self, job: &Job<'_>) -> Result<Sample, RunError> {
+        let workload = job.workload;
+        let gil = self.gil.as_ref();
+        let threads = self.threads;
+        timed_run(job, |start| {
+            let mut recorder = Recorder::new(start);
+            std::thread::scope(|scope| {
+                // The shared task queue holds two tasks per worker: a producer that runs ahead
+                // blocks, as a bounded queue.Queue does.
+                let (task_tx, task_rx) = mpsc::sync_channel::<Task>(2 * threads);
+                let task_rx = Arc::new(Mutex::new(task_rx));
+                let (done_tx, done_rx) = mpsc::channel::<Done>();
+                for i in 0..threads {
+                    let (task_rx, done_tx) = (task_rx.clone(), done_tx.clone());
+                    std::thread::Builder::new()
+                        .name(format!("martelli-queue-{i}"))
+                        .spawn_scoped(scope, move || {
+                            let mut scratch = Scratch::default();
+                            loop {
+                                // The lock is held only to take one task.
+                                let next = task_rx.lock().map(|rx| rx.recv());
+                                let Ok(Ok(task)) = next else { break };
+                                let started = Instant::now();
+                                let digest = execute(job.executor, &task, &mut scratch, gil);
+                                let latency = started.elapsed().as_nanos() as u64;
+                                if done_tx.send((digest, latency)).is_err() {
+                                    break;
+                                }
+                            }
+                        })
+                        .map_err(|e| RunError::Setup {
+                            tier: Tier::Multi,
+                            cores: threads,
+                            reason: format!("cannot start a queue worker: {e}"),
+                        })?;
+                }
+                drop(done_tx);
+                scope.spawn(move || {
+                    for task in workload.tasks() {
+                        if task_tx.send(task).is_err() {
+                            break;
+                        }
+                    }
+                });
+                // The main thread joins on the result queue: the run is over when every
+                // worker has gone (the queue is closed and empty).
+                for (digest, latency) in done_rx {
+                    recorder.record_remote(digest, latency);
+                }
+                Ok::<(), RunError>(())
+            })?;
+            Ok(recorder)
         })
     }
 }

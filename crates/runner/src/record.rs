@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use martelli_results::Sample;
 use martelli_workload::{Checksum, Executor, Scratch, Task};
 
+use crate::gil::{CHECK_EVERY, Gil};
 use crate::{Job, RunError};
 
 /// Significant figures kept by latency histograms: 0.1% resolution at any magnitude.
@@ -44,10 +45,14 @@ impl Recorder {
     /// Runs `task` on this thread, its I/O wait as a blocking sleep, and records it.
     #[inline]
     pub fn run_blocking(&mut self, executor: &Executor, task: &Task) {
-        let digest = executor.compute(task, &mut self.scratch);
-        if task.io_wait_ns > 0 {
-            std::thread::sleep(task.io_wait());
-        }
+        let digest = execute(executor, task, &mut self.scratch, None);
+        self.record(digest);
+    }
+
+    /// Runs `task` on this thread, under `gil` when there is one, and records it.
+    #[inline]
+    pub fn run_task(&mut self, executor: &Executor, task: &Task, gil: Option<&Gil>) {
+        let digest = execute(executor, task, &mut self.scratch, gil);
         self.record(digest);
     }
 
@@ -96,6 +101,26 @@ impl Recorder {
         };
         self
     }
+}
+
+/// Runs one task on this thread: its compute part, then its I/O wait as a blocking sleep.
+/// Under an interpreter lock the compute part holds the lock, yielding it between slices when
+/// another thread asks, and the wait is done without it, as a blocking call releases it.
+#[inline]
+pub fn execute(executor: &Executor, task: &Task, scratch: &mut Scratch, gil: Option<&Gil>) -> u64 {
+    let digest = match gil {
+        None => executor.compute(task, scratch),
+        Some(gil) => {
+            gil.acquire();
+            let digest = executor.compute_sliced(task, scratch, CHECK_EVERY, || gil.check());
+            gil.release();
+            digest
+        }
+    };
+    if task.io_wait_ns > 0 {
+        std::thread::sleep(task.io_wait());
+    }
+    digest
 }
 
 /// CPU time (user + system) this process has used so far, all threads included.

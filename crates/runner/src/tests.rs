@@ -2,6 +2,9 @@
 //! single tier and on the multi tier at every thread count, for every kind, distribution,
 //! payload and serial fraction (the model is ripgrep's "every configuration, same output").
 
+use std::time::Duration;
+
+use martelli_config::{Dispatch, ExecutorOptions};
 use martelli_workload::{Executor, Kind, SizeDistribution, Workload};
 
 use crate::{Job, MultiRunner, Runner, SingleRunner};
@@ -25,6 +28,21 @@ fn workload(
         payload_bytes,
         working_set: if kind == Kind::Memory { 1 << 20 } else { 0 },
     }
+}
+
+/// Every executor option of the multi tier: futures or queue, with or without a GIL.
+fn executors() -> Vec<ExecutorOptions> {
+    let mut all = Vec::new();
+    for dispatch in [Dispatch::Futures, Dispatch::Queue] {
+        for gil in [None, Some(Duration::from_micros(200))] {
+            all.push(ExecutorOptions {
+                dispatch,
+                gil,
+                ..ExecutorOptions::default()
+            });
+        }
+    }
+    all
 }
 
 fn checksum(runner: &dyn Runner, cores: usize, workload: &Workload) -> (u64, u64) {
@@ -57,11 +75,14 @@ fn every_kind_gives_one_checksum_on_every_tier_and_core_count() {
                     "{kind:?}: every task counted"
                 );
                 for cores in [2, 3, 4, 8] {
-                    assert_eq!(
-                        checksum(&MultiRunner, cores, &w),
-                        reference,
-                        "{kind:?} {distribution:?} payload {payload} serial {serial}: multi on {cores} cores"
-                    );
+                    for options in executors() {
+                        assert_eq!(
+                            checksum(&MultiRunner::new(options), cores, &w),
+                            reference,
+                            "{kind:?} {distribution:?} payload {payload} serial {serial}: multi on {cores} cores, \
+                             {options:?}"
+                        );
+                    }
                 }
             }
         }
@@ -84,7 +105,7 @@ fn weak_scaling_points_match_the_single_tier_on_the_same_task_count() {
     for cores in [2, 4] {
         let grown = w.with_tasks(w.tasks * cores as u64);
         assert_eq!(
-            checksum(&MultiRunner, cores, &grown),
+            checksum(&MultiRunner::default(), cores, &grown),
             checksum(&SingleRunner, 1, &grown)
         );
     }
@@ -103,7 +124,7 @@ fn latency_and_first_result_are_measured_per_task() {
         ..workload(Kind::Io, SizeDistribution::Fixed, 0, 0.0)
     };
     let executor = Executor::new(&w);
-    for runner in [&SingleRunner as &dyn Runner, &MultiRunner] {
+    for runner in [&SingleRunner as &dyn Runner, &MultiRunner::default()] {
         let cores = if runner.tier() == martelli_config::Tier::Single {
             1
         } else {

@@ -61,8 +61,51 @@ impl Executor {
     pub fn compute_on(&self, task: &Task, payload: &[u8]) -> u64 {
         let input = hash2(read_payload(payload), hash2(self.fingerprint, task.id));
         let state = match self.kind {
-            Kind::Cpu | Kind::Mixed => cpu_chain(input, task.iterations),
-            Kind::Memory => memory_chase(&self.arena, input, task.iterations),
+            Kind::Cpu | Kind::Mixed => cpu_chain(input, 0, task.iterations),
+            Kind::Memory => Chase::new(&self.arena, input).run(task.iterations).finish(input),
+            Kind::Io => input,
+        };
+        hash3(self.fingerprint, task.id, state)
+    }
+
+    /// [`Executor::compute`] in slices of `slice` iterations, calling `between` after each
+    /// slice but the last: the same digest, with a point where a runner may yield the core
+    /// (an emulated interpreter lock is released there when another thread asks for it).
+    pub fn compute_sliced(
+        &self,
+        task: &Task,
+        scratch: &mut Scratch,
+        slice: u64,
+        mut between: impl FnMut(),
+    ) -> u64 {
+        fill_payload(self.seed, task, &mut scratch.payload);
+        let input = hash2(read_payload(&scratch.payload), hash2(self.fingerprint, task.id));
+        let slice = slice.max(1);
+        let state = match self.kind {
+            Kind::Cpu | Kind::Mixed => {
+                let (mut x, mut done) = (input, 0);
+                while done < task.iterations {
+                    let end = (done + slice).min(task.iterations);
+                    x = cpu_chain(x, done, end);
+                    done = end;
+                    if done < task.iterations {
+                        between();
+                    }
+                }
+                x
+            }
+            Kind::Memory => {
+                let (mut chase, mut done) = (Chase::new(&self.arena, input), 0);
+                while done < task.iterations {
+                    let n = slice.min(task.iterations - done);
+                    chase = chase.run(n);
+                    done += n;
+                    if done < task.iterations {
+                        between();
+                    }
+                }
+                chase.finish(input)
+            }
             Kind::Io => input,
         };
         hash3(self.fingerprint, task.id, state)
@@ -98,34 +141,52 @@ fn read_payload(payload: &[u8]) -> u64 {
     acc ^ u64::from_le_bytes(last)
 }
 
-/// The CPU kernel: a serial chain of multiply-rotate-xor steps, one per iteration.
+/// The CPU kernel: a serial chain of multiply-rotate-xor steps, one per iteration; steps
+/// `start..end` of it (so that a chain can be run in slices with the same result).
 #[inline(never)]
-fn cpu_chain(mut x: u64, iterations: u64) -> u64 {
-    for i in 0..iterations {
+fn cpu_chain(mut x: u64, start: u64, end: u64) -> u64 {
+    for i in start..end {
         x = x.wrapping_mul(0xd1b5_4a32_d192_ed03).rotate_left(23) ^ i;
     }
     x
 }
 
-/// The memory kernel: `iterations` rounds of one dependent random read on each of
-/// [`MEMORY_CHAINS`] chains over the shared buffer.
-#[inline(never)]
-fn memory_chase(arena: &[u64], input: u64, iterations: u64) -> u64 {
-    let len = arena.len();
-    let mut state = [0u64; MEMORY_CHAINS];
-    let mut index = [0usize; MEMORY_CHAINS];
-    for (c, (s, i)) in state.iter_mut().zip(index.iter_mut()).enumerate() {
-        *s = hash2(input, c as u64);
-        *i = reduce(*s, len);
-    }
-    for _ in 0..iterations {
-        for c in 0..MEMORY_CHAINS {
-            let s = (state[c] ^ arena[index[c]]).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            state[c] = s;
-            index[c] = reduce(s ^ (s >> 29), len);
+/// The memory kernel: rounds of one dependent random read on each of [`MEMORY_CHAINS`]
+/// chains over the shared buffer. Resumable, so that it can run in slices.
+struct Chase<'a> {
+    arena: &'a [u64],
+    state: [u64; MEMORY_CHAINS],
+    index: [usize; MEMORY_CHAINS],
+}
+
+impl<'a> Chase<'a> {
+    fn new(arena: &'a [u64], input: u64) -> Chase<'a> {
+        let len = arena.len();
+        let mut state = [0u64; MEMORY_CHAINS];
+        let mut index = [0usize; MEMORY_CHAINS];
+        for (c, (s, i)) in state.iter_mut().zip(index.iter_mut()).enumerate() {
+            *s = hash2(input, c as u64);
+            *i = reduce(*s, len);
         }
+        Chase { arena, state, index }
     }
-    state.into_iter().fold(input, hash2)
+
+    #[inline(never)]
+    fn run(mut self, iterations: u64) -> Chase<'a> {
+        let len = self.arena.len();
+        for _ in 0..iterations {
+            for c in 0..MEMORY_CHAINS {
+                let s = (self.state[c] ^ self.arena[self.index[c]]).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                self.state[c] = s;
+                self.index[c] = reduce(s ^ (s >> 29), len);
+            }
+        }
+        self
+    }
+
+    fn finish(self, input: u64) -> u64 {
+        self.state.into_iter().fold(input, hash2)
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +207,28 @@ mod tests {
             fill_payload(w.seed, &task, &mut b);
             assert_eq!(a.len(), bytes as usize);
             assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn sliced_computation_gives_the_same_digest_and_yields_between_slices() {
+        for kind in [Kind::Cpu, Kind::Memory, Kind::Io, Kind::Mixed] {
+            let mut w = sample(kind);
+            w.iterations = 1000;
+            let exec = Executor::new(&w);
+            let task = w.task(9);
+            let whole = exec.compute(&task, &mut Scratch::default());
+            for slice in [1, 7, 999, 1000, 5000] {
+                let mut yields = 0;
+                let sliced = exec.compute_sliced(&task, &mut Scratch::default(), slice, || yields += 1);
+                assert_eq!(sliced, whole, "{kind:?} in slices of {slice}");
+                let expected = if kind.computes() {
+                    task.iterations.div_ceil(slice) - 1
+                } else {
+                    0
+                };
+                assert_eq!(yields, expected, "{kind:?} slice {slice}");
+            }
         }
     }
 
