@@ -15,14 +15,8 @@ use martelli_runner::{Job, MultiRunner, PreparedPoint, Runner, SingleRunner};
 use martelli_workload::{Executor, Scratch, Workload};
 
 const ROUNDS: usize = 7;
-/// The multi tier with default options (futures, threads, no interpreter lock).
-const MULTI: MultiRunner = MultiRunner {
-    options: martelli_config::ExecutorOptions {
-        dispatch: martelli_config::Dispatch::Futures,
-        model: martelli_config::Model::Threads,
-        gil: None,
-    },
-};
+/// The multi tier (default options: futures, threads, no interpreter lock).
+const MULTI: MultiRunner = MultiRunner;
 
 /// The bare loop: the same kernel over the same tasks, with no measuring at all.
 fn bare_loop(workload: &Workload, executor: &Executor) -> Duration {

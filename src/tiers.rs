@@ -81,7 +81,7 @@ impl Tiers {
         };
         Ok(Tiers {
             single: SingleRunner,
-            multi: MultiRunner::new(config.executor),
+            multi: MultiRunner,
             distributed,
         })
     }

@@ -86,6 +86,8 @@ pub struct Series {
     pub workload: Workload,
     /// The per-task cost to calibrate into iterations, when the config gave a duration.
     pub task_cost: Option<Duration>,
+    /// How the multi tier runs this series (`[executor]`, or the varied executor key).
+    pub executor: ExecutorOptions,
 }
 
 /// A validated config, ready to run.
@@ -106,8 +108,6 @@ pub struct Config {
     pub distributed: Option<Distributed>,
     /// The simulated cluster, when the config has a `[cluster]` section.
     pub cluster: Option<ClusterSpec>,
-    /// How the multi tier runs tasks (`[executor]`; defaults: futures, threads, no GIL).
-    pub executor: ExecutorOptions,
     /// The config as run: the file's TOML with command-line overrides applied. Stored in the
     /// results so that a run can be repeated exactly.
     pub document: toml::Table,

@@ -24,6 +24,9 @@ const MAX_CORES: u64 = 4096;
 const DEFAULT_WORKING_SET: u64 = 64 << 20;
 const DEFAULT_CORES: [usize; 4] = [1, 2, 4, 8];
 
+/// `[executor]` keys that `sweep.vary` may vary.
+const EXECUTOR_VARIABLE: [&str; 4] = ["dispatch", "model", "gil", "switch_interval"];
+
 /// Workload keys that `sweep.vary` may vary (everything but the name).
 const VARIABLE: [&str; 11] = [
     "seed",
@@ -97,22 +100,22 @@ pub(crate) fn validate(path: &Path, raw: RawConfig, document: toml::Table) -> Re
         scaling: sweep_raw.scaling.unwrap_or(Scaling::Strong),
     };
 
+    let table = |name: &str| match document.get(name) {
+        Some(toml::Value::Table(t)) => t.clone(),
+        _ => toml::Table::new(),
+    };
     let series = match sweep_raw.vary {
         None => {
             let (workload, task_cost) = workload(raw_workload, &stem, "workload")?;
+            let executor = executor(raw.executor, tier, "executor")?;
             vec![Series {
                 label: workload.name.clone(),
                 workload,
                 task_cost,
+                executor,
             }]
         }
-        Some(vary) => {
-            let base = match document.get("workload") {
-                Some(toml::Value::Table(t)) => t.clone(),
-                _ => toml::Table::new(),
-            };
-            varied_series(&base, &vary, &stem)?
-        }
+        Some(vary) => varied_series(&table("workload"), &table("executor"), tier, &vary, &stem)?,
     };
 
     let output_dir = raw
@@ -130,16 +133,11 @@ pub(crate) fn validate(path: &Path, raw: RawConfig, document: toml::Table) -> Re
     }
 
     let cluster = raw.cluster.map(cluster).transpose()?;
-    let executor = match raw.executor {
-        Some(e) => executor(e, tier)?,
-        None => ExecutorOptions::default(),
-    };
 
     Ok(Config {
         path: path.to_path_buf(),
         distributed,
         cluster,
-        executor,
         tier,
         sweep,
         series,
@@ -156,22 +154,31 @@ pub fn normalise_cores(cores: impl Iterator<Item = usize>) -> Vec<usize> {
     cores
 }
 
-/// One series per value of the one varied workload parameter.
-fn varied_series(base: &toml::Table, vary: &toml::Table, stem: &str) -> Result<Vec<Series>, Invalid> {
+/// One series per value of the one varied parameter: a workload key, or an `[executor]` key
+/// (then every series runs the same workload, and so must give the same checksum).
+fn varied_series(
+    base: &toml::Table,
+    base_executor: &toml::Table,
+    tier: Tier,
+    vary: &toml::Table,
+    stem: &str,
+) -> Result<Vec<Series>, Invalid> {
     let mut entries = vary.iter();
     let (Some((key, values)), None) = (entries.next(), entries.next()) else {
         return Err(invalid(
             "sweep.vary",
-            "must name exactly one workload parameter, e.g. vary = { task_cost = [\"10us\", \"1ms\"] }",
+            "must name exactly one parameter, e.g. vary = { task_cost = [\"10us\", \"1ms\"] }",
         ));
     };
     let here = format!("sweep.vary.{key}");
-    if !VARIABLE.contains(&key.as_str()) {
+    let of_executor = EXECUTOR_VARIABLE.contains(&key.as_str());
+    if !VARIABLE.contains(&key.as_str()) && !of_executor {
         return Err(invalid(
             &here,
             format!(
-                "`{key}` cannot be varied; expected one of: {}",
-                VARIABLE.join(", ")
+                "`{key}` cannot be varied; expected one of: {}, {}",
+                VARIABLE.join(", "),
+                EXECUTOR_VARIABLE.join(", ")
             ),
         ));
     }
@@ -179,19 +186,45 @@ fn varied_series(base: &toml::Table, vary: &toml::Table, stem: &str) -> Result<V
         toml::Value::Array(values) if !values.is_empty() => values,
         _ => return Err(invalid(&here, "expected a non-empty list of values")),
     };
+    // An error in the varied key belongs to the vary list, not to its section.
+    let relocate = |at: &str, section: &str| {
+        let at = at.to_string();
+        let varied = format!("{section}.{key}");
+        move |(field, message): Invalid| {
+            if field.to_string() == varied {
+                (FieldPath::parse(&at), message)
+            } else {
+                (field, message)
+            }
+        }
+    };
     let mut series: Vec<Series> = Vec::with_capacity(values.len());
     for (i, value) in values.iter().enumerate() {
         let at = format!("{here}[{i}]");
         let mut table = base.clone();
-        // The per-task cost is given one way or the other; varying one replaces both.
-        if key == "task_cost" || key == "iterations" {
-            table.remove("task_cost");
-            table.remove("iterations");
+        let mut executor_table = base_executor.clone();
+        if of_executor {
+            executor_table.insert(key.clone(), value.clone());
+        } else {
+            // The per-task cost is given one way or the other; varying one replaces both.
+            if key == "task_cost" || key == "iterations" {
+                table.remove("task_cost");
+                table.remove("iterations");
+            }
+            table.insert(key.clone(), value.clone());
         }
-        table.insert(key.clone(), value.clone());
         let raw: RawWorkload = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| invalid(&at, e.message().trim_end()))?;
+        let raw_executor: Option<RawExecutor> = if executor_table.is_empty() {
+            None
+        } else {
+            Some(
+                toml::Value::Table(executor_table)
+                    .try_into()
+                    .map_err(|e: toml::de::Error| invalid(&at, e.message().trim_end()))?,
+            )
+        };
         let label = format!("{key}={}", display_value(value));
         if series.iter().any(|s| s.label == label) {
             return Err(invalid(
@@ -199,18 +232,13 @@ fn varied_series(base: &toml::Table, vary: &toml::Table, stem: &str) -> Result<V
                 format!("the value {} is listed twice", display_value(value)),
             ));
         }
-        let (workload, task_cost) = workload(raw, stem, "workload").map_err(|(field, message)| {
-            // An error in the varied key belongs to the vary list, not to [workload].
-            if field.to_string() == format!("workload.{key}") {
-                (FieldPath::parse(&at), message)
-            } else {
-                (field, message)
-            }
-        })?;
+        let (workload, task_cost) = workload(raw, stem, "workload").map_err(relocate(&at, "workload"))?;
+        let executor = executor(raw_executor, tier, "executor").map_err(relocate(&at, "executor"))?;
         series.push(Series {
             label,
             workload,
             task_cost,
+            executor,
         });
     }
     Ok(series)
@@ -560,11 +588,14 @@ fn cluster(raw: RawCluster) -> Result<ClusterSpec, Invalid> {
 /// CPython's default switch interval.
 const DEFAULT_SWITCH_INTERVAL: Duration = Duration::from_millis(5);
 
-/// Validates the `[executor]` section: options of the multi tier.
-fn executor(raw: RawExecutor, tier: Tier) -> Result<ExecutorOptions, Invalid> {
+/// Validates the `[executor]` section (`at`): options of the multi tier.
+fn executor(raw: Option<RawExecutor>, tier: Tier, at: &str) -> Result<ExecutorOptions, Invalid> {
+    let Some(raw) = raw else {
+        return Ok(ExecutorOptions::default());
+    };
     if matches!(tier, Tier::Single | Tier::Distributed) {
         return Err(invalid(
-            "executor",
+            at,
             format!(
                 "[executor] sets how the multi tier runs its tasks, and tier \"{tier}\" does not run it: \
                  use tier = \"multi\" or \"auto\" (the single tier is the executors' 1-core baseline)"

@@ -11,7 +11,7 @@ mod record;
 mod single;
 mod sweep;
 
-use martelli_config::Tier;
+use martelli_config::{ExecutorOptions, Tier};
 use martelli_results::Sample;
 use martelli_workload::{Executor, Workload};
 
@@ -40,6 +40,17 @@ pub trait Runner {
     /// Sets up one sweep point on `cores` cores (a thread pool, worker connections) that every
     /// warm-up and repeat of the point reuses, so set-up cost is not measured as run time.
     fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint + '_>, RunError>;
+
+    /// [`Runner::prepare`] for a series with these executor options (`[executor]`, or a
+    /// varied one). Only the multi tier has options; the others ignore them.
+    fn prepare_with(
+        &self,
+        cores: usize,
+        options: &ExecutorOptions,
+    ) -> Result<Box<dyn PreparedPoint + '_>, RunError> {
+        let _ = options;
+        self.prepare(cores)
+    }
 
     /// The most cores this runner can offer (`None`: as many as asked, oversubscribing).
     fn max_cores(&self) -> Option<usize> {

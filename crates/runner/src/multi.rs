@@ -16,19 +16,9 @@ use crate::gil::Gil;
 use crate::record::{Recorder, execute, timed_run};
 use crate::{Job, PreparedPoint, RunError, Runner};
 
-/// Spreads tasks over N threads, as its [`ExecutorOptions`] say.
+/// Spreads tasks over N threads, as each series' [`ExecutorOptions`] say.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct MultiRunner {
-    /// Dispatch, model and interpreter lock.
-    pub options: ExecutorOptions,
-}
-
-impl MultiRunner {
-    /// A runner with these executor options.
-    pub fn new(options: ExecutorOptions) -> MultiRunner {
-        MultiRunner { options }
-    }
-}
+pub struct MultiRunner;
 
 /// A pool of exactly N threads, reused by every repeat of one point.
 struct FuturesPoint {
@@ -48,8 +38,16 @@ impl Runner for MultiRunner {
     }
 
     fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint + '_>, RunError> {
-        let gil = self.options.gil.map(Gil::new);
-        Ok(match self.options.dispatch {
+        self.prepare_with(cores, &ExecutorOptions::default())
+    }
+
+    fn prepare_with(
+        &self,
+        cores: usize,
+        options: &ExecutorOptions,
+    ) -> Result<Box<dyn PreparedPoint + '_>, RunError> {
+        let gil = options.gil.map(Gil::new);
+        Ok(match options.dispatch {
             Dispatch::Futures => {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(cores)

@@ -2,7 +2,7 @@
 //! the checksums, summarise. The same driver serves every tier; progress goes to an
 //! [`Observer`] so that this crate never touches the terminal.
 
-use martelli_config::{Config, Scaling, Tier};
+use martelli_config::{Config, Scaling, Series, Tier};
 use martelli_results::{
     Machine, Point, Results, SCHEMA_VERSION, Sample, SeriesInfo, stats::Summary, utc_now,
 };
@@ -176,7 +176,7 @@ pub fn run_sweep(
             })?;
             let samples = run_point(
                 config,
-                &series.label,
+                series,
                 *runner,
                 *planned,
                 &point_workload,
@@ -254,14 +254,15 @@ pub fn empty_results(config: &Config, machine: Machine) -> Results {
 /// Warm-ups and repeats of one point, with every run's task count and checksum checked.
 fn run_point(
     config: &Config,
-    series: &str,
+    series: &Series,
     runner: &dyn Runner,
     planned: PlannedPoint,
     workload: &Workload,
     executor: &Executor,
     observer: &mut dyn Observer,
 ) -> Result<Vec<Sample>, RunError> {
-    let mut prepared = runner.prepare(planned.cores)?;
+    let mut prepared = runner.prepare_with(planned.cores, &series.executor)?;
+    let series = series.label.as_str();
     let job = Job { workload, executor };
     let expected_tasks = workload.tasks + u64::from(workload.serial_task().is_some());
     let (warmup, repeats) = (config.sweep.warmup, config.sweep.repeats);

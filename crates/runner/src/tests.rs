@@ -46,8 +46,17 @@ fn executors() -> Vec<ExecutorOptions> {
 }
 
 fn checksum(runner: &dyn Runner, cores: usize, workload: &Workload) -> (u64, u64) {
+    checksum_with(runner, cores, workload, &ExecutorOptions::default())
+}
+
+fn checksum_with(
+    runner: &dyn Runner,
+    cores: usize,
+    workload: &Workload,
+    options: &ExecutorOptions,
+) -> (u64, u64) {
     let executor = Executor::new(workload);
-    let mut point = runner.prepare(cores).unwrap();
+    let mut point = runner.prepare_with(cores, options).unwrap();
     let sample = point
         .run(&Job {
             workload,
@@ -77,7 +86,7 @@ fn every_kind_gives_one_checksum_on_every_tier_and_core_count() {
                 for cores in [2, 3, 4, 8] {
                     for options in executors() {
                         assert_eq!(
-                            checksum(&MultiRunner::new(options), cores, &w),
+                            checksum_with(&MultiRunner, cores, &w, &options),
                             reference,
                             "{kind:?} {distribution:?} payload {payload} serial {serial}: multi on {cores} cores, \
                              {options:?}"
@@ -105,7 +114,7 @@ fn weak_scaling_points_match_the_single_tier_on_the_same_task_count() {
     for cores in [2, 4] {
         let grown = w.with_tasks(w.tasks * cores as u64);
         assert_eq!(
-            checksum(&MultiRunner::default(), cores, &grown),
+            checksum(&MultiRunner, cores, &grown),
             checksum(&SingleRunner, 1, &grown)
         );
     }
@@ -124,7 +133,7 @@ fn latency_and_first_result_are_measured_per_task() {
         ..workload(Kind::Io, SizeDistribution::Fixed, 0, 0.0)
     };
     let executor = Executor::new(&w);
-    for runner in [&SingleRunner as &dyn Runner, &MultiRunner::default()] {
+    for runner in [&SingleRunner as &dyn Runner, &MultiRunner] {
         let cores = if runner.tier() == martelli_config::Tier::Single {
             1
         } else {
