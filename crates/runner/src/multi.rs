@@ -84,7 +84,11 @@ impl PreparedPoint for FuturesPoint {
                     )
                     .reduce_with(Recorder::merge)
             });
-            Ok(merged.unwrap_or_else(|| Recorder::new(start)))
+            // Futures hand their results to the caller when gathered, all at once: the
+            // caller's first result is the last task's (the notes' latency problem).
+            let mut merged = merged.unwrap_or_else(|| Recorder::new(start));
+            merged.gathered();
+            Ok(merged)
         })
     }
 }

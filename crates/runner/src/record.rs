@@ -80,6 +80,14 @@ impl Recorder {
         self.checksum.add(digest);
     }
 
+    /// Marks that the results reach the caller only now, all at once (futures gathered at the
+    /// end): the caller's first result is now, whenever the threads finished their tasks.
+    pub fn gathered(&mut self) {
+        if self.tasks() > 0 {
+            self.first_result = Some(self.run_start.elapsed());
+        }
+    }
+
     /// Tasks recorded so far.
     pub fn tasks(&self) -> u64 {
         self.checksum.count()

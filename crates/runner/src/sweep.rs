@@ -147,10 +147,18 @@ pub fn run_sweep(
     let plan = plan(config, machine.logical_cores, &available)?;
     let mut results = empty_results(config, machine);
     results.warnings = plan.notes.clone();
+    // Series that differ only in executor options run the same workload: calibrate it once,
+    // so that they run identical tasks and must agree on the checksum.
+    let mut calibrated: Vec<(Workload, std::time::Duration, Calibration)> = Vec::new();
     for series in &config.series {
         let mut workload = series.workload.clone();
         if let Some(target) = series.task_cost {
-            let calibration = calibrate(&workload, target);
+            let known = calibrated
+                .iter()
+                .find(|(w, t, _)| *w == workload && *t == target)
+                .map(|c| c.2);
+            let calibration = known.unwrap_or_else(|| calibrate(&workload, target));
+            calibrated.push((workload.clone(), target, calibration));
             tracing::info!(series = %series.label, ?calibration, "calibrated task_cost");
             workload.iterations = calibration.iterations;
             if calibration.fixed_ns >= target.as_nanos() as f64 {
