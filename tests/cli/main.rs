@@ -3,6 +3,7 @@
 //! `distributed.rs`.
 
 mod distributed;
+mod lessons;
 mod simulate;
 
 use std::path::{Path, PathBuf};
@@ -159,8 +160,9 @@ fn the_quickstart_runs_end_to_end_with_one_checksum() {
 
 #[test]
 fn every_shipped_config_validates() {
-    let mut configs: Vec<String> = std::fs::read_dir("configs")
-        .unwrap()
+    let mut configs: Vec<String> = ["configs", "configs/lessons"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap())
         .map(|e| e.unwrap().path().display().to_string())
         .filter(|p| p.ends_with(".toml"))
         .collect();
@@ -300,6 +302,26 @@ fn bad_input_exits_2_with_a_located_message_and_keeps_earlier_results() {
             ":3:8: unknown variant `quantum`",
         ),
         ("empty file", String::new(), "the file is empty"),
+        (
+            "an unknown dispatch",
+            format!("{base}[executor]\ndispatch = \"pigeon\"\n"),
+            ":6:12: unknown variant `pigeon`, expected `futures` or `queue`",
+        ),
+        (
+            "a switch interval without a GIL",
+            format!("{base}[executor]\nswitch_interval = \"5ms\"\n"),
+            ":6:19: executor.switch_interval: only meaningful with gil = true",
+        ),
+        (
+            "executor options on the single tier",
+            format!("tier = \"single\"\n{base}[executor]\ngil = true\n"),
+            ":6:1: executor: [executor] sets how the multi tier runs its tasks",
+        ),
+        (
+            "a tiny switch interval, varied",
+            format!("{base}[sweep]\nvary = {{ switch_interval = [\"1us\"] }}\n[executor]\ngil = true\n"),
+            "sweep.vary.switch_interval[0]: must be between 50us and 1s",
+        ),
         (
             "a cluster of no nodes",
             format!("{base}[cluster]\nnodes = 0\n"),

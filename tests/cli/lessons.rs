@@ -1,0 +1,127 @@
+//! The lecture's claims, each reproduced by its config in `configs/lessons/`, run small: the
+//! direction of each claim, robustly (no fine timing), and one checksum across the executor
+//! options of a config.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::{checksums, run_ok, write};
+
+/// The lesson config at a smaller size: `from` replaced by `to` in its text.
+fn small(dir: &Path, lesson: &str, replacements: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut text = std::fs::read_to_string(format!("configs/lessons/{lesson}.toml")).unwrap();
+    for (from, to) in replacements {
+        assert!(text.contains(from), "{lesson} has no {from:?}");
+        text = text.replace(from, to);
+    }
+    write(dir, &format!("{lesson}.toml"), &text)
+}
+
+fn point<'a>(results: &'a Value, series: &str, cores: u64) -> &'a Value {
+    results["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["series"] == series && p["cores"] == cores)
+        .unwrap_or_else(|| panic!("no point {series} on {cores} cores"))
+}
+
+fn f(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap()
+}
+
+fn one_checksum(results: &Value) {
+    let sums = checksums(results);
+    assert!(
+        sums.iter().all(|c| *c == sums[0]),
+        "one checksum across options: {sums:?}"
+    );
+}
+
+#[test]
+fn lesson_1_cpu_bound_threads_under_a_gil_are_no_faster_than_one_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small(dir.path(), "1-gil-cpu", &[("tasks = 400", "tasks = 60")]);
+    let (results, _, _out) = run_ok(&config, &["--cores", "1,2", "--repeats", "1"]);
+    one_checksum(&results);
+    let speedup = f(point(&results, "gil=true", 2), "speedup");
+    assert!(speedup <= 1.2, "with a GIL, 2 threads gave {speedup}x");
+}
+
+#[test]
+fn lesson_2_io_bound_threads_under_a_gil_still_overlap_their_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small(dir.path(), "2-gil-io", &[("tasks = 400", "tasks = 40")]);
+    let (results, _, _out) = run_ok(&config, &["--cores", "1,4", "--repeats", "1"]);
+    one_checksum(&results);
+    let speedup = f(point(&results, "gil=true", 4), "speedup");
+    assert!(
+        speedup >= 2.0,
+        "waits overlap under a GIL: 4 threads gave {speedup}x"
+    );
+}
+
+#[test]
+fn lesson_6_a_queue_gives_the_first_result_long_before_gathered_futures() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small(
+        dir.path(),
+        "6-queue-vs-futures",
+        &[("tasks = 1000", "tasks = 200")],
+    );
+    let (results, _, _out) = run_ok(&config, &["--cores", "1,2", "--repeats", "1"]);
+    one_checksum(&results);
+    let futures = point(&results, "dispatch=futures", 2);
+    let queue = point(&results, "dispatch=queue", 2);
+    // Gathered futures reach the caller at the end of the run; the queue's first result after
+    // about one task.
+    assert!(
+        (f(futures, "first_result_s") - f(futures, "wall_s")).abs() <= 0.05 * f(futures, "wall_s"),
+        "{futures}"
+    );
+    assert!(
+        f(queue, "first_result_s") < f(futures, "first_result_s") / 2.0,
+        "queue {} vs futures {}",
+        queue["first_result_s"],
+        futures["first_result_s"]
+    );
+}
+
+#[test]
+fn lesson_7_one_workload_runs_on_all_three_tiers_with_one_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small(
+        dir.path(),
+        "7-martelli-tiers",
+        &[
+            ("tasks = 1000", "tasks = 64"),
+            ("task_cost = \"2ms\"", "task_cost = \"500us\""),
+        ],
+    );
+    let (results, _, _out) = run_ok(&config, &["--cores", "1,2,12", "--repeats", "1"]);
+    one_checksum(&results);
+    let tiers: Vec<(String, u64)> = results["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["tier"].as_str().unwrap().to_string(),
+                p["cores"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for (tier, cores) in [
+        ("single", 1),
+        ("multi", 2),
+        ("multi", 12),
+        ("distributed", 2),
+        ("distributed", 12),
+    ] {
+        assert!(
+            tiers.contains(&(tier.to_string(), cores)),
+            "{tier} on {cores}: {tiers:?}"
+        );
+    }
+}
