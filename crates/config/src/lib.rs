@@ -199,18 +199,37 @@ pub enum Model {
     /// Threads of this process.
     #[default]
     Threads,
+    /// A tokio runtime of N worker threads: I/O waits are awaited, so `concurrency` tasks
+    /// can be in flight at once, far more than the threads.
+    Async,
 }
 
 /// The `[executor]` section: the lecture's concurrency models as options of the multi tier
 /// (the single tier, a plain loop, is their 1-core baseline).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExecutorOptions {
     /// Futures or a queue.
     pub dispatch: Dispatch,
-    /// Threads (more models to come).
+    /// Threads or async.
     pub model: Model,
     /// An emulated global interpreter lock and its switch interval, when `gil = true`.
     pub gil: Option<Duration>,
+    /// Tasks in flight at once under `model = "async"`.
+    pub concurrency: u32,
+}
+
+/// Tasks in flight at once under `model = "async"` when the config does not say.
+pub const DEFAULT_CONCURRENCY: u32 = 1000;
+
+impl Default for ExecutorOptions {
+    fn default() -> Self {
+        ExecutorOptions {
+            dispatch: Dispatch::default(),
+            model: Model::default(),
+            gil: None,
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
 }
 
 /// Command-line overrides of config values.

@@ -32,6 +32,7 @@ pub(crate) struct RawExecutor {
     pub model: Option<crate::Model>,
     pub gil: Option<bool>,
     pub switch_interval: Option<String>,
+    pub concurrency: Option<i64>,
 }
 
 /// `[cluster]`: the simulated cluster. Durations and rates stay strings here so that

@@ -10,7 +10,10 @@ use martelli_workload::{Kind, SizeDistribution, Workload};
 use crate::locate::FieldPath;
 use crate::raw::{DistributionName, RawCluster, RawConfig, RawDistributed, RawExecutor, RawWorkload};
 use crate::units::{format_duration, parse_duration, parse_rate};
-use crate::{ClusterSpec, Config, Distributed, ExecutorOptions, Scaling, Series, Sweep, Tier, WorkerSource};
+use crate::{
+    ClusterSpec, Config, DEFAULT_CONCURRENCY, Dispatch, Distributed, ExecutorOptions, Model, Scaling, Series,
+    Sweep, Tier, WorkerSource,
+};
 
 type Invalid = (FieldPath, String);
 
@@ -25,7 +28,7 @@ const DEFAULT_WORKING_SET: u64 = 64 << 20;
 const DEFAULT_CORES: [usize; 4] = [1, 2, 4, 8];
 
 /// `[executor]` keys that `sweep.vary` may vary.
-const EXECUTOR_VARIABLE: [&str; 4] = ["dispatch", "model", "gil", "switch_interval"];
+const EXECUTOR_VARIABLE: [&str; 5] = ["dispatch", "model", "gil", "switch_interval", "concurrency"];
 
 /// Workload keys that `sweep.vary` may vary (everything but the name).
 const VARIABLE: [&str; 11] = [
@@ -622,9 +625,45 @@ fn executor(raw: Option<RawExecutor>, tier: Tier, at: &str) -> Result<ExecutorOp
             Some(d)
         }
     };
+    let model = raw.model.unwrap_or_default();
+    let at_key = |key: &str| format!("{at}.{key}");
+    let concurrency = match (model, raw.concurrency) {
+        (Model::Async, None) => DEFAULT_CONCURRENCY,
+        (Model::Async, Some(c)) if (1..=10_000_000).contains(&c) => c as u32,
+        (Model::Async, Some(c)) => {
+            return Err(invalid(
+                &at_key("concurrency"),
+                format!("must be between 1 and 10000000 tasks in flight (got {c})"),
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(invalid(
+                &at_key("concurrency"),
+                "only meaningful with model = \"async\" (threads run one task each at a time)",
+            ));
+        }
+        (_, None) => DEFAULT_CONCURRENCY,
+    };
+    if model == Model::Async {
+        if gil.is_some() {
+            return Err(invalid(
+                &at_key("gil"),
+                "gil = true with model = \"async\" means nothing here: an event loop already runs one \
+                 task at a time per thread; compare async with threads under a GIL in two series instead",
+            ));
+        }
+        if raw.dispatch == Some(Dispatch::Queue) {
+            return Err(invalid(
+                &at_key("dispatch"),
+                "model = \"async\" has its own dispatch (the event loop keeps `concurrency` tasks in flight); \
+                 drop dispatch = \"queue\"",
+            ));
+        }
+    }
     Ok(ExecutorOptions {
         dispatch: raw.dispatch.unwrap_or_default(),
-        model: raw.model.unwrap_or_default(),
+        model,
         gil,
+        concurrency,
     })
 }

@@ -5,6 +5,7 @@
 
 mod calibrate;
 mod costs;
+mod event_loop;
 mod gil;
 mod multi;
 mod record;

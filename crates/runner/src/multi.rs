@@ -1,17 +1,19 @@
 //! The 2-8 core tier: N threads of this process, built fresh for each sweep point (never the
 //! global pool, whose size is the machine's and whose threads other code shares). Two ways to
 //! hand them tasks, the lecture's futures and queue (`[executor] dispatch`), each optionally
-//! under an emulated global interpreter lock (`gil = true`).
+//! under an emulated global interpreter lock (`gil = true`); or an async runtime of N threads
+//! (`model = "async"`, in `event_loop.rs`).
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use martelli_config::{Dispatch, ExecutorOptions, Tier};
+use martelli_config::{Dispatch, ExecutorOptions, Model, Tier};
 use martelli_results::Sample;
 use martelli_workload::{Scratch, Task};
 use rayon::prelude::*;
 
+use crate::event_loop::AsyncPoint;
 use crate::gil::Gil;
 use crate::record::{Recorder, execute, timed_run};
 use crate::{Job, PreparedPoint, RunError, Runner};
@@ -46,6 +48,9 @@ impl Runner for MultiRunner {
         cores: usize,
         options: &ExecutorOptions,
     ) -> Result<Box<dyn PreparedPoint + '_>, RunError> {
+        if options.model == Model::Async {
+            return Ok(Box::new(AsyncPoint::new(cores, options.concurrency)?));
+        }
         let gil = options.gil.map(Gil::new);
         Ok(match options.dispatch {
             Dispatch::Futures => {

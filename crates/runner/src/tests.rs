@@ -42,6 +42,13 @@ fn executors() -> Vec<ExecutorOptions> {
             });
         }
     }
+    for concurrency in [5, 1000] {
+        all.push(ExecutorOptions {
+            model: martelli_config::Model::Async,
+            concurrency,
+            ..ExecutorOptions::default()
+        });
+    }
     all
 }
 
