@@ -323,6 +323,21 @@ fn bad_input_exits_2_with_a_located_message_and_keeps_earlier_results() {
             "sweep.vary.switch_interval[0]: must be between 50us and 1s",
         ),
         (
+            "concurrency without async",
+            format!("{base}[executor]\nconcurrency = 100\n"),
+            ":6:15: executor.concurrency: only meaningful with model = \"async\"",
+        ),
+        (
+            "a GIL with async",
+            format!("{base}[executor]\nmodel = \"async\"\ngil = true\n"),
+            "executor.gil: gil = true with model = \"async\" means nothing here",
+        ),
+        (
+            "no concurrency",
+            format!("{base}[executor]\nmodel = \"async\"\nconcurrency = 0\n"),
+            ":7:15: executor.concurrency: must be between 1 and 10000000",
+        ),
+        (
             "a cluster of no nodes",
             format!("{base}[cluster]\nnodes = 0\n"),
             ":6:9: cluster.nodes: must be between 1",
