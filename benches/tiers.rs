@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{cpu_workload, iterations_for, median};
+use martelli_config::{Dispatch, ExecutorOptions, Model};
 use martelli_runner::{Job, MultiRunner, PreparedPoint, Runner, SingleRunner};
 use martelli_workload::{Executor, Scratch, Workload};
 
@@ -119,4 +120,67 @@ fn main() {
         per_task(t[2] - t[1]),
         per_task(2.0 * t[3] - t[1])
     );
+
+    // 4. Each executor option on ~1 us tasks, 2 threads: core time per task over the single
+    // tier's (the lecture's models side by side).
+    let tasks = 200_000u64;
+    let w = cpu_workload(tasks, iterations_for(Duration::from_micros(1)), 0);
+    let e = Executor::new(&w);
+    let options = [
+        ("futures", ExecutorOptions::default()),
+        (
+            "queue",
+            ExecutorOptions {
+                dispatch: Dispatch::Queue,
+                ..ExecutorOptions::default()
+            },
+        ),
+        (
+            "futures + gil",
+            ExecutorOptions {
+                gil: Some(Duration::from_millis(5)),
+                ..ExecutorOptions::default()
+            },
+        ),
+        (
+            "queue + gil",
+            ExecutorOptions {
+                dispatch: Dispatch::Queue,
+                gil: Some(Duration::from_millis(5)),
+                ..ExecutorOptions::default()
+            },
+        ),
+        (
+            "async (1000 in flight)",
+            ExecutorOptions {
+                model: Model::Async,
+                ..ExecutorOptions::default()
+            },
+        ),
+    ];
+    let mut single = SingleRunner.prepare(1).unwrap();
+    let mut points: Vec<_> = options
+        .iter()
+        .map(|(_, o)| MULTI.prepare_with(2, o).unwrap())
+        .collect();
+    let mut contenders: Vec<Box<dyn FnMut() -> Duration + '_>> =
+        vec![Box::new(|| tier_run(single.as_mut(), &w, &e))];
+    for point in points.iter_mut() {
+        contenders.push(Box::new(|| tier_run(point.as_mut(), &w, &e)));
+    }
+    let mut refs: Vec<&mut dyn FnMut() -> Duration> = contenders
+        .iter_mut()
+        .map(|c| c.as_mut() as &mut dyn FnMut() -> Duration)
+        .collect();
+    let t = side_by_side(&mut refs);
+    let per_task = |s: f64| s / tasks as f64 * 1e9;
+    println!("\n200k x ~1us tasks on 2 threads: core time per task over the single tier's");
+    for (i, (name, _)) in options.iter().enumerate() {
+        println!(
+            "  {name:<24} {:+8.1} ns/task  (wall {:.1} ns/task; single {:.1})",
+            per_task(2.0 * t[i + 1] - t[0]),
+            per_task(t[i + 1]),
+            per_task(t[0])
+        );
+    }
 }
