@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use martelli_config::{ClusterSpec, Config, Distributed, Overrides, Scaling, Tier, WorkerSource};
+use martelli_config::{
+    ClusterSpec, Config, Distributed, ExecutorOptions, Overrides, Scaling, Tier, WorkerSource,
+};
 use martelli_results::{Machine, Point, Results};
 use martelli_sim::{Calibration, predict_config, predicted_label};
 use serde::Serialize;
@@ -51,6 +53,17 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         "\"(predicted)\" series are the simulator's, not runs: calibrated on {} ({}); hollow points in the charts",
         calibration.machine, calibration.measured_at
     ));
+    for series in config
+        .series
+        .iter()
+        .filter(|s| s.executor != ExecutorOptions::default())
+    {
+        results.warnings.push(format!(
+            "{}: the simulator models the multi tier's default executor (futures, threads, no GIL); this \
+             series' [executor] options ({:?}) are measured, not modelled",
+            series.label, series.executor
+        ));
+    }
     run::report(&config, &results, args.format.into())
 }
 
