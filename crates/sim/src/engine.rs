@@ -207,12 +207,39 @@ fn record(h: &mut Histogram<u64>, ns: f64) {
     let _ = h.record((ns as u64).max(1));
 }
 
-/// The serial phase on one core, after the parallel phase: its duration.
-fn serial_ns(workload: &Workload, costs: &Costs, h: &mut Histogram<u64>) -> Option<f64> {
-    let task = workload.serial_task()?;
-    let d = costs.compute_ns(&task, true) + costs.wait_ns(&task) + costs.record_ns;
-    record(h, d);
-    Some(d)
+/// How a parallel phase ended, before the serial phase.
+struct Parallel {
+    /// When the last result was in.
+    end: f64,
+    /// When the first result reached the caller (`None`: no task ran).
+    first: Option<f64>,
+    /// Core time spent on tasks.
+    busy: f64,
+    /// Tasks completed.
+    tasks: u64,
+    /// Traffic, for the distributed tier.
+    wire: Option<WireStats>,
+    /// Events processed.
+    events: u64,
+}
+
+/// Every tier's run ends the same way: the serial phase on one core after the parallel phase.
+fn with_serial_phase(workload: &Workload, costs: &Costs, mut h: Histogram<u64>, p: Parallel) -> Run {
+    let serial = workload.serial_task().map(|task| {
+        let d = costs.compute_ns(&task, true) + costs.wait_ns(&task) + costs.record_ns;
+        record(&mut h, d);
+        d
+    });
+    let wall = p.end + serial.unwrap_or(0.0);
+    Run {
+        wall_ns: wall,
+        first_result_ns: p.first.unwrap_or(wall),
+        busy_ns: p.busy + serial.unwrap_or(0.0),
+        latency_ns: h,
+        tasks: p.tasks + u64::from(serial.is_some()),
+        wire: p.wire,
+        events: p.events,
+    }
 }
 
 /// The single tier: a plain loop on one core.
@@ -229,18 +256,15 @@ pub(crate) fn single(workload: &Workload, costs: &Costs) -> Run {
             first.get_or_insert(t);
         }
     });
-    let busy = t;
-    let serial = serial_ns(workload, costs, &mut h);
-    let wall = t + serial.unwrap_or(0.0);
-    Run {
-        wall_ns: wall,
-        first_result_ns: first.unwrap_or(wall),
-        busy_ns: busy + serial.unwrap_or(0.0),
-        latency_ns: h,
-        tasks: workload.tasks + u64::from(serial.is_some()),
+    let parallel = Parallel {
+        end: t,
+        first,
+        busy: t,
+        tasks: workload.tasks,
         wire: None,
         events: workload.tasks,
-    }
+    };
+    with_serial_phase(workload, costs, h, parallel)
 }
 
 /// An event at a point in simulated time, with a tie-breaking sequence number, packed into
@@ -362,18 +386,16 @@ pub(crate) fn multi(
             free.push(done, ());
         }
     });
-    let serial = serial_ns(workload, costs, &mut h);
-    let wall = end + serial.unwrap_or(0.0);
-    // The multi tier's futures hand their results over when gathered, at the end.
-    Run {
-        wall_ns: wall,
-        first_result_ns: end,
-        busy_ns: busy + serial.unwrap_or(0.0),
-        latency_ns: h,
-        tasks: workload.tasks + u64::from(serial.is_some()),
+    let parallel = Parallel {
+        end,
+        // The multi tier's futures hand their results over when gathered, at the end.
+        first: Some(end),
+        busy,
+        tasks: workload.tasks,
         wire: None,
         events: workload.tasks,
-    }
+    };
+    with_serial_phase(workload, costs, h, parallel)
 }
 
 /// Events of the distributed tier.
@@ -643,17 +665,15 @@ fn distributed_loop(
         let io: f64 = nodes.iter().map(|n| n.io_ns).sum();
         end = end.max((busy + io + coordinator_ns) / f64::from(cores));
     }
-    let serial = serial_ns(workload, costs, &mut h);
-    let wall = end + serial.unwrap_or(0.0);
-    Run {
-        wall_ns: wall,
-        first_result_ns: if first.is_finite() { first } else { wall },
-        busy_ns: busy + serial.unwrap_or(0.0),
-        latency_ns: h,
-        tasks: completed + u64::from(serial.is_some()),
+    let parallel = Parallel {
+        end,
+        first: first.is_finite().then_some(first),
+        busy,
+        tasks: completed,
         wire: Some(wire),
         events: processed,
-    }
+    };
+    with_serial_phase(workload, costs, h, parallel)
 }
 
 /// Takes the next arrived task from a node's queue.
