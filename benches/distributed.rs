@@ -73,7 +73,7 @@ fn main() {
     let mut multi_walls = Vec::new();
     let mut dist_walls = Vec::new();
     for _ in 0..ROUNDS {
-        multi_walls.push(time(&MultiRunner, 2, &coarse, 1).0);
+        multi_walls.push(time(&MultiRunner::default(), 2, &coarse, 1).0);
         dist_walls.push(time(&distributed, 2, &coarse, 1).0);
     }
     let (m, d) = (median(multi_walls), median(dist_walls));

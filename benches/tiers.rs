@@ -16,8 +16,10 @@ use martelli_runner::{Job, MultiRunner, PreparedPoint, Runner, SingleRunner};
 use martelli_workload::{Executor, Scratch, Workload};
 
 const ROUNDS: usize = 7;
-/// The multi tier (default options: futures, threads, no interpreter lock).
-const MULTI: MultiRunner = MultiRunner;
+
+/// The multi tier; its process pools start the martelli binary this bench was built with.
+static MULTI: std::sync::LazyLock<MultiRunner> =
+    std::sync::LazyLock::new(|| MultiRunner::with_program(env!("CARGO_BIN_EXE_martelli")));
 
 /// The bare loop: the same kernel over the same tasks, with no measuring at all.
 fn bare_loop(workload: &Workload, executor: &Executor) -> Duration {
@@ -154,6 +156,22 @@ fn main() {
             "async (1000 in flight)",
             ExecutorOptions {
                 model: Model::Async,
+                concurrency: 1000,
+                ..ExecutorOptions::default()
+            },
+        ),
+        (
+            "processes (pipes)",
+            ExecutorOptions {
+                model: Model::Processes,
+                ..ExecutorOptions::default()
+            },
+        ),
+        (
+            "processes + gil",
+            ExecutorOptions {
+                model: Model::Processes,
+                gil: Some(Duration::from_millis(5)),
                 ..ExecutorOptions::default()
             },
         ),

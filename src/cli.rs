@@ -64,6 +64,10 @@ pub enum Command {
     /// Prints `listening on ADDR` once it accepts connections, serves run after run, and stops
     /// cleanly on SIGINT or SIGTERM. The token comes from --token-file or MARTELLI_TOKEN.
     Worker(WorkerArgs),
+    /// A worker process of `model = "processes"`, started by `martelli run` with pipes on its
+    /// stdin and stdout; not for use by hand.
+    #[command(name = "pool-worker", hide = true)]
+    PoolWorker,
 }
 
 /// `martelli calibrate`.

@@ -81,7 +81,7 @@ impl Tiers {
         };
         Ok(Tiers {
             single: SingleRunner,
-            multi: MultiRunner,
+            multi: MultiRunner::default(),
             distributed,
         })
     }

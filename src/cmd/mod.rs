@@ -20,5 +20,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(args) => worker::worker(args),
         Command::Calibrate(args) => calibrate::calibrate(args),
         Command::Simulate(args) => simulate::simulate(args),
+        Command::PoolWorker => {
+            martelli_runner::serve_pool_worker(std::io::stdin().lock(), std::io::stdout().lock())?;
+            Ok(())
+        }
     }
 }

@@ -315,7 +315,19 @@ fn bad_input_exits_2_with_a_located_message_and_keeps_earlier_results() {
         (
             "executor options on the single tier",
             format!("tier = \"single\"\n{base}[executor]\ngil = true\n"),
-            ":6:1: executor: [executor] sets how the multi tier runs its tasks",
+            ":7:7: executor.gil: tier \"single\" is the executors' 1-core baseline",
+        ),
+        (
+            "processes on the single tier",
+            format!("tier = \"single\"\n{base}[executor]\nmodel = \"processes\"\n"),
+            "executor.model: tier \"single\" is the executors' 1-core baseline",
+        ),
+        (
+            "executor options on the distributed tier",
+            format!(
+                "tier = \"distributed\"\n{base}[distributed]\nspawn_local = 1\n[executor]\nmodel = \"async\"\n"
+            ),
+            "executor: [executor] sets how the multi tier runs its tasks",
         ),
         (
             "a tiny switch interval, varied",
@@ -325,7 +337,7 @@ fn bad_input_exits_2_with_a_located_message_and_keeps_earlier_results() {
         (
             "concurrency without async",
             format!("{base}[executor]\nconcurrency = 100\n"),
-            ":6:15: executor.concurrency: only meaningful with model = \"async\"",
+            ":6:15: executor.concurrency: only meaningful with model = \"async\", or on tier \"single\"",
         ),
         (
             "a GIL with async",

@@ -199,22 +199,40 @@ pub enum Model {
     /// Threads of this process.
     #[default]
     Threads,
-    /// A tokio runtime of N worker threads: I/O waits are awaited, so `concurrency` tasks
-    /// can be in flight at once, far more than the threads.
+    /// N worker processes of this binary, fed over pipes: each task and its payload are
+    /// serialized to a process and its result comes back (a process pool). Each process has
+    /// its own interpreter lock under `gil = true`.
+    Processes,
+    /// A tokio runtime of N worker threads (one, on the single tier: an event loop): I/O waits
+    /// are awaited, so `concurrency` tasks can be in flight at once, far more than the threads.
     Async,
 }
 
-/// The `[executor]` section: the lecture's concurrency models as options of the multi tier
-/// (the single tier, a plain loop, is their 1-core baseline).
+impl Model {
+    /// The lower-case name used in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Threads => "threads",
+            Model::Processes => "processes",
+            Model::Async => "async",
+        }
+    }
+}
+
+/// The `[executor]` section: the lecture's concurrency models as options of the multi tier.
+/// The single tier is their 1-core baseline, a plain loop, but for the two models that hold
+/// many waits on one core: an event loop on one thread (`model = "async"`) and a thread per
+/// task in flight (`model = "threads"` with `concurrency`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExecutorOptions {
     /// Futures or a queue.
     pub dispatch: Dispatch,
-    /// Threads or async.
+    /// Threads, processes or async.
     pub model: Model,
     /// An emulated global interpreter lock and its switch interval, when `gil = true`.
     pub gil: Option<Duration>,
-    /// Tasks in flight at once under `model = "async"`.
+    /// Tasks in flight at once under `model = "async"`; on the single tier under threads, a
+    /// thread per task in flight (1: the plain loop).
     pub concurrency: u32,
 }
 
@@ -227,7 +245,7 @@ impl Default for ExecutorOptions {
             dispatch: Dispatch::default(),
             model: Model::default(),
             gil: None,
-            concurrency: DEFAULT_CONCURRENCY,
+            concurrency: 1,
         }
     }
 }

@@ -596,14 +596,35 @@ fn executor(raw: Option<RawExecutor>, tier: Tier, at: &str) -> Result<ExecutorOp
     let Some(raw) = raw else {
         return Ok(ExecutorOptions::default());
     };
-    if matches!(tier, Tier::Single | Tier::Distributed) {
+    let at_key = |key: &str| format!("{at}.{key}");
+    if tier == Tier::Distributed {
         return Err(invalid(
             at,
-            format!(
-                "[executor] sets how the multi tier runs its tasks, and tier \"{tier}\" does not run it: \
-                 use tier = \"multi\" or \"auto\" (the single tier is the executors' 1-core baseline)"
-            ),
+            "[executor] sets how the multi tier runs its tasks, and tier \"distributed\" does not run it: \
+             use tier = \"multi\" or \"auto\"",
         ));
+    }
+    let model = raw.model.unwrap_or_default();
+    if tier == Tier::Single {
+        // One core: a plain loop, or many waits held on it (an event loop, a thread per task).
+        let refused = if raw.dispatch.is_some() {
+            Some(("dispatch", "a queue or futures need threads to hand tasks to"))
+        } else if raw.gil.is_some() || raw.switch_interval.is_some() {
+            Some(("gil", "one thread never contends for an interpreter lock"))
+        } else if model == Model::Processes {
+            Some(("model", "a pool of processes needs more than one core"))
+        } else {
+            None
+        };
+        if let Some((key, why)) = refused {
+            return Err(invalid(
+                &at_key(key),
+                format!(
+                    "tier \"single\" is the executors' 1-core baseline and takes only `model` (\"threads\" or \
+                     \"async\") and `concurrency`: {why}; use tier = \"multi\" or \"auto\""
+                ),
+            ));
+        }
     }
     let gil = match (raw.gil.unwrap_or(false), raw.switch_interval) {
         (false, Some(_)) => {
@@ -625,24 +646,25 @@ fn executor(raw: Option<RawExecutor>, tier: Tier, at: &str) -> Result<ExecutorOp
             Some(d)
         }
     };
-    let model = raw.model.unwrap_or_default();
-    let at_key = |key: &str| format!("{at}.{key}");
-    let concurrency = match (model, raw.concurrency) {
-        (Model::Async, None) => DEFAULT_CONCURRENCY,
-        (Model::Async, Some(c)) if (1..=10_000_000).contains(&c) => c as u32,
-        (Model::Async, Some(c)) => {
+    // Async keeps tasks in flight on its threads; on one core, so can a thread per task.
+    let takes_concurrency = model == Model::Async || (tier == Tier::Single && model == Model::Threads);
+    let concurrency = match (takes_concurrency, raw.concurrency) {
+        (true, Some(c)) if (1..=10_000_000).contains(&c) => c as u32,
+        (true, Some(c)) => {
             return Err(invalid(
                 &at_key("concurrency"),
                 format!("must be between 1 and 10000000 tasks in flight (got {c})"),
             ));
         }
-        (_, Some(_)) => {
+        (false, Some(_)) => {
             return Err(invalid(
                 &at_key("concurrency"),
-                "only meaningful with model = \"async\" (threads run one task each at a time)",
+                "only meaningful with model = \"async\", or on tier \"single\" (a thread per task in flight); \
+                 on the multi tier, threads and processes run one task each at a time",
             ));
         }
-        (_, None) => DEFAULT_CONCURRENCY,
+        (_, None) if model == Model::Async => DEFAULT_CONCURRENCY,
+        (_, None) => 1,
     };
     if model == Model::Async {
         if gil.is_some() {

@@ -142,6 +142,11 @@ pub struct Point {
     /// What crossed the network, for points of the distributed tier (absent otherwise).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub distributed: Option<WireStats>,
+    /// Peak resident memory of martelli's own process during a run, MiB, the highest of the
+    /// repeats (absent where the OS cannot measure it per run, and for predictions). Worker
+    /// processes are not included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mib: Option<f64>,
 }
 
 /// Network and fault figures of the distributed tier. Counts are totals over the point's
@@ -194,6 +199,9 @@ pub struct Sample {
     pub checksum: u64,
     /// Network and fault figures, for the distributed tier.
     pub distributed: Option<WireStats>,
+    /// Peak resident memory of this process during the run, bytes (`None` where the OS
+    /// cannot reset the peak before a run, or for a prediction).
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl Point {
@@ -249,6 +257,11 @@ impl Point {
             tasks_completed: samples[0].tasks_completed,
             checksum: format!("{:016x}", samples[0].checksum),
             predicted: false,
+            peak_rss_mib: samples
+                .iter()
+                .filter_map(|s| s.peak_rss_bytes)
+                .max()
+                .map(|b| b as f64 / (1 << 20) as f64),
             distributed: samples
                 .iter()
                 .filter_map(|s| s.distributed.as_ref())

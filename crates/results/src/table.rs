@@ -17,6 +17,15 @@ pub(crate) fn seconds(s: f64) -> String {
     }
 }
 
+/// Formats a memory size given in MiB.
+fn mebibytes(mib: f64) -> String {
+    if mib >= 1024.0 {
+        format!("{:.2}GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.1}MiB")
+    }
+}
+
 /// Renders the points of `results` as an aligned text table, followed by the warnings.
 pub fn render_table(results: &Results) -> String {
     let many_series = results.series.len() > 1;
@@ -31,6 +40,7 @@ pub fn render_table(results: &Results) -> String {
         "p50",
         "p99",
         "first result",
+        "peak RSS",
         "checksum",
     ];
     if many_series {
@@ -58,6 +68,7 @@ pub fn render_table(results: &Results) -> String {
             seconds(p.latency_us.p50 / 1e6),
             seconds(p.latency_us.p99 / 1e6),
             seconds(p.first_result_s),
+            p.peak_rss_mib.map_or_else(|| "-".into(), mebibytes),
             if p.predicted {
                 "-".into()
             } else {

@@ -61,7 +61,7 @@ pub fn write_results(dir: &Path, results: &Results) -> Result<Vec<PathBuf>, Writ
 pub(crate) fn to_csv(results: &Results) -> String {
     let mut out = String::from(
         "series,tier,cores,tasks,iterations,repeats,wall_s,wall_s_min,wall_s_max,tasks_per_s,speedup,efficiency,\
-         latency_p50_us,latency_p95_us,latency_p99_us,mean_task_us,first_result_s,cpu_s,tasks_completed,checksum,predicted,\
+         latency_p50_us,latency_p95_us,latency_p99_us,mean_task_us,first_result_s,cpu_s,tasks_completed,checksum,predicted,peak_rss_mib,\
          workers,bytes_sent,bytes_received,rpc_batches,retried_tasks,lost_workers,dropped_results\n",
     );
     for p in &results.points {
@@ -86,7 +86,7 @@ pub(crate) fn to_csv(results: &Results) -> String {
             },
         );
         out.push_str(&format!(
-            "{series},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{wire}\n",
+            "{series},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{wire}\n",
             p.tier,
             p.cores,
             p.tasks,
@@ -107,6 +107,7 @@ pub(crate) fn to_csv(results: &Results) -> String {
             p.tasks_completed,
             p.checksum,
             p.predicted,
+            p.peak_rss_mib.map_or_else(String::new, |m| format!("{m:.1}")),
         ));
     }
     out

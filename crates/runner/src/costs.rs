@@ -128,13 +128,13 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
     let tasks = 200_000;
     let tiny = probe_workload(Kind::Cpu, tasks, 1);
     let single = median_run(&SingleRunner, 1, &tiny, 5);
-    let pooled = median_run(&MultiRunner, 1, &tiny, 5);
+    let pooled = median_run(&MultiRunner::default(), 1, &tiny, 5);
     let dispatch_ns = (pooled.as_nanos() as f64 - single.as_nanos() as f64).max(0.0) / tasks as f64;
 
     step("thread pool start and join");
     let cores = logical_cores.clamp(1, 2);
     let run_overhead = median_run(
-        &MultiRunner,
+        &MultiRunner::default(),
         cores,
         &probe_workload(Kind::Cpu, cores as u64, 1),
         200,
@@ -150,7 +150,7 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
         let mut w = probe_workload(Kind::Memory, 300, per_task.iterations);
         w.working_set = CONTENTION_SET;
         let one = median_run(&SingleRunner, 1, &w, 5).as_secs_f64();
-        let two = median_run(&MultiRunner, 2, &w, 5).as_secs_f64();
+        let two = median_run(&MultiRunner::default(), 2, &w, 5).as_secs_f64();
         if one > 0.0 {
             (2.0 * two / one - 1.0).max(0.0)
         } else {

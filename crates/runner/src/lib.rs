@@ -8,6 +8,7 @@ mod costs;
 mod event_loop;
 mod gil;
 mod multi;
+mod process;
 mod record;
 mod single;
 mod sweep;
@@ -20,7 +21,8 @@ pub use calibrate::{Calibration, calibrate};
 pub use costs::{measure_kernels, measure_pool, median_run, probe_workload};
 pub use gil::Gil;
 pub use multi::MultiRunner;
-pub use record::{Recorder, cpu_time, execute, timed_run};
+pub use process::serve_pool_worker;
+pub use record::{Recorder, cpu_time, execute, peak_rss, timed_run};
 pub use single::SingleRunner;
 pub use sweep::{Available, Observer, Plan, PlannedPoint, empty_results, plan, run_sweep};
 
@@ -43,7 +45,8 @@ pub trait Runner {
     fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint + '_>, RunError>;
 
     /// [`Runner::prepare`] for a series with these executor options (`[executor]`, or a
-    /// varied one). Only the multi tier has options; the others ignore them.
+    /// varied one). The multi tier has every option, the single tier the two that hold many
+    /// waits on one core (async, a thread per task); the distributed tier ignores them.
     fn prepare_with(
         &self,
         cores: usize,
@@ -110,6 +113,9 @@ pub enum RunError {
     /// A run of the distributed tier failed (workers lost, refused, unreachable).
     #[error("{0}")]
     Distributed(String),
+    /// A worker process of `model = "processes"` failed or stopped answering.
+    #[error("process pool: {0}")]
+    Process(String),
     /// A run completed a different number of tasks than it was given.
     #[error("{tier} on {cores} cores completed {completed} of {expected} tasks; results were not written")]
     LostWork {

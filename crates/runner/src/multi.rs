@@ -2,8 +2,10 @@
 //! global pool, whose size is the machine's and whose threads other code shares). Two ways to
 //! hand them tasks, the lecture's futures and queue (`[executor] dispatch`), each optionally
 //! under an emulated global interpreter lock (`gil = true`); or an async runtime of N threads
-//! (`model = "async"`, in `event_loop.rs`).
+//! (`model = "async"`, in `event_loop.rs`); or N worker processes (`model = "processes"`, in
+//! `process.rs`).
 
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -15,12 +17,26 @@ use rayon::prelude::*;
 
 use crate::event_loop::AsyncPoint;
 use crate::gil::Gil;
+use crate::process::ProcessPoint;
 use crate::record::{Recorder, execute, timed_run};
 use crate::{Job, PreparedPoint, RunError, Runner};
 
-/// Spreads tasks over N threads, as each series' [`ExecutorOptions`] say.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MultiRunner;
+/// Spreads tasks over N threads (or processes), as each series' [`ExecutorOptions`] say.
+#[derive(Clone, Debug, Default)]
+pub struct MultiRunner {
+    /// The martelli binary that `model = "processes"` starts as pool workers (`None`: this
+    /// process's own executable).
+    program: Option<PathBuf>,
+}
+
+impl MultiRunner {
+    /// A runner whose process pools start `program` (a martelli binary) as their workers.
+    pub fn with_program(program: impl Into<PathBuf>) -> MultiRunner {
+        MultiRunner {
+            program: Some(program.into()),
+        }
+    }
+}
 
 /// A pool of exactly N threads, reused by every repeat of one point.
 struct FuturesPoint {
@@ -48,8 +64,25 @@ impl Runner for MultiRunner {
         cores: usize,
         options: &ExecutorOptions,
     ) -> Result<Box<dyn PreparedPoint + '_>, RunError> {
-        if options.model == Model::Async {
-            return Ok(Box::new(AsyncPoint::new(cores, options.concurrency)?));
+        match options.model {
+            Model::Async => return Ok(Box::new(AsyncPoint::new(cores, options.concurrency)?)),
+            Model::Processes => {
+                let program = match &self.program {
+                    Some(program) => program.clone(),
+                    None => std::env::current_exe().map_err(|e| RunError::Setup {
+                        tier: Tier::Multi,
+                        cores,
+                        reason: format!("cannot find the martelli binary to start worker processes: {e}"),
+                    })?,
+                };
+                return Ok(Box::new(ProcessPoint {
+                    program,
+                    processes: cores,
+                    gil: options.gil,
+                    dispatch: options.dispatch,
+                }));
+            }
+            Model::Threads => {}
         }
         let gil = options.gil.map(Gil::new);
         Ok(match options.dispatch {

@@ -131,18 +131,22 @@ pub fn execute(executor: &Executor, task: &Task, scratch: &mut Scratch, gil: Opt
     digest
 }
 
-/// CPU time (user + system) this process has used so far, all threads included.
+/// CPU time (user + system) this process has used so far, all threads included, plus that of
+/// its children that have ended (a run's worker processes are waited for within the run).
 pub fn cpu_time() -> Duration {
-    // SAFETY: getrusage only writes the struct we pass, which is plain data.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
-            return Duration::ZERO;
-        }
-        usage
+    let of = |who: libc::c_int| {
+        // SAFETY: getrusage only writes the struct we pass, which is plain data.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            if libc::getrusage(who, &mut usage) != 0 {
+                return Duration::ZERO;
+            }
+            usage
+        };
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        tv(usage.ru_utime) + tv(usage.ru_stime)
     };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    of(libc::RUSAGE_SELF) + of(libc::RUSAGE_CHILDREN)
 }
 
 /// One timed run, the same for every tier: starts the clocks, lets the tier run the parallel
@@ -152,6 +156,7 @@ pub fn timed_run(
     job: &Job<'_>,
     parallel: impl FnOnce(Instant) -> Result<Recorder, RunError>,
 ) -> Result<Sample, RunError> {
+    let measures_memory = reset_peak_rss();
     let cpu_start = cpu_time();
     let start = Instant::now();
     let mut recorder = parallel(start)?;
@@ -169,5 +174,20 @@ pub fn timed_run(
         tasks_completed: recorder.checksum.count(),
         checksum: recorder.checksum.value(),
         distributed: None,
+        peak_rss_bytes: if measures_memory { peak_rss() } else { None },
     })
+}
+
+/// Resets this process's peak resident memory to its current one (Linux: `clear_refs` 5),
+/// so that the peak read after a run is that run's. False where that is not possible.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// This process's peak resident memory since the last reset, bytes (Linux: `VmHWM`).
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use martelli_config::{Dispatch, ExecutorOptions};
+use martelli_config::{Dispatch, ExecutorOptions, Model};
 use martelli_workload::{Executor, Kind, SizeDistribution, Workload};
 
 use crate::{Job, MultiRunner, Runner, SingleRunner};
@@ -44,7 +44,7 @@ fn executors() -> Vec<ExecutorOptions> {
     }
     for concurrency in [5, 1000] {
         all.push(ExecutorOptions {
-            model: martelli_config::Model::Async,
+            model: Model::Async,
             concurrency,
             ..ExecutorOptions::default()
         });
@@ -90,10 +90,23 @@ fn every_kind_gives_one_checksum_on_every_tier_and_core_count() {
                     97 + u64::from(serial > 0.0),
                     "{kind:?}: every task counted"
                 );
+                // One core holding many waits: an event loop, a thread per task in flight.
+                for (model, concurrency) in [(Model::Async, 1), (Model::Async, 50), (Model::Threads, 20)] {
+                    let options = ExecutorOptions {
+                        model,
+                        concurrency,
+                        ..ExecutorOptions::default()
+                    };
+                    assert_eq!(
+                        checksum_with(&SingleRunner, 1, &w, &options),
+                        reference,
+                        "{kind:?} {distribution:?} payload {payload} serial {serial}: single, {options:?}"
+                    );
+                }
                 for cores in [2, 3, 4, 8] {
                     for options in executors() {
                         assert_eq!(
-                            checksum_with(&MultiRunner, cores, &w, &options),
+                            checksum_with(&MultiRunner::default(), cores, &w, &options),
                             reference,
                             "{kind:?} {distribution:?} payload {payload} serial {serial}: multi on {cores} cores, \
                              {options:?}"
@@ -121,7 +134,7 @@ fn weak_scaling_points_match_the_single_tier_on_the_same_task_count() {
     for cores in [2, 4] {
         let grown = w.with_tasks(w.tasks * cores as u64);
         assert_eq!(
-            checksum(&MultiRunner, cores, &grown),
+            checksum(&MultiRunner::default(), cores, &grown),
             checksum(&SingleRunner, 1, &grown)
         );
     }
@@ -140,7 +153,7 @@ fn latency_and_first_result_are_measured_per_task() {
         ..workload(Kind::Io, SizeDistribution::Fixed, 0, 0.0)
     };
     let executor = Executor::new(&w);
-    for runner in [&SingleRunner as &dyn Runner, &MultiRunner] {
+    for runner in [&SingleRunner as &dyn Runner, &MultiRunner::default()] {
         let cores = if runner.tier() == martelli_config::Tier::Single {
             1
         } else {

@@ -121,6 +121,7 @@ pub fn sample(run: Run) -> Sample {
         tasks_completed: run.tasks,
         checksum: 0,
         distributed: run.wire,
+        peak_rss_bytes: None,
     }
 }
 
