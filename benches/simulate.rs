@@ -62,54 +62,60 @@ fn main() {
             1_000_000,
             Tier::Distributed,
             1024,
-            lognormal,
+            lognormal.clone(),
         ),
         (
             "1 M tasks, distributed, 1,024 cores",
             1_000_000,
             Tier::Distributed,
             1024,
-            fixed,
+            fixed.clone(),
         ),
         (
             "10 M tasks, distributed, 64 cores",
             10_000_000,
             Tier::Distributed,
             64,
-            lognormal,
+            lognormal.clone(),
         ),
         (
             "10 M tasks, distributed, 64 cores",
             10_000_000,
             Tier::Distributed,
             64,
-            fixed,
+            fixed.clone(),
         ),
         (
             "10 M tasks, multi, 8 cores",
             10_000_000,
             Tier::Multi,
             8,
-            lognormal,
+            lognormal.clone(),
         ),
-        ("10 M tasks, single", 10_000_000, Tier::Single, 1, lognormal),
+        (
+            "10 M tasks, single",
+            10_000_000,
+            Tier::Single,
+            1,
+            lognormal.clone(),
+        ),
         (
             "1 M tasks, distributed, 64 cores",
             1_000_000,
             Tier::Distributed,
             64,
-            lognormal,
+            lognormal.clone(),
         ),
     ];
     for (name, tasks, tier, cores, distribution) in cases {
         // 1 ms tasks; lognormal sizes vary, so the schedule is not trivial.
         let mut w = cpu_workload(tasks, one_ms, 0);
-        w.distribution = distribution;
         let sizes = if distribution == fixed {
             "fixed"
         } else {
             "lognormal"
         };
+        w.distribution = distribution;
         // Reset the peak-RSS mark (Linux), so each case reports its own peak.
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         let cluster = Cluster::resolve(None, &calibration, cores);

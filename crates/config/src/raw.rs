@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::units::{HumanDuration, HumanSize};
+use crate::units::{Durations, HumanDuration, HumanSize};
 use crate::{Scaling, Tier};
 use martelli_workload::Kind;
 
@@ -77,7 +77,7 @@ pub(crate) struct RawWorkload {
     pub kind: Option<Kind>,
     pub iterations: Option<u64>,
     pub task_cost: Option<HumanDuration>,
-    pub io_wait: Option<HumanDuration>,
+    pub io_wait: Option<Durations>,
     pub size_distribution: Option<DistributionName>,
     pub spread: Option<f64>,
     pub serial_fraction: Option<f64>,

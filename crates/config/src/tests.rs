@@ -67,6 +67,14 @@ fn overrides_win_and_are_recorded() {
 }
 
 #[test]
+fn a_list_of_waits_gives_each_task_its_own() {
+    let c = parse_str("[workload]\ntasks = 3\nkind = \"io\"\nio_wait = [\"3s\", \"1s\", \"1s\"]\n").unwrap();
+    let w = &c.series[0].workload;
+    let waits: Vec<u64> = w.tasks().map(|t| t.io_wait_ns).collect();
+    assert_eq!(waits, [3_000_000_000, 1_000_000_000, 1_000_000_000]);
+}
+
+#[test]
 fn vary_gives_one_series_per_value() {
     let text = GOOD.replace("repeats = 5", "vary = { task_cost = [\"10us\", \"1ms\"] }");
     let c = parse_str(&text).unwrap();
@@ -79,6 +87,24 @@ fn vary_gives_one_series_per_value() {
         c.series[1].task_cost, None,
         "varying iterations replaces task_cost"
     );
+    // Keys varied together: series i takes the i-th value of each, workload and executor.
+    let text = GOOD.replace(
+        "repeats = 5",
+        "vary = { model = [\"threads\", \"processes\", \"processes\"], payload_bytes = [0, 0, \"1MiB\"] }",
+    );
+    let c = parse_str(&text).unwrap();
+    let labels: Vec<_> = c.series.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "model=threads, payload_bytes=0",
+            "model=processes, payload_bytes=0",
+            "model=processes, payload_bytes=1MiB"
+        ]
+    );
+    assert_eq!(c.series[0].workload, c.series[1].workload);
+    assert_eq!(c.series[2].workload.payload_bytes, 1 << 20);
+    assert_eq!(c.series[2].executor.model, crate::Model::Processes);
 }
 
 /// Each bad input, the line the error must point at (0: no line), and words it must contain.
@@ -188,10 +214,52 @@ const BAD: &[(&str, &str, usize, &str)] = &[
         "invalid",
     ),
     (
-        "two varied keys",
-        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n[sweep]\nvary = { tasks = [1], seed = [2] }\n",
+        "two varied keys of different lengths",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n[sweep]\nvary = { tasks = [1, 2], seed = [2] }\n",
         6,
-        "exactly one",
+        "sweep.vary.tasks: lists 2 values where `seed` lists 1",
+    ),
+    (
+        "a zero wait in a list",
+        "[workload]\ntasks = 3\nkind = \"io\"\nio_wait = [\"3s\", \"0s\"]\n",
+        4,
+        "workload.io_wait[1]: must be above 0",
+    ),
+    (
+        "not a duration in a list",
+        "[workload]\ntasks = 3\nkind = \"io\"\nio_wait = [\"3s\", \"soon\"]\n",
+        4,
+        ":4:18: unknown unit \"soon\"",
+    ),
+    (
+        "a list of waits with a distribution",
+        "[workload]\ntasks = 3\nkind = \"io\"\nio_wait = [\"3s\"]\nsize_distribution = \"uniform\"\n",
+        5,
+        "a list of waits already sets each task's size",
+    ),
+    (
+        "an empty list of waits",
+        "[workload]\ntasks = 3\nkind = \"io\"\nio_wait = []\n",
+        4,
+        "a list of waits needs 1 to 1024 entries",
+    ),
+    (
+        "cost varied twice",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n[sweep]\nvary = { iterations = [1], task_cost = [\"1ms\"] }\n",
+        6,
+        "not both",
+    ),
+    (
+        "bad value in the second varied key",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n[sweep]\nvary = { tasks = [1, 2], seed = [2, -3] }\n",
+        6,
+        "sweep.vary.seed[1]",
+    ),
+    (
+        "the same series twice",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n[sweep]\nvary = { tasks = [1, 1], seed = [2, 2] }\n",
+        6,
+        "the series seed=2, tasks=1 is listed twice",
     ),
     (
         "bad varied value",

@@ -152,6 +152,39 @@ impl<'de> de::Deserialize<'de> for HumanDuration {
     }
 }
 
+/// A duration field that may also list one duration per task in turn: `"5ms"` or
+/// `["3s", "1s", "1s"]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Durations {
+    /// One duration, the mean of every task's.
+    One(Duration),
+    /// One duration per task, in turn (task `id` takes entry `id % len`).
+    Each(Vec<Duration>),
+}
+
+impl<'de> de::Deserialize<'de> for Durations {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Durations;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration string such as \"5ms\", or a list of them such as [\"3s\", \"1s\"]")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Durations, E> {
+                parse_duration(v).map(Durations::One).map_err(E::custom)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Durations, A::Error> {
+                let mut each = Vec::new();
+                while let Some(HumanDuration(d)) = seq.next_element()? {
+                    each.push(d);
+                }
+                Ok(Durations::Each(each))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A size field: an integer byte count or a string such as `"64MiB"`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HumanSize(pub u64);

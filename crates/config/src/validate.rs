@@ -9,7 +9,7 @@ use martelli_workload::{Kind, SizeDistribution, Workload};
 
 use crate::locate::FieldPath;
 use crate::raw::{DistributionName, RawCluster, RawConfig, RawDistributed, RawExecutor, RawWorkload};
-use crate::units::{format_duration, parse_duration, parse_rate};
+use crate::units::{Durations, format_duration, parse_duration, parse_rate};
 use crate::{
     ClusterSpec, Config, DEFAULT_CONCURRENCY, Dispatch, Distributed, ExecutorOptions, Model, Scaling, Series,
     Sweep, Tier, WorkerSource,
@@ -23,6 +23,8 @@ const MAX_ITERATIONS: u64 = 1_000_000_000_000;
 const MAX_WAIT: Duration = Duration::from_secs(3600);
 const MAX_PAYLOAD: u64 = 1 << 30;
 const MAX_WORKING_SET: u64 = 16 << 30;
+/// Most waits a list may give (one per task, in turn); a worker accepts as many.
+const MAX_CYCLE: usize = 1024;
 const MAX_CORES: u64 = 4096;
 const DEFAULT_WORKING_SET: u64 = 64 << 20;
 const DEFAULT_CORES: [usize; 4] = [1, 2, 4, 8];
@@ -157,8 +159,9 @@ pub fn normalise_cores(cores: impl Iterator<Item = usize>) -> Vec<usize> {
     cores
 }
 
-/// One series per value of the one varied parameter: a workload key, or an `[executor]` key
-/// (then every series runs the same workload, and so must give the same checksum).
+/// One series per value of the varied parameter: a workload key, or an `[executor]` key
+/// (then every series runs the same workload, and so must give the same checksum). Several
+/// keys with lists of one length vary together: series `i` takes the `i`-th value of each.
 fn varied_series(
     base: &toml::Table,
     base_executor: &toml::Table,
@@ -166,56 +169,88 @@ fn varied_series(
     vary: &toml::Table,
     stem: &str,
 ) -> Result<Vec<Series>, Invalid> {
-    let mut entries = vary.iter();
-    let (Some((key, values)), None) = (entries.next(), entries.next()) else {
+    if vary.is_empty() {
         return Err(invalid(
             "sweep.vary",
-            "must name exactly one parameter, e.g. vary = { task_cost = [\"10us\", \"1ms\"] }",
-        ));
-    };
-    let here = format!("sweep.vary.{key}");
-    let of_executor = EXECUTOR_VARIABLE.contains(&key.as_str());
-    if !VARIABLE.contains(&key.as_str()) && !of_executor {
-        return Err(invalid(
-            &here,
-            format!(
-                "`{key}` cannot be varied; expected one of: {}, {}",
-                VARIABLE.join(", "),
-                EXECUTOR_VARIABLE.join(", ")
-            ),
+            "must name a parameter, e.g. vary = { task_cost = [\"10us\", \"1ms\"] }",
         ));
     }
-    let values = match values {
-        toml::Value::Array(values) if !values.is_empty() => values,
-        _ => return Err(invalid(&here, "expected a non-empty list of values")),
-    };
-    // An error in the varied key belongs to the vary list, not to its section.
-    let relocate = |at: &str, section: &str| {
-        let at = at.to_string();
-        let varied = format!("{section}.{key}");
-        move |(field, message): Invalid| {
-            if field.to_string() == varied {
-                (FieldPath::parse(&at), message)
-            } else {
-                (field, message)
-            }
+    let mut keys: Vec<(&String, &Vec<toml::Value>, bool)> = Vec::new();
+    for (key, values) in vary {
+        let here = format!("sweep.vary.{key}");
+        let of_executor = EXECUTOR_VARIABLE.contains(&key.as_str());
+        if !VARIABLE.contains(&key.as_str()) && !of_executor {
+            return Err(invalid(
+                &here,
+                format!(
+                    "`{key}` cannot be varied; expected one of: {}, {}",
+                    VARIABLE.join(", "),
+                    EXECUTOR_VARIABLE.join(", ")
+                ),
+            ));
         }
-    };
-    let mut series: Vec<Series> = Vec::with_capacity(values.len());
-    for (i, value) in values.iter().enumerate() {
-        let at = format!("{here}[{i}]");
+        let values = match values {
+            toml::Value::Array(values) if !values.is_empty() => values,
+            _ => return Err(invalid(&here, "expected a non-empty list of values")),
+        };
+        if let Some((first, first_values, _)) = keys.first()
+            && first_values.len() != values.len()
+        {
+            return Err(invalid(
+                &here,
+                format!(
+                    "lists {} values where `{first}` lists {}: keys varied together need lists of one \
+                     length (series i takes the i-th value of each)",
+                    values.len(),
+                    first_values.len()
+                ),
+            ));
+        }
+        if ["task_cost", "iterations"].iter().all(|k| vary.contains_key(*k)) {
+            return Err(invalid(
+                &here,
+                "vary `task_cost` or `iterations`, not both: they set the same cost",
+            ));
+        }
+        keys.push((key, values, of_executor));
+    }
+    let count = keys[0].1.len();
+    let mut series: Vec<Series> = Vec::with_capacity(count);
+    for i in 0..count {
         let mut table = base.clone();
         let mut executor_table = base_executor.clone();
-        if of_executor {
-            executor_table.insert(key.clone(), value.clone());
-        } else {
-            // The per-task cost is given one way or the other; varying one replaces both.
-            if key == "task_cost" || key == "iterations" {
-                table.remove("task_cost");
-                table.remove("iterations");
+        let mut label = Vec::with_capacity(keys.len());
+        for (key, values, of_executor) in &keys {
+            let value = &values[i];
+            if *of_executor {
+                executor_table.insert((*key).clone(), value.clone());
+            } else {
+                // The per-task cost is given one way or the other; varying one replaces both.
+                if *key == "task_cost" || *key == "iterations" {
+                    table.remove("task_cost");
+                    table.remove("iterations");
+                }
+                table.insert((*key).clone(), value.clone());
             }
-            table.insert(key.clone(), value.clone());
+            label.push(format!("{key}={}", display_value(value)));
         }
+        let label = label.join(", ");
+        // An error in a varied key belongs to its vary list, not to its section.
+        let relocate = |section: &str| {
+            let keys = &keys;
+            let section = section.to_string();
+            move |(field, message): Invalid| {
+                let field_text = field.to_string();
+                match keys
+                    .iter()
+                    .find(|(key, _, _)| field_text == format!("{section}.{key}"))
+                {
+                    Some((key, _, _)) => (FieldPath::parse(&format!("sweep.vary.{key}[{i}]")), message),
+                    None => (field, message),
+                }
+            }
+        };
+        let at = format!("sweep.vary.{}[{i}]", keys[0].0);
         let raw: RawWorkload = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| invalid(&at, e.message().trim_end()))?;
@@ -228,15 +263,11 @@ fn varied_series(
                     .map_err(|e: toml::de::Error| invalid(&at, e.message().trim_end()))?,
             )
         };
-        let label = format!("{key}={}", display_value(value));
         if series.iter().any(|s| s.label == label) {
-            return Err(invalid(
-                &at,
-                format!("the value {} is listed twice", display_value(value)),
-            ));
+            return Err(invalid(&at, format!("the series {label} is listed twice")));
         }
-        let (workload, task_cost) = workload(raw, stem, "workload").map_err(relocate(&at, "workload"))?;
-        let executor = executor(raw_executor, tier, "executor").map_err(relocate(&at, "executor"))?;
+        let (workload, task_cost) = workload(raw, stem, "workload").map_err(relocate("workload"))?;
+        let executor = executor(raw_executor, tier, "executor").map_err(relocate("executor"))?;
         series.push(Series {
             label,
             workload,
@@ -326,14 +357,34 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
         (false, None, None) => (0, None),
     };
 
-    let io_wait = match (kind.waits(), raw.io_wait) {
-        (true, Some(w)) if w.0.is_zero() || w.0 > MAX_WAIT => {
-            return Err(invalid(
-                &field("io_wait"),
-                format!("must be above 0 and at most 1h (got {})", format_duration(w.0)),
-            ));
+    // A list of waits gives each task its own in turn: the mean, and a cycle of sizes.
+    let (io_wait, cycle) = match (kind.waits(), raw.io_wait) {
+        (true, Some(Durations::One(w))) => (w, None),
+        (true, Some(Durations::Each(list))) => {
+            if list.is_empty() || list.len() > MAX_CYCLE {
+                return Err(invalid(
+                    &field("io_wait"),
+                    format!(
+                        "a list of waits needs 1 to {MAX_CYCLE} entries (got {})",
+                        list.len()
+                    ),
+                ));
+            }
+            if let Some(i) = list.iter().position(|w| w.is_zero() || *w > MAX_WAIT) {
+                return Err(invalid(
+                    &format!("{}[{i}]", field("io_wait")),
+                    format!(
+                        "must be above 0 and at most 1h (got {})",
+                        format_duration(list[i])
+                    ),
+                ));
+            }
+            let ns: Vec<u64> = list.iter().map(|w| w.as_nanos() as u64).collect();
+            let Some((mean, cycle)) = SizeDistribution::cycle(&ns) else {
+                return Err(invalid(&field("io_wait"), "the waits add up to nothing"));
+            };
+            (Duration::from_nanos(mean), Some(cycle))
         }
-        (true, Some(w)) => w.0,
         (true, None) => {
             return Err(invalid(
                 &field("io_wait"),
@@ -352,14 +403,29 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
                 ),
             ));
         }
-        (false, None) => Duration::ZERO,
+        (false, None) => (Duration::ZERO, None),
     };
+    if (io_wait.is_zero() && kind.waits()) || io_wait > MAX_WAIT {
+        return Err(invalid(
+            &field("io_wait"),
+            format!(
+                "must be above 0 and at most 1h (got {})",
+                format_duration(io_wait)
+            ),
+        ));
+    }
 
     let distribution = match (
         raw.size_distribution.unwrap_or(DistributionName::Fixed),
         raw.spread,
     ) {
-        (DistributionName::Fixed, None) => SizeDistribution::Fixed,
+        (_, _) if cycle.is_some() && (raw.size_distribution.is_some() || raw.spread.is_some()) => {
+            return Err(invalid(
+                &field("size_distribution"),
+                "a list of waits already sets each task's size; drop size_distribution and spread",
+            ));
+        }
+        (DistributionName::Fixed, None) => cycle.unwrap_or(SizeDistribution::Fixed),
         (DistributionName::Fixed, Some(_)) => {
             return Err(invalid(
                 &field("spread"),

@@ -11,13 +11,17 @@ const MAX_ITERATIONS: u64 = 1_000_000_000_000;
 const MAX_WAIT_NS: u64 = 3_600_000_000_000;
 const MAX_PAYLOAD: u64 = 1 << 30;
 const MAX_WORKING_SET: u64 = 16 << 30;
+/// Most sizes a cycle may list, and the largest factor of one (as `martelli-config` allows).
+const MAX_CYCLE: usize = 1024;
+const MAX_FACTOR: f64 = 1e6;
 
 /// The workload as sent to workers.
 pub(crate) fn workload_to_wire(w: &Workload) -> wire::Workload {
-    let (distribution, spread) = match w.distribution {
-        SizeDistribution::Fixed => (wire::Distribution::Fixed, 0.0),
-        SizeDistribution::Uniform { spread } => (wire::Distribution::Uniform, spread),
-        SizeDistribution::LogNormal { sigma } => (wire::Distribution::Lognormal, sigma),
+    let (distribution, spread, factors) = match &w.distribution {
+        SizeDistribution::Fixed => (wire::Distribution::Fixed, 0.0, Vec::new()),
+        SizeDistribution::Uniform { spread } => (wire::Distribution::Uniform, *spread, Vec::new()),
+        SizeDistribution::LogNormal { sigma } => (wire::Distribution::Lognormal, *sigma, Vec::new()),
+        SizeDistribution::Cycle { factors } => (wire::Distribution::Cycle, 0.0, factors.clone()),
     };
     let kind = match w.kind {
         Kind::Cpu => wire::Kind::Cpu,
@@ -38,6 +42,7 @@ pub(crate) fn workload_to_wire(w: &Workload) -> wire::Workload {
         serial_basis_tasks: w.serial_basis_tasks,
         payload_bytes: w.payload_bytes,
         working_set: w.working_set,
+        factors,
     }
 }
 
@@ -57,6 +62,14 @@ pub(crate) fn workload_from_wire(w: &wire::Workload) -> Result<Workload, String>
         }
         Ok(wire::Distribution::Lognormal) if w.spread > 0.0 && w.spread <= 3.0 => {
             SizeDistribution::LogNormal { sigma: w.spread }
+        }
+        Ok(wire::Distribution::Cycle)
+            if (1..=MAX_CYCLE).contains(&w.factors.len())
+                && w.factors.iter().all(|f| *f > 0.0 && *f <= MAX_FACTOR) =>
+        {
+            SizeDistribution::Cycle {
+                factors: w.factors.clone(),
+            }
         }
         _ => {
             return Err(format!(
@@ -165,6 +178,11 @@ mod tests {
     fn workloads_round_trip() {
         let w = sample();
         assert_eq!(workload_from_wire(&workload_to_wire(&w)), Ok(w));
+        let cycle = Workload {
+            distribution: SizeDistribution::cycle(&[3, 1, 1]).unwrap().1,
+            ..sample()
+        };
+        assert_eq!(workload_from_wire(&workload_to_wire(&cycle)), Ok(cycle));
     }
 
     #[test]
@@ -175,6 +193,16 @@ mod tests {
         let mut bad = workload_to_wire(&sample());
         bad.kind = 99;
         assert!(workload_from_wire(&bad).is_err());
+        for factors in [vec![], vec![1.0, -1.0], vec![f64::NAN], vec![1.0; 5000]] {
+            let mut bad = workload_to_wire(&sample());
+            bad.distribution = wire::Distribution::Cycle as i32;
+            bad.factors = factors;
+            assert!(
+                workload_from_wire(&bad)
+                    .unwrap_err()
+                    .contains("size distribution")
+            );
+        }
         let w = sample();
         let good = task_to_wire(&w.task(3), 0, vec![0; 16]);
         assert!(task_from_wire(&good, &w).is_ok());

@@ -30,9 +30,11 @@ pub fn calibrate(workload: &Workload, target: Duration) -> Calibration {
     let executor = Executor::new(workload);
     let mut scratch = Scratch::default();
     let fixed_ns = time_per_task(&executor, workload, 0, &mut scratch);
-    // Grow the probe until one task takes a millisecond, far above the fixed cost.
+    // Grow the probe until its iterations take a millisecond beyond the fixed cost, so that a
+    // large payload's fixed cost (and its noise) cannot hide the cost of an iteration.
     let mut probe = 1024u64;
-    while time_per_task_once(&executor, workload, probe, 1, &mut scratch) < 1e6 && probe < 1 << 40 {
+    while time_per_task_once(&executor, workload, probe, 1, &mut scratch) - fixed_ns < 1e6 && probe < 1 << 40
+    {
         probe *= 2;
     }
     let probe_ns = time_per_task(&executor, workload, probe, &mut scratch);
@@ -102,5 +104,16 @@ mod tests {
         // Behaviour, not timing: the iteration count is consistent with the measured rate.
         let predicted = c.fixed_ns + c.iterations as f64 * c.ns_per_iteration;
         assert!((predicted - 2e6).abs() < 2e4, "{c:?}");
+        // A payload whose fixed cost is above the probe's millisecond must not hide the cost
+        // of an iteration (it once came out as the 1e-3 ns floor: 200 M iterations a task).
+        let heavy = Workload {
+            payload_bytes: 4 << 20,
+            ..workload
+        };
+        let h = calibrate(&heavy, Duration::from_millis(2));
+        assert!(
+            h.ns_per_iteration > c.ns_per_iteration / 10.0,
+            "{h:?} against {c:?}"
+        );
     }
 }

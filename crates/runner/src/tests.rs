@@ -79,11 +79,12 @@ fn every_kind_gives_one_checksum_on_every_tier_and_core_count() {
         SizeDistribution::Fixed,
         SizeDistribution::Uniform { spread: 0.9 },
         SizeDistribution::LogNormal { sigma: 1.5 },
+        SizeDistribution::cycle(&[3, 1, 1, 7]).unwrap().1,
     ];
     for kind in [Kind::Cpu, Kind::Memory, Kind::Io, Kind::Mixed] {
-        for distribution in distributions {
+        for distribution in &distributions {
             for (payload, serial) in [(0, 0.0), (333, 0.25)] {
-                let w = workload(kind, distribution, payload, serial);
+                let w = workload(kind, distribution.clone(), payload, serial);
                 let reference = checksum(&SingleRunner, 1, &w);
                 assert_eq!(
                     reference.1,

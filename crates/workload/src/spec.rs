@@ -48,7 +48,7 @@ impl Kind {
 
 /// How task sizes vary around the mean. Every distribution has mean 1 (as a size factor), so
 /// changing the distribution changes the imbalance, not the total work.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "distribution", rename_all = "lowercase")]
 pub enum SizeDistribution {
     /// Every task has the mean size.
@@ -64,12 +64,19 @@ pub enum SizeDistribution {
         /// Standard deviation of the underlying normal distribution.
         sigma: f64,
     },
+    /// Sizes given one by one: task `id` has factor `factors[id % len]` (a config's list,
+    /// e.g. `io_wait = ["3s", "1s", "1s"]`, divided by its mean, so the mean is 1 over each
+    /// whole turn of the list).
+    Cycle {
+        /// The size factors in turn; not empty.
+        factors: Vec<f64>,
+    },
 }
 
 impl SizeDistribution {
     /// The size factor of one task, drawn from the hash `h` of its identity.
-    fn factor(self, seed: u64, id: u64) -> f64 {
-        match self {
+    fn factor(&self, seed: u64, id: u64) -> f64 {
+        match *self {
             SizeDistribution::Fixed => 1.0,
             SizeDistribution::Uniform { spread } => {
                 let u = unit_f64(hash3(seed, id, 0x5f17_e000));
@@ -83,7 +90,26 @@ impl SizeDistribution {
                 let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
                 (sigma * z - sigma * sigma / 2.0).exp()
             }
+            SizeDistribution::Cycle { ref factors } => {
+                if factors.is_empty() {
+                    1.0
+                } else {
+                    factors[(id % factors.len() as u64) as usize]
+                }
+            }
         }
+    }
+
+    /// A cycle of the given sizes (in whole units, e.g. ns): their mean, rounded to a whole
+    /// unit, and the factors of that mean that give each size back exactly. `None` when the
+    /// list is empty or sums to 0.
+    pub fn cycle(sizes: &[u64]) -> Option<(u64, SizeDistribution)> {
+        let sum: f64 = sizes.iter().map(|&s| s as f64).sum();
+        let mean = (sum / sizes.len() as f64).round() as u64;
+        (!sizes.is_empty() && mean > 0).then(|| {
+            let factors = sizes.iter().map(|&s| s as f64 / mean as f64).collect();
+            (mean, SizeDistribution::Cycle { factors })
+        })
     }
 }
 
@@ -187,10 +213,11 @@ impl Workload {
     /// A fingerprint of the parameters that shape the digests, mixed into every digest so that
     /// two workloads with different parameters never share a checksum by accident.
     pub(crate) fn fingerprint(&self) -> u64 {
-        let dist = match self.distribution {
+        let dist = match &self.distribution {
             SizeDistribution::Fixed => 0,
             SizeDistribution::Uniform { spread } => hash2(1, spread.to_bits()),
             SizeDistribution::LogNormal { sigma } => hash2(2, sigma.to_bits()),
+            SizeDistribution::Cycle { factors } => factors.iter().map(|f| f.to_bits()).fold(3, hash2),
         };
         let kind = self.kind as u64;
         [
@@ -263,7 +290,7 @@ pub(crate) mod tests {
         ] {
             let w = Workload {
                 tasks: 200_000,
-                distribution: dist,
+                distribution: dist.clone(),
                 ..sample(Kind::Cpu)
             };
             let mean = w.tasks().map(|t| t.iterations as f64).sum::<f64>() / w.tasks as f64;
@@ -281,6 +308,27 @@ pub(crate) mod tests {
         let min = w.tasks().map(|t| t.iterations).min().unwrap();
         assert!(max > 5 * 1000, "max {max}");
         assert!(min < 1000 / 5, "min {min}");
+    }
+
+    #[test]
+    fn a_cycle_gives_each_task_its_listed_size_and_keeps_the_mean() {
+        let s = 1_000_000_000;
+        let (mean, distribution) = SizeDistribution::cycle(&[3 * s, s, s]).unwrap();
+        let w = Workload {
+            tasks: 6,
+            io_wait_ns: mean,
+            distribution,
+            ..sample(Kind::Io)
+        };
+        let waits: Vec<u64> = w.tasks().map(|t| t.io_wait_ns).collect();
+        assert_eq!(waits, [3 * s, s, s, 3 * s, s, s]);
+        assert_eq!(SizeDistribution::cycle(&[]), None);
+        assert_eq!(SizeDistribution::cycle(&[0]), None);
+        let other = Workload {
+            distribution: SizeDistribution::cycle(&[s, s, 3 * s]).unwrap().1,
+            ..w.clone()
+        };
+        assert_ne!(w.fingerprint(), other.fingerprint());
     }
 
     #[test]
