@@ -63,6 +63,71 @@ fn lesson_2_io_bound_threads_under_a_gil_still_overlap_their_waits() {
 }
 
 #[test]
+fn lesson_3_processes_escape_the_gil_and_a_large_payload_eats_the_gain() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small(dir.path(), "3-processes-vs-gil", &[("tasks = 200", "tasks = 40")]);
+    let (results, _, _out) = run_ok(&config, &["--cores", "1,2", "--repeats", "1"]);
+    let threads = point(&results, "model=threads, payload_bytes=0", 2);
+    let processes = point(&results, "model=processes, payload_bytes=0", 2);
+    let shipped = point(&results, "model=processes, payload_bytes=4MiB", 2);
+    // The same tasks through a pipe to other processes: the same checksum as threads.
+    assert_eq!(threads["checksum"], processes["checksum"]);
+    assert_eq!(processes["tasks_completed"], 40);
+    let (t, p, s) = (
+        f(threads, "speedup"),
+        f(processes, "speedup"),
+        f(shipped, "speedup"),
+    );
+    assert!(t <= 1.2, "threads under a GIL gave {t}x");
+    assert!(p > t, "processes ({p}x) escape the GIL that holds threads ({t}x)");
+    assert!(
+        s < p,
+        "shipping 4 MiB a task ({s}x) eats the processes' gain ({p}x)"
+    );
+}
+
+#[test]
+fn lesson_4_async_runs_waits_of_3_1_and_1_seconds_in_a_bit_over_3() {
+    let dir = tempfile::tempdir().unwrap();
+    // The notes' own example, at full size: 8 s of waiting in all.
+    let config = small(dir.path(), "4-async-three-waits", &[]);
+    let (results, _, _out) = run_ok(&config, &[]);
+    one_checksum(&results);
+    let sequential = f(point(&results, "model=threads", 1), "wall_s");
+    let event_loop = f(point(&results, "model=async", 1), "wall_s");
+    assert!(sequential >= 5.0, "one wait after the other: {sequential}s");
+    assert!(
+        (3.0..4.0).contains(&event_loop),
+        "async on one thread: {event_loop}s"
+    );
+}
+
+#[test]
+fn lesson_5_async_holds_many_waits_in_less_memory_than_a_thread_per_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small(
+        dir.path(),
+        "5-async-100k-waits",
+        &[
+            ("tasks = 100000", "tasks = 2000"),
+            ("concurrency = 100000", "concurrency = 2000"),
+            ("io_wait = \"1s\"", "io_wait = \"200ms\""),
+        ],
+    );
+    let (results, _, _out) = run_ok(&config, &[]);
+    one_checksum(&results);
+    let event_loop = point(&results, "model=async", 1);
+    let threads = point(&results, "model=threads", 1);
+    for p in [event_loop, threads] {
+        assert_eq!(p["tasks_completed"], 2000);
+        // 2000 waits of 200 ms in flight at once: far less than 2000 x 200 ms.
+        assert!(f(p, "wall_s") < 20.0, "{p}");
+    }
+    let (a, t) = (f(event_loop, "peak_rss_mib"), f(threads, "peak_rss_mib"));
+    assert!(a < t, "async peak {a} MiB vs a thread per wait {t} MiB");
+}
+
+#[test]
 fn lesson_6_a_queue_gives_the_first_result_long_before_gathered_futures() {
     let dir = tempfile::tempdir().unwrap();
     let config = small(

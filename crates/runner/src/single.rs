@@ -76,7 +76,16 @@ impl PreparedPoint for SingleRunner {
 
 impl PreparedPoint for ThreadPerTask {
     fn run(&mut self, job: &Job<'_>) -> Result<Sample, RunError> {
-        let cap = self.concurrency;
+        let asked = self.concurrency;
+        // A thread whose memory maps run out aborts the process (it cannot even set up its
+        // signal stack), so stay below what the OS allows rather than find out.
+        let cap = thread_room().map_or(asked, |room| asked.min(room.max(1)));
+        if cap < asked {
+            tracing::warn!(
+                "a thread per task: this machine allows about {cap} more threads in this process \
+                 (vm.max_map_count), not the {asked} asked; the other tasks wait for a thread to end"
+            );
+        }
         timed_run(job, |start| {
             let mut recorder = Recorder::new(start);
             let (done_tx, done_rx) = mpsc::channel::<(u64, u64)>();
@@ -138,10 +147,26 @@ impl PreparedPoint for ThreadPerTask {
             if let Some(most) = refused_at {
                 tracing::warn!(
                     "a thread per task: the OS refused more than about {most} threads at once here \
-                     (of the {cap} asked); the other tasks waited for a thread to end"
+                     (of the {asked} asked); the other tasks waited for a thread to end"
                 );
             }
             Ok(recorder)
         })
     }
+}
+
+/// Memory maps a thread may need: its stack and guard page, its signal stack and guard page,
+/// and one to spare.
+const MAPS_PER_THREAD: usize = 5;
+
+/// How many more threads this process can start before it runs out of memory maps (Linux:
+/// `vm.max_map_count` less the maps it has), keeping a margin for everything else.
+fn thread_room() -> Option<usize> {
+    let max: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let used = std::fs::read_to_string("/proc/self/maps").ok()?.lines().count();
+    Some(max.saturating_sub(used + 1024) / MAPS_PER_THREAD)
 }
