@@ -371,7 +371,9 @@ impl Results {
                     best = Some(fit);
                 }
             }
-            let text = best.map_or_else(|| no_verdict(1), |b| b.verdict.clone());
+            // A series measured on one core only (a 1-core lesson) has no scaling to judge.
+            let Some(best) = best else { continue };
+            let text = best.verdict.clone();
             verdicts.push(if self.series.len() > 1 {
                 format!("{label}: {text}")
             } else {

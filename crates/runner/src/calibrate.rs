@@ -30,14 +30,23 @@ pub fn calibrate(workload: &Workload, target: Duration) -> Calibration {
     let executor = Executor::new(workload);
     let mut scratch = Scratch::default();
     let fixed_ns = time_per_task(&executor, workload, 0, &mut scratch);
-    // Grow the probe until its iterations take a millisecond beyond the fixed cost, so that a
-    // large payload's fixed cost (and its noise) cannot hide the cost of an iteration.
+    // Grow the probe until its iterations take at least a millisecond and at least the fixed
+    // cost, so that a large payload's fixed cost (and its noise) cannot hide the cost of an
+    // iteration; a one-shot timing proposes a probe, the best of several confirms it.
+    let enough = 1e6f64.max(fixed_ns);
     let mut probe = 1024u64;
-    while time_per_task_once(&executor, workload, probe, 1, &mut scratch) - fixed_ns < 1e6 && probe < 1 << 40
-    {
+    let probe_ns = loop {
+        if probe >= 1 << 40 {
+            break time_per_task(&executor, workload, probe, &mut scratch);
+        }
+        if time_per_task_once(&executor, workload, probe, 1, &mut scratch) - fixed_ns >= enough {
+            let confirmed = time_per_task(&executor, workload, probe, &mut scratch);
+            if confirmed - fixed_ns >= enough / 2.0 {
+                break confirmed;
+            }
+        }
         probe *= 2;
-    }
-    let probe_ns = time_per_task(&executor, workload, probe, &mut scratch);
+    };
     let ns_per_iteration = ((probe_ns - fixed_ns) / probe as f64).max(1e-3);
     let wanted = (target.as_nanos() as f64 - fixed_ns) / ns_per_iteration;
     Calibration {
