@@ -18,7 +18,8 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<()> {
             .iter()
             .map(|p| format!("{} x{}", p.tier, p.cores))
             .collect();
-        let series: Vec<&str> = config.series.iter().map(|s| s.label.as_str()).collect();
+        // Quoted: a label of keys varied together has commas of its own.
+        let series: Vec<String> = config.series.iter().map(|s| format!("{:?}", s.label)).collect();
         println!(
             "ok: {} (tier {}, series [{}], points [{}], {} repeats)",
             path.display(),
