@@ -482,12 +482,11 @@ where
                 .filter(|p| p.1 <= y_range.end && p.1 >= y_range.start)
                 .collect();
             drawn.extend(&line);
+            // Listed right under its curve's entry, in its colour: the curve's label need not
+            // be repeated, which keeps the legend narrow enough to leave the data visible.
             let label = match name {
-                "USL" => format!(
-                    "{}: USL fit (sigma {:.3}, kappa {:.4})",
-                    c.label, fit.sigma, fit.kappa
-                ),
-                _ => format!("{}: Amdahl fit (sigma {:.3})", c.label, fit.sigma),
+                "USL" => format!("   USL fit: sigma {:.3}, kappa {:.4}", fit.sigma, fit.kappa),
+                _ => format!("   Amdahl fit: sigma {:.3}", fit.sigma),
             };
             chart
                 .draw_series(DashedLineSeries::new(
