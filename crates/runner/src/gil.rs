@@ -76,6 +76,15 @@ impl Gil {
         self.changed.notify_all();
     }
 
+    /// Runs `work` holding `gil` when there is one (work too short to need switch checks).
+    pub fn holding<T>(gil: Option<&Gil>, work: impl FnOnce() -> T) -> T {
+        let Some(gil) = gil else { return work() };
+        gil.acquire();
+        let out = work();
+        gil.release();
+        out
+    }
+
     /// Called by the holder between slices of work: when another thread asked, hands the lock
     /// over, waits until that thread has it, and takes it back in turn.
     #[inline]

@@ -106,14 +106,10 @@ impl Worker {
                 }
                 let task = workload.task(id);
                 // Serializing is interpreter work: under a GIL it holds this process's lock.
-                if let Some(gil) = gil {
-                    gil.acquire();
-                }
-                fill_payload(workload.seed, &task, &mut payload);
-                encode_task(&task, &payload, &mut frame);
-                if let Some(gil) = gil {
-                    gil.release();
-                }
+                Gil::holding(gil, || {
+                    fill_payload(workload.seed, &task, &mut payload);
+                    encode_task(&task, &payload, &mut frame);
+                });
                 self.stdin
                     .write_all(&frame)
                     .and_then(|()| self.stdin.flush())
@@ -284,13 +280,7 @@ pub fn serve_pool_worker(input: impl Read, output: impl Write) -> io::Result<()>
             payload_bytes,
         };
         let started = Instant::now();
-        if let Some(gil) = &gil {
-            gil.acquire();
-        }
-        let digest = executor.compute_on(&task, &payload);
-        if let Some(gil) = &gil {
-            gil.release();
-        }
+        let digest = Gil::holding(gil.as_ref(), || executor.compute_on(&task, &payload));
         if io_wait_ns > 0 {
             std::thread::sleep(task.io_wait());
         }
