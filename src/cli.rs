@@ -179,7 +179,7 @@ pub struct WorkerArgs {
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Largest message accepted or sent, e.g. 16MiB.
-    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    #[arg(long, default_value_t = martelli_schedule::DEFAULT_MAX_MESSAGE_BYTES as u64, value_parser = parse_size)]
     pub max_message: u64,
 }
 

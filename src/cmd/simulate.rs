@@ -141,7 +141,7 @@ fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
         let name = path
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-        for variant in [multi_variant(&config, logical), distributed_variant(&config)] {
+        for variant in [multi_variant(&config, logical), distributed_variant(&config, logical)] {
             let skip_single = !rows.is_empty() && variant.tier == Tier::Distributed;
             for row in compare(&variant, &name, &calibration)? {
                 if !(skip_single && row.tier == "single") {
@@ -157,61 +157,95 @@ fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The config measured on the multi tier at the core counts this machine has (2 at least).
-fn multi_variant(config: &Config, logical: usize) -> Config {
+/// Whether the workload's tasks wait, so that more of them than this machine has cores can
+/// overlap for real: such a config is measured at every core count it asks for.
+fn waits_overlap(config: &Config) -> bool {
+    config.series.iter().all(|s| s.workload.io_wait_ns > 0)
+}
+
+/// The core counts of `config` this machine can measure: all of them when the tasks wait,
+/// else those up to its logical cores (2 at least).
+fn measurable_cores(config: &Config, logical: usize) -> Vec<usize> {
     let mut cores: Vec<usize> = config
         .sweep
         .cores
         .iter()
         .copied()
-        .filter(|&c| c <= logical)
+        .filter(|&c| c <= logical || waits_overlap(config))
         .collect();
     if cores.len() < 2 {
         cores = vec![1, 2];
     }
+    cores
+}
+
+/// The config measured on the multi tier at the core counts this machine can measure, and the
+/// model of just that: one node of that many threads on this machine's cores.
+fn multi_variant(config: &Config, logical: usize) -> Config {
+    let cores = measurable_cores(config, logical);
     let top = cores.iter().copied().max().unwrap_or(2);
     let mut variant = config.clone();
     variant.tier = Tier::Multi;
     variant.sweep.cores = cores;
     variant.distributed = None;
-    // One node holds every measured core: the model's multi tier, on this machine's costs.
     variant.cluster = Some(ClusterSpec {
         nodes: Some(1),
         cores_per_node: Some(top.max(8) as u32),
-        ..ClusterSpec::default()
+        colocated_cores: (top > logical).then_some(logical as u32),
+        ..config.cluster.clone().unwrap_or_default()
     });
     variant
 }
 
-/// The config on 2 spawned local workers of one thread each, and the model of just that: two
-/// one-core nodes on this machine's loopback.
-fn distributed_variant(config: &Config) -> Config {
+/// The config on the distributed tier as this machine can run it, and the model of just that.
+/// With `spawn_local` workers: those workers (N nodes of their threads, all on this machine's
+/// cores). With listed workers (e.g. in network namespaces behind a capped link): those, and
+/// the config's own `[cluster]`. Without a `[distributed]` section: 2 spawned workers of one
+/// thread (two one-core nodes sharing this machine).
+fn distributed_variant(config: &Config, logical: usize) -> Config {
     let mut variant = config.clone();
     variant.tier = Tier::Distributed;
-    variant.sweep.cores = vec![1, 2];
-    let (heartbeat, timeout) = config
-        .distributed
-        .as_ref()
-        .map_or((Duration::from_secs(1), Duration::from_secs(5)), |d| {
-            (d.heartbeat, d.timeout)
-        });
-    variant.distributed = Some(Distributed {
-        workers: WorkerSource::Spawn {
-            workers: 2,
-            threads: Some(1),
-        },
-        heartbeat,
-        timeout,
-        token_file: None,
-        tls_ca: None,
-        tls_domain: None,
-        max_message_bytes: martelli_distributed::DEFAULT_MAX_MESSAGE_BYTES as u64,
-    });
-    variant.cluster = Some(ClusterSpec {
-        nodes: Some(2),
-        cores_per_node: Some(1),
-        ..ClusterSpec::default()
-    });
+    let spec = config.cluster.clone().unwrap_or_default();
+    match config.distributed.as_ref().map(|d| &d.workers) {
+        Some(WorkerSource::Spawn { workers, threads }) => {
+            let threads = threads.unwrap_or(logical as u32);
+            let capacity = (*workers as usize) * threads as usize;
+            variant.sweep.cores = measurable_cores(config, logical)
+                .into_iter()
+                .filter(|&c| c <= capacity)
+                .collect();
+            variant.cluster = Some(ClusterSpec {
+                nodes: Some(*workers),
+                cores_per_node: Some(threads),
+                colocated_cores: Some(logical as u32),
+                ..spec
+            });
+        }
+        Some(WorkerSource::Listed(_)) => {
+            variant.sweep.cores = config.sweep.cores.clone();
+        }
+        None => {
+            variant.sweep.cores = vec![1, 2];
+            variant.distributed = Some(Distributed {
+                workers: WorkerSource::Spawn {
+                    workers: 2,
+                    threads: Some(1),
+                },
+                heartbeat: Duration::from_secs(1),
+                timeout: Duration::from_secs(5),
+                token_file: None,
+                tls_ca: None,
+                tls_domain: None,
+                max_message_bytes: martelli_distributed::DEFAULT_MAX_MESSAGE_BYTES as u64,
+            });
+            variant.cluster = Some(ClusterSpec {
+                nodes: Some(2),
+                cores_per_node: Some(1),
+                colocated_cores: Some(logical as u32),
+                ..spec
+            });
+        }
+    }
     variant
 }
 
@@ -291,12 +325,16 @@ fn table(rows: &[Row]) -> String {
         ));
     }
     let speedups: Vec<&Row> = rows.iter().filter(|r| r.cores > 1).collect();
-    let worst = speedups.iter().map(|r| r.error.abs()).fold(0.0, f64::max);
-    let within = speedups.iter().filter(|r| r.error.abs() <= TOLERANCE).count();
+    let mut errors: Vec<f64> = speedups.iter().map(|r| r.error.abs()).collect();
+    errors.sort_by(f64::total_cmp);
+    let worst = errors.last().copied().unwrap_or(0.0);
+    let median = errors.get(errors.len() / 2).copied().unwrap_or(0.0);
+    let within = errors.iter().filter(|e| **e <= TOLERANCE).count();
     out.push_str(&format!(
-        "speed-up predictions within {:.0}%: {within} of {} (worst {:.1}%)\n",
+        "speed-up predictions within {:.0}%: {within} of {} (median error {:.1}%, worst {:.1}%)\n",
         TOLERANCE * 100.0,
         speedups.len(),
+        median * 100.0,
         worst * 100.0
     ));
     out

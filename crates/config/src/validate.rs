@@ -580,7 +580,9 @@ fn distributed(raw: RawDistributed) -> Result<Distributed, Invalid> {
             ),
         ));
     }
-    let max_message_bytes = raw.max_message.map_or(16 << 20, |s| s.0);
+    let max_message_bytes = raw
+        .max_message
+        .map_or(martelli_schedule::DEFAULT_MAX_MESSAGE_BYTES as u64, |s| s.0);
     if !(4096..=(1 << 30)).contains(&max_message_bytes) {
         return Err(invalid(
             "distributed.max_message",

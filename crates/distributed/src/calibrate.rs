@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use martelli_runner::{median_run, probe_workload};
-use martelli_sim::{KernelCosts, NetworkCosts};
-use martelli_workload::{Kind, fill_payload};
+use martelli_calibration::{KernelCosts, NetworkCosts, WaitCpu};
+use martelli_runner::{Job, Runner, WAIT_POOLS, median_run, probe_workload, wait_cpu_per_task, wait_workload};
+use martelli_workload::{Executor, Kind, Workload, fill_payload};
 use prost::Message;
 
 use crate::convert::task_to_wire;
@@ -19,6 +19,106 @@ const PAYLOAD: u64 = 64 << 10;
 /// Fastest a loopback link is taken to be, bytes per nanosecond (a floor on noise).
 const MAX_BYTES_PER_NS: f64 = 20.0;
 
+/// What one side of the tier spends: CPU per message and per task beyond the task's work.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SideCosts {
+    /// CPU per message sent or received, ns.
+    pub per_message_ns: f64,
+    /// CPU per task (sending it and taking its result in, or running it), ns.
+    pub per_task_ns: f64,
+}
+
+/// One run's counts and CPU, as [`measure_sides`] needs them.
+#[derive(Clone, Copy, Debug)]
+struct RunCpu {
+    tasks: f64,
+    messages: f64,
+    coordinator_ns: f64,
+    worker_ns: f64,
+}
+
+/// Solves `cpu = messages x per_message + tasks x per_task` from two runs whose messages per
+/// task differ (tiny tasks travel hundreds a message, 300 us ones one each). Both figures are
+/// kept non-negative.
+fn solve(a: (f64, f64, f64), b: (f64, f64, f64)) -> SideCosts {
+    let (ma, ta, ca) = (a.0 / a.1, 1.0, a.2 / a.1);
+    let (mb, tb, cb) = (b.0 / b.1, 1.0, b.2 / b.1);
+    let det = ma * tb - mb * ta;
+    if det.abs() < 1e-12 {
+        return SideCosts {
+            per_message_ns: 0.0,
+            per_task_ns: ca.max(0.0),
+        };
+    }
+    let per_message = ((ca * tb - cb * ta) / det).max(0.0);
+    let per_task = ((ca - ma * per_message) / ta).max(0.0);
+    SideCosts {
+        per_message_ns: per_message,
+        per_task_ns: per_task,
+    }
+}
+
+/// The coordinator's and a worker's costs per message and per task, from two runs on one
+/// worker thread: one of tiny tasks (the coordinator saturated, many tasks a message) and one
+/// of ~300 us tasks (a message a task). The coordinator's CPU is this process's; the worker's
+/// is read from its process (`worker_pid`). What `martelli calibrate` records, and what the
+/// model's coordinator saturates on.
+pub fn measure_sides(
+    runner: &DistributedRunner,
+    worker_pid: u32,
+    kernels: &KernelCosts,
+) -> Result<(SideCosts, SideCosts), DistributedError> {
+    let tiny = probe_workload(Kind::Cpu, 50_000, 1);
+    let iterations = ((300_000.0 - kernels.task_fixed_ns) / kernels.cpu_ns_per_iteration).max(1.0) as u64;
+    // Long enough (~0.6 s) for the worker's CPU time, counted in 10 ms ticks, to resolve.
+    let coarse = probe_workload(Kind::Cpu, 2000, iterations);
+    let mut runs = Vec::new();
+    for workload in [&tiny, &coarse] {
+        let work = kernels.task_fixed_ns + workload.iterations as f64 * kernels.cpu_ns_per_iteration;
+        let mut samples = Vec::new();
+        for _ in 0..3 {
+            let (sample, worker_cpu) = run_measuring_worker(runner, 1, workload, worker_pid)?;
+            let tasks = workload.tasks as f64;
+            samples.push(RunCpu {
+                tasks,
+                messages: sample.distributed.map_or(0, |w| w.rpc_batches).max(1) as f64,
+                coordinator_ns: sample.cpu.as_nanos() as f64,
+                worker_ns: worker_cpu - tasks * work,
+            });
+        }
+        samples.sort_by(|a, b| a.coordinator_ns.total_cmp(&b.coordinator_ns));
+        runs.push(samples[samples.len() / 2]);
+    }
+    let side = |cpu: fn(&RunCpu) -> f64| {
+        let (a, b) = (runs[0], runs[1]);
+        solve((a.messages, a.tasks, cpu(&a)), (b.messages, b.tasks, cpu(&b)))
+    };
+    Ok((side(|r| r.coordinator_ns), side(|r| r.worker_ns)))
+}
+
+/// One run of `workload` on `threads` of the first worker: its sample and the worker
+/// process's CPU during it, ns.
+fn run_measuring_worker(
+    runner: &DistributedRunner,
+    threads: usize,
+    workload: &Workload,
+    worker_pid: u32,
+) -> Result<(martelli_results::Sample, f64), DistributedError> {
+    let executor = Executor::new(workload);
+    let job = Job {
+        workload,
+        executor: &executor,
+    };
+    let mut point = runner
+        .prepare(threads)
+        .map_err(|e| DistributedError::Run(e.to_string()))?;
+    let before = process_cpu_ns(worker_pid);
+    let sample = point
+        .run(&job)
+        .map_err(|e| DistributedError::Run(e.to_string()))?;
+    Ok((sample, process_cpu_ns(worker_pid) - before))
+}
+
 /// Measures the distributed tier on this machine: `exe` is the martelli binary to spawn as the
 /// worker; `kernels` are this machine's task costs (subtracted to leave the tier's own).
 pub fn measure_network(
@@ -27,7 +127,8 @@ pub fn measure_network(
     mut step: impl FnMut(&str),
 ) -> Result<NetworkCosts, DistributedError> {
     step("starting a local worker");
-    let local = LocalWorkers::spawn(exe, 1, Some(1), None, DEFAULT_MAX_MESSAGE_BYTES)?;
+    let most = *WAIT_POOLS.last().unwrap_or(&1) as usize;
+    let local = LocalWorkers::spawn(exe, 1, Some(most), None, DEFAULT_MAX_MESSAGE_BYTES)?;
     let addresses = local.addresses.clone();
     let worker_pid = local.pids()[0];
     let options = ClientOptions {
@@ -44,72 +145,57 @@ pub fn measure_network(
     let round_trip = runner.status_round_trip(300)?;
     let latency_ns = round_trip.as_nanos() as f64 / 2.0;
 
-    step("per-task cost of the tier");
-    let tasks = 50_000;
-    let trivial = probe_workload(Kind::Cpu, tasks, 1);
-    let wall = median_run(&runner, 1, &trivial, 5).as_nanos() as f64;
+    step("coordinator and worker CPU per message and per task");
+    let (coordinator, worker) = measure_sides(&runner, worker_pid, kernels)?;
     let task_ns = kernels.task_fixed_ns + kernels.cpu_ns_per_iteration + kernels.record_ns;
-    // The coordinator and the worker work as a pipeline: the slower stage sets the pace. The
-    // measured time per task is split evenly between the coordinator's sending and receiving,
-    // and the worker is charged the same, less the task itself.
-    let per_task = (wall / tasks as f64).max(task_ns);
 
     step("run start and end");
     let one = median_run(&runner, 1, &probe_workload(Kind::Cpu, 1, 1), 51).as_nanos() as f64;
-    let run_overhead_ns = (one - 2.0 * latency_ns - per_task).max(0.0);
+    let per_task = coordinator.per_task_ns + worker.per_task_ns + task_ns;
+    let messages = 2.0 * (coordinator.per_message_ns + worker.per_message_ns);
+    let run_overhead_ns = (one - 2.0 * latency_ns - per_task - messages).max(0.0);
 
     step("payload shipping");
     let mut heavy = probe_workload(Kind::Cpu, 2000, 1);
     heavy.payload_bytes = PAYLOAD;
     let heavy_wall = median_run(&runner, 1, &heavy, 5).as_nanos() as f64;
-    let per_byte = ((heavy_wall / 2000.0 - per_task) / PAYLOAD as f64).max(0.0);
+    let light_wall = median_run(&runner, 1, &probe_workload(Kind::Cpu, 2000, 1), 5).as_nanos() as f64;
+    let per_byte = ((heavy_wall - light_wall) / 2000.0 / PAYLOAD as f64).max(0.0);
     let serialize_ns_per_byte = serialize_ns_per_byte();
     let transfer =
         (per_byte - serialize_ns_per_byte - kernels.payload_read_ns_per_byte).max(1.0 / MAX_BYTES_PER_NS);
-    step("per-message CPU");
-    // Tasks of ~300 us: each result travels alone, so the CPU both sides spend beyond the
-    // tasks' own work is per message (system calls, HTTP/2 frames, wake-ups).
-    let iterations = ((300_000.0 - kernels.task_fixed_ns) / kernels.cpu_ns_per_iteration).max(1.0) as u64;
-    // Long enough (~0.6 s) for the worker's CPU time, counted in 10 ms ticks, to resolve.
-    let messages = probe_workload(Kind::Cpu, 2000, iterations);
-    let executor = martelli_workload::Executor::new(&messages);
-    let job = martelli_runner::Job {
-        workload: &messages,
-        executor: &executor,
-    };
-    let mut point =
-        martelli_runner::Runner::prepare(&runner, 1).map_err(|e| DistributedError::Run(e.to_string()))?;
-    let (mut coordinator, mut worker) = (Vec::new(), Vec::new());
-    for _ in 0..5 {
-        let before = process_cpu_ns(worker_pid);
-        let sample = point
-            .run(&job)
-            .map_err(|e| DistributedError::Run(e.to_string()))?;
-        let worker_cpu = process_cpu_ns(worker_pid) - before;
-        let count = sample.distributed.map_or(0, |w| w.rpc_batches).max(1) as f64;
-        let tasks = messages.tasks as f64;
-        let coordinator_cpu = sample.cpu.as_nanos() as f64 - tasks * per_task;
-        let work = tasks * (kernels.task_fixed_ns + iterations as f64 * kernels.cpu_ns_per_iteration);
-        coordinator.push(coordinator_cpu / count);
-        worker.push((worker_cpu - work - tasks * (per_task - task_ns)) / count);
+
+    let mut worker_wait_cpu = Vec::new();
+    for threads in WAIT_POOLS {
+        step(&format!("CPU of a wait on a worker, {threads} threads"));
+        let waits = wait_workload(threads);
+        let mut per_wait = Vec::new();
+        for _ in 0..3 {
+            let (sample, cpu) = run_measuring_worker(&runner, threads as usize, &waits, worker_pid)?;
+            let tasks = waits.tasks as f64;
+            let messages = sample.distributed.map_or(0, |w| w.rpc_batches) as f64;
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let other = messages * worker.per_message_ns / tasks + worker.per_task_ns + kernels.task_fixed_ns;
+            per_wait.push(wait_cpu_per_task(cpu, sample.wall.as_nanos() as f64, tasks, cores, other));
+        }
+        per_wait.sort_by(f64::total_cmp);
+        worker_wait_cpu.push(WaitCpu {
+            threads,
+            ns_per_wait: per_wait[per_wait.len() / 2].max(0.0),
+        });
     }
-    drop(point);
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (coordinator_message_ns, worker_message_ns) = (median(coordinator), median(worker));
 
     Ok(NetworkCosts {
-        coordinator_message_ns: coordinator_message_ns.max(0.0),
-        worker_message_ns: worker_message_ns.max(0.0),
+        coordinator_message_ns: coordinator.per_message_ns,
+        worker_message_ns: worker.per_message_ns,
         latency_us: latency_ns / 1e3,
         bandwidth_mb_per_s: 1e3 / transfer,
-        dispatch_ns: per_task / 2.0,
-        result_ns: per_task / 2.0,
-        worker_ns: (per_task - task_ns).max(0.0),
+        dispatch_ns: coordinator.per_task_ns / 2.0,
+        result_ns: coordinator.per_task_ns / 2.0,
+        worker_ns: worker.per_task_ns,
         serialize_ns_per_byte,
         run_overhead_us: run_overhead_ns / 1e3,
+        worker_wait_cpu,
     })
 }
 

@@ -10,6 +10,7 @@ use martelli_runner::{Job, PreparedPoint, RunError, Runner, timed_run};
 use crate::connect::{ClientOptions, Connection, connect};
 use crate::local::LocalWorkers;
 use crate::{DistributedError, schedule};
+use martelli_schedule::place;
 
 /// Runs workloads on remote `martelli worker` processes.
 pub struct DistributedRunner {
@@ -73,26 +74,6 @@ impl DistributedRunner {
     }
 }
 
-/// Spreads `cores` over workers with `capacities` threads, one core at a time round-robin, so a
-/// point uses as many workers as it can, evenly (12 cores on 3 workers of 4: 4 + 4 + 4).
-/// `None` when the workers do not have that many threads.
-pub fn allocate(capacities: &[usize], cores: usize) -> Option<Vec<usize>> {
-    if cores > capacities.iter().sum() {
-        return None;
-    }
-    let mut allocation = vec![0; capacities.len()];
-    let mut left = cores;
-    while left > 0 {
-        for (given, &cap) in allocation.iter_mut().zip(capacities) {
-            if left > 0 && *given < cap {
-                *given += 1;
-                left -= 1;
-            }
-        }
-    }
-    Some(allocation)
-}
-
 impl Runner for DistributedRunner {
     fn tier(&self) -> Tier {
         Tier::Distributed
@@ -110,7 +91,7 @@ impl Runner for DistributedRunner {
     }
 
     fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint + '_>, RunError> {
-        let allocation = allocate(&self.worker_threads(), cores).ok_or_else(|| RunError::Setup {
+        let allocation = place(&self.worker_threads(), cores).ok_or_else(|| RunError::Setup {
             tier: Tier::Distributed,
             cores,
             reason: format!(
@@ -203,15 +184,3 @@ async fn futures_join<T>(futures: Vec<impl std::future::Future<Output = T>>) -> 
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::allocate;
-
-    #[test]
-    fn cores_spread_evenly_and_never_past_capacity() {
-        assert_eq!(allocate(&[4, 4, 4], 12), Some(vec![4, 4, 4]));
-        assert_eq!(allocate(&[4, 4, 4], 2), Some(vec![1, 1, 0]));
-        assert_eq!(allocate(&[1, 8], 5), Some(vec![1, 4]));
-        assert_eq!(allocate(&[2, 2], 5), None);
-    }
-}

@@ -16,7 +16,7 @@ mod worker;
 pub use auth::shared_token;
 pub use calibrate::measure_network;
 pub use connect::ClientOptions;
-pub use coordinator::{DistributedRunner, allocate};
+pub use coordinator::DistributedRunner;
 pub use local::{LISTENING, LocalWorkers};
 pub use worker::{WorkerError, WorkerOptions, serve};
 
@@ -42,8 +42,8 @@ pub enum DistributedError {
 /// Version of the wire protocol; a coordinator and a worker must agree on it.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Default limit on one gRPC message, in bytes.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
+/// Default limit on one gRPC message, in bytes (the scheduling policy's).
+pub use martelli_schedule::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// Generated wire types; only this crate uses them.
 #[allow(missing_docs, clippy::all, unreachable_pub)]

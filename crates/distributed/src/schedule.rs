@@ -8,13 +8,14 @@
 //! the first one wins. A worker whose stream breaks, or that is silent past the timeout, is lost:
 //! its in-flight tasks go back to the queue for the others, up to [`MAX_ATTEMPTS`] each.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use martelli_results::WireStats;
 use martelli_runner::Recorder;
+use martelli_schedule::{Feed, MAX_ATTEMPTS, TaskQueue, batch_cap};
 use martelli_workload::{Workload, fill_payload};
 use prost::Message;
 use tokio::sync::{Notify, mpsc};
@@ -25,123 +26,56 @@ use crate::connect::Connection;
 use crate::convert::{task_to_wire, workload_to_wire};
 use crate::wire::{self, coordinator_message, worker_message};
 
-/// Attempts a task gets before the run fails naming it.
-pub(crate) const MAX_ATTEMPTS: u32 = 4;
-
 /// The queue and completion state every driver of one run shares.
 struct Shared {
-    total: u64,
-    queue: Mutex<Queue>,
-    /// One bit per task: set when its first result arrived. Memory is tasks / 8 bytes.
-    done: Vec<AtomicU64>,
-    completed: AtomicU64,
-    retried: AtomicU64,
+    /// The run's tasks as the policy hands them out (`martelli_schedule::TaskQueue`). The
+    /// drivers run on one runtime thread, so the lock is taken once per message, uncontended.
+    tasks: Mutex<TaskQueue>,
     /// Wakes drivers waiting for work when tasks are re-queued or the run ends.
     changed: Notify,
     /// Set when the run must stop (a task out of attempts, a worker refusing the run).
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
-    /// Workers not lost yet; when it reaches 0 with tasks left, the run fails at once.
-    live: AtomicU64,
-    /// Why each lost worker was declared lost.
-    losses: Mutex<Vec<String>>,
-}
-
-/// Tasks not yet sent (`next..total`) and tasks to send again, with their attempt numbers.
-struct Queue {
-    next: u64,
-    retry: VecDeque<(u64, u32)>,
+    /// Workers not lost yet and why each lost one was; when none is left with tasks to do, the
+    /// run fails at once.
+    live: Mutex<(u64, Vec<String>)>,
 }
 
 impl Shared {
     fn new(total: u64, workers: u64) -> Shared {
         Shared {
-            total,
-            queue: Mutex::new(Queue {
-                next: 0,
-                retry: VecDeque::new(),
-            }),
-            done: (0..total.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
-            completed: AtomicU64::new(0),
-            retried: AtomicU64::new(0),
+            tasks: Mutex::new(TaskQueue::new(total)),
             changed: Notify::new(),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
-            live: AtomicU64::new(workers),
-            losses: Mutex::new(Vec::new()),
+            live: Mutex::new((workers, Vec::new())),
         }
     }
 
-    fn take(&self, n: usize) -> Vec<(u64, u32)> {
-        let mut q = self.queue.lock().expect("queue lock");
-        let mut items = Vec::with_capacity(n);
-        while items.len() < n {
-            if let Some(item) = q.retry.pop_front() {
-                // A lost worker's late result may have completed it since.
-                if !self.is_done(item.0) {
-                    items.push(item);
-                }
-            } else if q.next < self.total {
-                items.push((q.next, 0));
-                q.next += 1;
-            } else {
-                break;
-            }
-        }
-        items
-    }
-
-    /// Puts a lost worker's tasks back, unless they completed meanwhile or ran out of attempts.
-    fn requeue(&self, items: impl IntoIterator<Item = (u64, u32)>, address: &str) {
-        let mut q = self.queue.lock().expect("queue lock");
-        for (id, attempt) in items {
-            if self.is_done(id) {
-                continue;
-            }
-            if attempt + 1 >= MAX_ATTEMPTS {
-                self.fail(format!(
-                    "task {id} was lost {MAX_ATTEMPTS} times (last on worker {address}); giving up"
-                ));
-                return;
-            }
-            q.retry.push_back((id, attempt + 1));
-            self.retried.fetch_add(1, Ordering::Relaxed);
-        }
-        drop(q);
-        self.changed.notify_waiters();
-    }
-
-    fn is_done(&self, id: u64) -> bool {
-        self.done[(id / 64) as usize].load(Ordering::Acquire) & (1 << (id % 64)) != 0
-    }
-
-    /// Marks task `id` done; true for its first result only.
-    fn finish(&self, id: u64) -> bool {
-        let bit = 1 << (id % 64);
-        let first = self.done[(id / 64) as usize].fetch_or(bit, Ordering::AcqRel) & bit == 0;
-        if first && self.completed.fetch_add(1, Ordering::AcqRel) + 1 == self.total {
-            self.changed.notify_waiters();
-        }
-        first
+    fn tasks(&self) -> MutexGuard<'_, TaskQueue> {
+        self.tasks.lock().expect("task queue lock")
     }
 
     fn all_done(&self) -> bool {
-        self.completed.load(Ordering::Acquire) == self.total
+        self.tasks().all_done()
     }
 
     /// Records a lost worker; fails the run when it was the last one and work remains.
     fn lose(&self, reason: String) {
-        let mut losses = self.losses.lock().expect("losses lock");
-        losses.push(reason);
-        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 && !self.all_done() {
+        let mut live = self.live.lock().expect("live lock");
+        live.0 -= 1;
+        live.1.push(reason);
+        if live.0 == 0 && !self.all_done() {
+            let tasks = self.tasks();
             let message = format!(
                 "all {} workers were lost with {} of {} tasks done: {}",
-                losses.len(),
-                self.completed.load(Ordering::Acquire),
-                self.total,
-                losses.join("; ")
+                live.1.len(),
+                tasks.completed(),
+                tasks.total(),
+                live.1.join("; ")
             );
-            drop(losses);
+            drop(tasks);
+            drop(live);
             self.fail(message);
         }
     }
@@ -150,6 +84,49 @@ impl Shared {
         self.failure.lock().expect("failure lock").get_or_insert(reason);
         self.failed.store(true, Ordering::Release);
         self.changed.notify_waiters();
+    }
+}
+
+/// One worker's side of the run's decisions: its [`Feed`] (the policy's flow control) and the
+/// tasks in flight on it, by id with their attempt numbers. Pure state, no I/O: the driver
+/// sends what [`Driver::next_batch`] gives and feeds back what the worker answers.
+pub(crate) struct Driver {
+    feed: Feed,
+    in_flight: HashMap<u64, u32>,
+    batch: Vec<(u64, u32)>,
+}
+
+impl Driver {
+    /// A worker of `threads` threads, `cap` tasks a message at most.
+    pub(crate) fn new(threads: usize, cap: usize) -> Driver {
+        Driver {
+            feed: Feed::new(threads, None, cap),
+            in_flight: HashMap::new(),
+            batch: Vec::new(),
+        }
+    }
+
+    /// The next message of tasks for this worker, `(id, attempt)` each; empty when none now.
+    pub(crate) fn next_batch(&mut self, tasks: &mut TaskQueue) -> &[(u64, u32)] {
+        self.feed.refill(tasks, &mut self.batch);
+        self.in_flight.extend(self.batch.iter().copied());
+        &self.batch
+    }
+
+    /// A result from this worker: `Some(true)` when it is its task's first (it counts),
+    /// `Some(false)` for a duplicate, `None` for a task this worker was not running.
+    pub(crate) fn result(&mut self, tasks: &mut TaskQueue, id: u64, latency_ns: u64) -> Option<bool> {
+        self.in_flight.remove(&id)?;
+        Some(self.feed.result(tasks, id, latency_ns))
+    }
+
+    /// The worker was lost: its tasks in flight go back to the queue, in id order. Fails
+    /// naming a task that has had all its attempts.
+    pub(crate) fn lost(&mut self, tasks: &mut TaskQueue) -> Result<(), martelli_schedule::Lost> {
+        self.feed.lost();
+        let mut items: Vec<(u64, u32)> = self.in_flight.drain().collect();
+        items.sort_unstable();
+        tasks.requeue(items)
     }
 }
 
@@ -269,25 +246,21 @@ pub(crate) async fn run(
         }
     }
     stats.workers = workers;
-    stats.retried_tasks = shared.retried.load(Ordering::Relaxed);
+    stats.retried_tasks = shared.tasks().retried();
     if let Some(reason) = shared.failure.lock().expect("failure lock").take() {
         return Err(DistributedError::Run(reason));
     }
-    if !shared.all_done() {
+    let tasks = shared.tasks();
+    if !tasks.all_done() {
         return Err(DistributedError::Run(format!(
             "the run ended with {} of {} tasks done: {}",
-            shared.completed.load(Ordering::Relaxed),
-            shared.total,
+            tasks.completed(),
+            tasks.total(),
             losses.join("; ")
         )));
     }
+    drop(tasks);
     Ok((recorder, stats))
-}
-
-/// Tasks to keep in flight on a worker of `threads` threads, given the mean task time so far:
-/// the rule the simulator models too ([`martelli_sim::queue_depth`]).
-fn depth(threads: usize, mean_task_ns: f64) -> usize {
-    martelli_sim::queue_depth(threads, mean_task_ns, None)
 }
 
 /// Feeds one worker and collects its results until the run is over or the worker is lost.
@@ -300,12 +273,9 @@ async fn drive(
 ) -> DriverEnd {
     let mut recorder = Recorder::new(start);
     let mut stats = WireStats::default();
-    let mut in_flight: HashMap<u64, u32> = HashMap::new();
-    let mut mean_task_ns = 0.0f64;
+    let mut driver = Driver::new(s.threads, batch_cap(s.max_message_bytes, workload.payload_bytes));
     let mut payload = Vec::new();
     let mut last_seen = Instant::now();
-    // A batch must fit a message: half the limit, to leave room for framing.
-    let batch_cap = martelli_sim::batch_cap(s.max_message_bytes, workload.payload_bytes);
     let mut silent = false;
     let outcome = loop {
         let changed = shared.changed.notified();
@@ -317,42 +287,32 @@ async fn drive(
         if shared.all_done() {
             break Outcome::Finished;
         }
-        // Refill in chunks of at least half the depth (tiny tasks would otherwise travel a few
-        // per message), but at once when the worker has nothing left.
-        let depth = depth(s.threads, mean_task_ns);
-        let free = depth.saturating_sub(in_flight.len());
-        let want = if free >= depth.div_ceil(2) || in_flight.is_empty() {
-            free.min(batch_cap)
-        } else {
-            0
-        };
-        if want > 0 {
-            let items = shared.take(want);
-            if !items.is_empty() {
-                let mut tasks = Vec::with_capacity(items.len());
-                for (id, attempt) in items {
-                    let task = workload.task(id);
-                    fill_payload(workload.seed, &task, &mut payload);
-                    tasks.push(task_to_wire(&task, attempt, payload.clone()));
-                    in_flight.insert(id, attempt);
-                }
-                let message = wire::CoordinatorMessage {
-                    body: Some(coordinator_message::Body::Tasks(wire::TaskBatch { tasks })),
-                };
-                stats.bytes_sent += message.encoded_len() as u64;
-                stats.rpc_batches += 1;
-                if s.out.send(message).await.is_err() {
-                    break Outcome::Lost(format!("{}: the stream closed", s.address));
-                }
-                continue;
+        // What to send, and when, is the policy's (martelli_schedule::Feed); the lock is
+        // released before the message is built and sent.
+        let items = driver.next_batch(&mut shared.tasks()).to_vec();
+        if !items.is_empty() {
+            let mut tasks = Vec::with_capacity(items.len());
+            for (id, attempt) in items {
+                let task = workload.task(id);
+                fill_payload(workload.seed, &task, &mut payload);
+                tasks.push(task_to_wire(&task, attempt, payload.clone()));
             }
+            let message = wire::CoordinatorMessage {
+                body: Some(coordinator_message::Body::Tasks(wire::TaskBatch { tasks })),
+            };
+            stats.bytes_sent += message.encoded_len() as u64;
+            stats.rpc_batches += 1;
+            if s.out.send(message).await.is_err() {
+                break Outcome::Lost(format!("{}: the stream closed", s.address));
+            }
+            continue;
         }
         tokio::select! {
             biased;
             message = s.inbound.message() => match message {
                 Ok(Some(message)) => {
                     last_seen = Instant::now();
-                    absorb(message, &shared, &mut recorder, &mut stats, &mut in_flight, &mut mean_task_ns);
+                    absorb(message, &shared, &mut recorder, &mut stats, &mut driver);
                 }
                 Ok(None) => break Outcome::Lost(format!("{}: the worker ended the stream", s.address)),
                 Err(status) if is_fatal(status.code()) => {
@@ -379,17 +339,23 @@ async fn drive(
         tracing::warn!(
             worker = s.address,
             reason,
-            in_flight = in_flight.len(),
+            in_flight = driver.in_flight.len(),
             "worker lost; re-queueing its tasks"
         );
-        shared.requeue(in_flight.drain(), &s.address);
+        let requeued = driver.lost(&mut shared.tasks());
+        if let Err(lost) = requeued {
+            shared.fail(format!(
+                "task {} was lost {MAX_ATTEMPTS} times (last on worker {}); giving up",
+                lost.id, s.address
+            ));
+        }
+        shared.changed.notify_waiters();
         shared.lose(reason.clone());
     }
     if silent {
         // A silent worker may only be stopped or slow. Keep listening, sending it nothing, until
         // the run ends or its connection breaks: a late result is counted as dropped (or wins,
         // if its task has not completed elsewhere yet: the first result wins).
-        let mut ignored = 0.0;
         loop {
             let changed = shared.changed.notified();
             tokio::pin!(changed);
@@ -401,7 +367,7 @@ async fn drive(
                 biased;
                 message = s.inbound.message() => match message {
                     Ok(Some(message)) => {
-                        absorb(message, &shared, &mut recorder, &mut stats, &mut in_flight, &mut ignored);
+                        absorb_late(message, &shared, &mut recorder, &mut stats);
                     }
                     _ => break,
                 },
@@ -423,28 +389,48 @@ fn absorb(
     shared: &Shared,
     recorder: &mut Recorder,
     stats: &mut WireStats,
-    in_flight: &mut HashMap<u64, u32>,
-    mean_task_ns: &mut f64,
+    driver: &mut Driver,
 ) {
     stats.bytes_received += message.encoded_len() as u64;
     let Some(worker_message::Body::Results(batch)) = message.body else {
         return;
     };
     stats.rpc_batches += 1;
+    let mut tasks = shared.tasks();
     for r in batch.results {
-        in_flight.remove(&r.id);
-        if r.id < shared.total && shared.finish(r.id) {
+        if driver.result(&mut tasks, r.id, r.latency_ns) == Some(true) {
             recorder.record_remote(r.digest, r.latency_ns);
         } else {
             stats.dropped_results += 1;
         }
-        // A moving average is enough to size the queue.
-        let latency = r.latency_ns.max(1) as f64;
-        *mean_task_ns = if *mean_task_ns == 0.0 {
-            latency
+    }
+    let done = tasks.all_done();
+    drop(tasks);
+    if done {
+        shared.changed.notify_waiters();
+    }
+}
+
+/// Takes in one message from a worker already declared lost: a late result still wins if its
+/// task has none yet (the first result wins); the rest are dropped and counted.
+fn absorb_late(message: wire::WorkerMessage, shared: &Shared, recorder: &mut Recorder, stats: &mut WireStats) {
+    stats.bytes_received += message.encoded_len() as u64;
+    let Some(worker_message::Body::Results(batch)) = message.body else {
+        return;
+    };
+    stats.rpc_batches += 1;
+    let mut tasks = shared.tasks();
+    for r in batch.results {
+        if tasks.finish(r.id) {
+            recorder.record_remote(r.digest, r.latency_ns);
         } else {
-            0.9 * *mean_task_ns + 0.1 * latency
-        };
+            stats.dropped_results += 1;
+        }
+    }
+    let done = tasks.all_done();
+    drop(tasks);
+    if done {
+        shared.changed.notify_waiters();
     }
 }
 
@@ -468,32 +454,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lost_tasks_come_back_once_each_and_give_up_after_four_attempts() {
-        let shared = Shared::new(5, 2);
-        assert_eq!(shared.take(3), vec![(0, 0), (1, 0), (2, 0)]);
-        assert!(shared.finish(1));
-        assert!(!shared.finish(1), "the first result wins");
-        shared.requeue([(0, 0), (1, 0), (2, 0)], "w1");
-        assert_eq!(
-            shared.retried.load(Ordering::Relaxed),
-            2,
-            "a completed task is not re-sent"
-        );
-        assert!(shared.finish(2), "a late result may still win");
-        assert_eq!(
-            shared.take(5),
-            vec![(0, 1), (3, 0), (4, 0)],
-            "retries first, done ones skipped"
-        );
-        shared.requeue([(0, MAX_ATTEMPTS - 1)], "w2");
-        let failure = shared.failure.lock().unwrap().clone().unwrap();
-        assert!(
-            failure.contains("task 0 was lost 4 times") && failure.contains("w2"),
-            "{failure}"
-        );
-    }
-
-    #[test]
     fn losing_the_last_worker_fails_the_run_at_once() {
         let shared = Shared::new(5, 2);
         shared.lose("a: silent".into());
@@ -504,13 +464,5 @@ mod tests {
             failure.contains("all 2 workers were lost with 0 of 5 tasks done"),
             "{failure}"
         );
-    }
-
-    #[test]
-    fn queue_depth_is_two_per_thread_for_coarse_tasks_and_more_for_tiny_ones() {
-        assert_eq!(depth(4, 0.0), 8, "no estimate yet");
-        assert_eq!(depth(4, 5e6), 8, "5 ms tasks");
-        assert_eq!(depth(1, 1e3), 1024, "1 us tasks: capped");
-        assert_eq!(depth(2, 1e5), 40, "100 us tasks: 1 ms of work queued per thread");
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use martelli_schedule::{MAX_RESULTS_PER_MESSAGE, ResultGroup};
 use martelli_workload::Executor;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -19,8 +20,6 @@ use crate::auth::CheckToken;
 use crate::convert::{task_from_wire, workload_from_wire};
 use crate::wire::{self, coordinator_message, worker_message, worker_server};
 
-/// Results sent in one message at most; more wait for the next.
-const MAX_RESULTS_PER_BATCH: usize = 4096;
 
 /// How a worker serves.
 #[derive(Clone, Debug)]
@@ -339,7 +338,7 @@ async fn send_heartbeats(tx: Outbound, interval: Duration, in_flight: Arc<Atomic
 /// batch is sent goes into the next one, so batches grow under load and stay small when idle.
 async fn forward_results(tx: Outbound, mut results: mpsc::UnboundedReceiver<Vec<wire::TaskResult>>) {
     while let Some(mut batch) = results.recv().await {
-        while batch.len() < MAX_RESULTS_PER_BATCH {
+        while batch.len() < MAX_RESULTS_PER_MESSAGE {
             match results.try_recv() {
                 Ok(more) => batch.extend(more),
                 Err(_) => break,
@@ -357,20 +356,16 @@ async fn forward_results(tx: Outbound, mut results: mpsc::UnboundedReceiver<Vec<
     }
 }
 
-/// Collects one pool thread's results and hands them to the forwarder in groups: at once for
-/// a task that took a while, every [`GROUP`] results or [`GROUP_WAIT`] for tiny ones. Waking
-/// the forwarder once per microsecond task would cost more than the tasks.
+/// Collects one pool thread's results and hands them to the forwarder in groups, as the
+/// policy's [`ResultGroup`] says (the simulator groups them by the same rule).
 struct ResultSink {
     tx: mpsc::UnboundedSender<Vec<wire::TaskResult>>,
     shared: Arc<Shared>,
     buffer: Vec<wire::TaskResult>,
-    since: Instant,
+    group: ResultGroup,
+    /// The group's clock starts here.
+    epoch: Instant,
 }
-
-/// Results a pool thread gathers before handing them over.
-const GROUP: usize = 64;
-/// Longest a finished result waits in a pool thread's group.
-const GROUP_WAIT: Duration = Duration::from_micros(200);
 
 impl ResultSink {
     fn new(tx: mpsc::UnboundedSender<Vec<wire::TaskResult>>, shared: Arc<Shared>) -> ResultSink {
@@ -378,19 +373,19 @@ impl ResultSink {
             tx,
             shared,
             buffer: Vec::new(),
-            since: Instant::now(),
+            group: ResultGroup::new(0),
+            epoch: Instant::now(),
         }
     }
 
     fn push(&mut self, result: wire::TaskResult) {
         self.buffer.push(result);
-        if self.buffer.len() >= GROUP || self.since.elapsed() >= GROUP_WAIT {
+        if self.group.push(self.epoch.elapsed().as_nanos() as u64) {
             self.flush();
         }
     }
 
     fn flush(&mut self) {
-        self.since = Instant::now();
         if self.buffer.is_empty() {
             return;
         }

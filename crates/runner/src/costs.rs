@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use martelli_sim::{KernelCosts, MemoryCost, MultiCosts};
+use martelli_calibration::{KernelCosts, MemoryCost, MultiCosts, WaitCpu};
+use martelli_results::Sample;
 use martelli_workload::{Executor, Kind, SizeDistribution, Workload, fill_payload};
 
 use crate::calibrate::calibrate;
@@ -15,6 +16,10 @@ const PAYLOAD: u64 = 64 << 10;
 const WORKING_SETS: [u64; 4] = [32 << 10, 1 << 20, 16 << 20, 256 << 20];
 /// Working set the contention between cores is measured at (the default one).
 const CONTENTION_SET: u64 = 64 << 20;
+/// Pool sizes the CPU of a wait is measured at (interpolated in between).
+pub const WAIT_POOLS: [u32; 4] = [4, 16, 64, 256];
+/// The wait those measurements use.
+pub const PROBE_WAIT_NS: u64 = 1_000_000;
 
 /// A workload of `tasks` fixed-size tasks of `kind` with `iterations` each.
 pub fn probe_workload(kind: Kind, tasks: u64, iterations: u64) -> Workload {
@@ -36,19 +41,25 @@ pub fn probe_workload(kind: Kind, tasks: u64, iterations: u64) -> Workload {
 /// Median wall time of `runs` runs of `workload` on `runner` at `cores` cores: the same
 /// statistic the sweep reports for a point, so that costs and measurements compare alike.
 pub fn median_run(runner: &dyn Runner, cores: usize, workload: &Workload, runs: usize) -> Duration {
+    let mut walls: Vec<Duration> = samples(runner, cores, workload, runs)
+        .iter()
+        .map(|s| s.wall)
+        .collect();
+    walls.sort();
+    walls.get(walls.len() / 2).copied().unwrap_or_default()
+}
+
+/// `runs` runs of `workload` on `runner` at `cores` (none when the point cannot run).
+pub fn samples(runner: &dyn Runner, cores: usize, workload: &Workload, runs: usize) -> Vec<Sample> {
     let executor = Executor::new(workload);
     let job = Job {
         workload,
         executor: &executor,
     };
     let Ok(mut point) = runner.prepare(cores) else {
-        return Duration::ZERO;
+        return Vec::new();
     };
-    let mut walls: Vec<Duration> = (0..runs)
-        .filter_map(|_| point.run(&job).ok().map(|s| s.wall))
-        .collect();
-    walls.sort();
-    walls.get(walls.len() / 2).copied().unwrap_or_default()
+    (0..runs).filter_map(|_| point.run(&job).ok()).collect()
 }
 
 /// Measures the kernels, the measuring and the I/O wait of this machine (a few seconds).
@@ -159,9 +170,49 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
     } else {
         0.0
     };
+    let mut wait_cpu = Vec::new();
+    for threads in WAIT_POOLS {
+        step(&format!("CPU of a wait, pool of {threads} threads"));
+        let waits = wait_workload(threads);
+        let per_task = kernels.task_fixed_ns + kernels.record_ns + dispatch_ns;
+        let tasks = waits.tasks as f64;
+        let mut per_wait: Vec<f64> = samples(&MultiRunner::default(), threads as usize, &waits, 3)
+            .iter()
+            .map(|s| {
+                let (cpu, wall) = (s.cpu.as_nanos() as f64, s.wall.as_nanos() as f64);
+                wait_cpu_per_task(cpu, wall, tasks, logical_cores, per_task)
+            })
+            .collect();
+        per_wait.sort_by(f64::total_cmp);
+        wait_cpu.push(WaitCpu {
+            threads,
+            ns_per_wait: per_wait.get(per_wait.len() / 2).copied().unwrap_or(0.0),
+        });
+    }
     MultiCosts {
         dispatch_ns,
         run_overhead_ns,
         memory_contention,
+        wait_cpu,
     }
 }
+
+/// The CPU one wait costs, from a run of `tasks` waits that took `cpu_ns` of CPU and
+/// `wall_ns`, less `per_task_ns` of other work per task. A pool that is not saturated spends
+/// idle CPU looking for work, which a busy pool would not: no more is counted than the run's
+/// cores could have spent in its wall time, the figure that limits a saturated pool.
+pub fn wait_cpu_per_task(cpu_ns: f64, wall_ns: f64, tasks: f64, cores: usize, per_task_ns: f64) -> f64 {
+    let spent = cpu_ns.min(wall_ns * cores.max(1) as f64);
+    (spent / tasks.max(1.0) - per_task_ns).max(0.0)
+}
+
+/// Tasks that only wait ([`PROBE_WAIT_NS`] each), 16 per thread of a pool of `threads` (4000
+/// at least, so that a pool's start-up is a small part and CPU counted in clock ticks resolves): what
+/// the CPU of a wait is measured with.
+pub fn wait_workload(threads: u32) -> Workload {
+    let mut w = probe_workload(Kind::Io, (16 * u64::from(threads)).max(4000), 0);
+    w.io_wait_ns = PROBE_WAIT_NS;
+    w
+}
+
+

@@ -18,7 +18,10 @@ use martelli_results::Sample;
 use martelli_workload::{Executor, Workload};
 
 pub use calibrate::{Calibration, calibrate};
-pub use costs::{measure_kernels, measure_pool, median_run, probe_workload};
+pub use costs::{
+    PROBE_WAIT_NS, WAIT_POOLS, measure_kernels, measure_pool, median_run, probe_workload, samples,
+    wait_cpu_per_task, wait_workload,
+};
 pub use gil::Gil;
 pub use multi::MultiRunner;
 pub use process::serve_pool_worker;

@@ -9,8 +9,8 @@
 //! schema marked `predicted: true`, so charts draw it beside measured points.
 #![deny(missing_docs)]
 
-mod calibration;
 mod cluster;
+pub mod distributed;
 pub mod engine;
 #[cfg(test)]
 mod tests;
@@ -21,11 +21,12 @@ use martelli_config::{Config, Scaling, Series, Tier};
 use martelli_results::{Point, Sample, SeriesInfo};
 use martelli_workload::Workload;
 
-pub use calibration::{CALIBRATION_VERSION, Calibration, KernelCosts, MemoryCost, MultiCosts, NetworkCosts};
-pub use cluster::{
-    Cluster, DEFAULT_CORES_PER_NODE, MAX_DEPTH_PER_THREAD, QUEUED_WORK_PER_THREAD_NS, batch_cap, queue_depth,
-};
+pub use cluster::{Cluster, DEFAULT_CORES_PER_NODE};
+pub use distributed::Coordinator;
 use engine::{Costs, Run};
+pub use martelli_calibration::{
+    CALIBRATION_VERSION, Calibration, KernelCosts, MemoryCost, MultiCosts, NetworkCosts, WaitCpu,
+};
 
 /// Why a prediction cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -103,9 +104,20 @@ pub fn predict(
                 nodes: cluster.nodes,
                 cores_per_node: cluster.cores_per_node,
             })?;
-            engine::distributed(workload, &costs, cluster, &spread)
+            distributed::distributed(workload, &costs, calibration, cluster, &spread)
         }
-        _ => engine::multi(workload, &costs, calibration, cores, cluster.memory_contention),
+        _ => {
+            // The node's cores, or the one machine's when the config says all share it.
+            let node_cores = cluster.colocated_cores.unwrap_or(cluster.cores_per_node) as usize;
+            engine::multi(
+                workload,
+                &costs,
+                calibration,
+                cores,
+                node_cores,
+                cluster.memory_contention,
+            )
+        }
     })
 }
 
@@ -146,7 +158,10 @@ pub fn predict_config(
     calibration: &Calibration,
 ) -> Result<(Vec<SeriesInfo>, Vec<Point>, u64), SimError> {
     let max = cores.iter().copied().max().unwrap_or(1);
-    let cluster = Cluster::resolve(config.cluster.as_ref(), calibration, max);
+    let mut cluster = Cluster::resolve(config.cluster.as_ref(), calibration, max);
+    if let Some(d) = &config.distributed {
+        cluster.max_message_bytes = d.max_message_bytes as usize;
+    }
     if max as u64 > cluster.cores() {
         return Err(SimError::TooManyCores {
             cores: max,

@@ -3,7 +3,7 @@
 use martelli_config::Tier;
 use martelli_workload::{Kind, SizeDistribution, Workload};
 
-use crate::calibration::example;
+use martelli_calibration::example;
 use crate::{Calibration, Cluster, predict};
 
 /// A machine where only the kernel costs anything: 1 ns per iteration, no overheads, an

@@ -1,6 +1,10 @@
 //! The calibration file: what this machine's kernels, thread pool and loopback network cost,
 //! as measured by `martelli calibrate`. Plain TOML with units in the key names, so a person can
 //! edit it to ask "what if the network were ten times slower?".
+//!
+//! Plain data and its checks: the runner measures these costs, the simulator reads them, and
+//! neither depends on the other. This crate reads the calibration file and nothing else.
+#![deny(missing_docs)]
 
 use std::path::Path;
 
@@ -8,7 +12,7 @@ use martelli_config::{ConfigError, field_error, read_toml};
 use serde::{Deserialize, Serialize};
 
 /// Layout version of the calibration file; a file of another version is refused.
-pub const CALIBRATION_VERSION: u32 = 1;
+pub const CALIBRATION_VERSION: u32 = 2;
 
 /// Everything the simulator needs to know about the machine it models.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,6 +75,21 @@ pub struct MultiCosts {
     pub run_overhead_ns: f64,
     /// Slow-down of a `memory` task per other core reading memory at the same time.
     pub memory_contention: f64,
+    /// CPU one I/O wait costs a pool thread (going to sleep, being woken, looking for the next
+    /// task), at several pool sizes, ascending (interpolated in log threads between them). A
+    /// pool of many more threads than cores spends it on every wait, so it, not the wait,
+    /// bounds how many waits a few cores can overlap.
+    pub wait_cpu: Vec<WaitCpu>,
+}
+
+/// The CPU of one wait in a pool of `threads` threads.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitCpu {
+    /// Threads of the pool.
+    pub threads: u32,
+    /// CPU per task that waits, beyond its work, nanoseconds.
+    pub ns_per_wait: f64,
 }
 
 /// Costs of the distributed tier, measured over loopback with spawned workers.
@@ -96,6 +115,9 @@ pub struct NetworkCosts {
     pub worker_message_ns: f64,
     /// Fixed cost of one run (starting the streams' traffic, the last result), microseconds.
     pub run_overhead_us: f64,
+    /// CPU one I/O wait costs a worker's pool thread, at several pool sizes (as
+    /// [`MultiCosts::wait_cpu`], for the worker's pool).
+    pub worker_wait_cpu: Vec<WaitCpu>,
 }
 
 impl Calibration {
@@ -190,6 +212,22 @@ impl Calibration {
                 return Err((field.into(), format!("must be a finite number > 0 (got {value})")));
             }
         }
+        for (name, table) in [("multi.wait_cpu", &m.wait_cpu), ("distributed.worker_wait_cpu", &d.worker_wait_cpu)] {
+            for (i, entry) in table.iter().enumerate() {
+                if !(entry.ns_per_wait.is_finite() && entry.ns_per_wait >= 0.0) {
+                    return Err((
+                        format!("{name}[{i}].ns_per_wait"),
+                        format!("must be a finite number >= 0 (got {})", entry.ns_per_wait),
+                    ));
+                }
+                if entry.threads == 0 || (i > 0 && entry.threads <= table[i - 1].threads) {
+                    return Err((
+                        format!("{name}[{i}].threads"),
+                        "pool sizes must be at least 1 and in ascending order".into(),
+                    ));
+                }
+            }
+        }
         if k.memory.is_empty() {
             return Err((
                 "kernels.memory".into(),
@@ -214,37 +252,60 @@ impl Calibration {
     }
 }
 
+impl MultiCosts {
+    /// CPU one wait costs a thread of the multi tier's pool of `threads`.
+    pub fn wait_cpu_ns(&self, threads: usize) -> f64 {
+        wait_cpu_ns(&self.wait_cpu, threads)
+    }
+}
+
+impl NetworkCosts {
+    /// CPU one wait costs a thread of a worker's pool of `threads`.
+    pub fn worker_wait_cpu_ns(&self, threads: usize) -> f64 {
+        wait_cpu_ns(&self.worker_wait_cpu, threads)
+    }
+}
+
+/// A wait's CPU in a pool of `threads`, from `table`: interpolated in log threads between the
+/// measured sizes, held flat beyond them (0 when nothing was measured).
+fn wait_cpu_ns(table: &[WaitCpu], threads: usize) -> f64 {
+    let table: Vec<(f64, f64)> = table
+        .iter()
+        .map(|w| (f64::from(w.threads).ln(), w.ns_per_wait))
+        .collect();
+    interpolate(&table, (threads.max(1) as f64).ln()).unwrap_or(0.0)
+}
+
+/// Piecewise-linear interpolation in a table of `(x, y)` ascending in x, flat beyond its ends.
+fn interpolate(table: &[(f64, f64)], x: f64) -> Option<f64> {
+    let (first, last) = (table.first()?, table.last()?);
+    if x <= first.0 {
+        return Some(first.1);
+    }
+    for pair in table.windows(2) {
+        let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+        if x <= x1 {
+            return Some(y0 + (y1 - y0) * (x - x0) / (x1 - x0));
+        }
+    }
+    Some(last.1)
+}
+
 impl KernelCosts {
     /// One `memory` iteration at `working_set` bytes: interpolated in log size between the
     /// measured sizes, held flat beyond them.
     pub fn memory_ns_per_iteration(&self, working_set: u64) -> f64 {
-        let table = &self.memory;
-        let x = (working_set.max(1) as f64).ln();
-        let at = |i: usize| {
-            (
-                (table[i].working_set_bytes.max(1) as f64).ln(),
-                table[i].ns_per_iteration,
-            )
-        };
-        let Some(first) = table.first() else {
-            return self.cpu_ns_per_iteration;
-        };
-        if working_set <= first.working_set_bytes {
-            return first.ns_per_iteration;
-        }
-        for i in 1..table.len() {
-            let (x1, y1) = at(i);
-            if x <= x1 {
-                let (x0, y0) = at(i - 1);
-                return y0 + (y1 - y0) * (x - x0) / (x1 - x0);
-            }
-        }
-        table[table.len() - 1].ns_per_iteration
+        let table: Vec<(f64, f64)> = self
+            .memory
+            .iter()
+            .map(|m| ((m.working_set_bytes.max(1) as f64).ln(), m.ns_per_iteration))
+            .collect();
+        interpolate(&table, (working_set.max(1) as f64).ln()).unwrap_or(self.cpu_ns_per_iteration)
     }
 }
 
-#[cfg(test)]
-pub(crate) fn example() -> Calibration {
+/// A plausible calibration of a 2-core machine, for tests.
+pub fn example() -> Calibration {
     Calibration {
         version: CALIBRATION_VERSION,
         martelli_version: "test".into(),
@@ -272,6 +333,16 @@ pub(crate) fn example() -> Calibration {
             dispatch_ns: 30.0,
             run_overhead_ns: 20_000.0,
             memory_contention: 0.05,
+            wait_cpu: vec![
+                WaitCpu {
+                    threads: 4,
+                    ns_per_wait: 5_000.0,
+                },
+                WaitCpu {
+                    threads: 256,
+                    ns_per_wait: 50_000.0,
+                },
+            ],
         },
         distributed: NetworkCosts {
             latency_us: 50.0,
@@ -283,6 +354,10 @@ pub(crate) fn example() -> Calibration {
             coordinator_message_ns: 10_000.0,
             worker_message_ns: 10_000.0,
             run_overhead_us: 100.0,
+            worker_wait_cpu: vec![WaitCpu {
+                threads: 4,
+                ns_per_wait: 3_000.0,
+            }],
         },
     }
 }

@@ -1,0 +1,120 @@
+//! Which task goes out next: tasks not yet sent in id order, after the tasks of lost workers,
+//! each at most [`MAX_ATTEMPTS`] times; one bit per task marks its first result.
+
+use std::collections::VecDeque;
+
+use crate::MAX_ATTEMPTS;
+
+/// The tasks of one run, as the coordinator hands them out.
+#[derive(Clone, Debug)]
+pub struct TaskQueue {
+    total: u64,
+    /// The next task never sent.
+    next: u64,
+    /// Tasks of lost workers to send again, with their attempt numbers.
+    retry: VecDeque<(u64, u32)>,
+    /// One bit per task, set by its first result: tasks / 8 bytes.
+    done: Vec<u64>,
+    completed: u64,
+    retried: u64,
+}
+
+/// A task that was lost [`MAX_ATTEMPTS`] times: the run cannot complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lost {
+    /// The task.
+    pub id: u64,
+}
+
+impl TaskQueue {
+    /// The tasks `0..total`, none sent.
+    pub fn new(total: u64) -> TaskQueue {
+        TaskQueue {
+            total,
+            next: 0,
+            retry: VecDeque::new(),
+            done: vec![0; total.div_ceil(64) as usize],
+            completed: 0,
+            retried: 0,
+        }
+    }
+
+    /// Appends up to `n` tasks to send, `(id, attempt)`: re-queued ones first (skipping any a
+    /// late result completed meanwhile), then new ones in id order. Returns how many.
+    pub fn take(&mut self, n: usize, out: &mut Vec<(u64, u32)>) -> usize {
+        let before = out.len();
+        while out.len() - before < n {
+            if let Some(item) = self.retry.pop_front() {
+                if !self.is_done(item.0) {
+                    out.push(item);
+                }
+            } else if self.next < self.total {
+                out.push((self.next, 0));
+                self.next += 1;
+            } else {
+                break;
+            }
+        }
+        out.len() - before
+    }
+
+    /// Puts a lost worker's tasks back, unless they completed meanwhile. Fails naming the
+    /// first task that has had all its attempts.
+    pub fn requeue(&mut self, items: impl IntoIterator<Item = (u64, u32)>) -> Result<(), Lost> {
+        for (id, attempt) in items {
+            if self.is_done(id) {
+                continue;
+            }
+            if attempt + 1 >= MAX_ATTEMPTS {
+                return Err(Lost { id });
+            }
+            self.retry.push_back((id, attempt + 1));
+            self.retried += 1;
+        }
+        Ok(())
+    }
+
+    /// True once task `id` has a result (false for ids out of range).
+    pub fn is_done(&self, id: u64) -> bool {
+        id < self.total && self.done[(id / 64) as usize] & (1 << (id % 64)) != 0
+    }
+
+    /// Marks task `id` done: true for its first result only (false for ids out of range).
+    pub fn finish(&mut self, id: u64) -> bool {
+        if id >= self.total {
+            return false;
+        }
+        let (word, bit) = ((id / 64) as usize, 1u64 << (id % 64));
+        let first = self.done[word] & bit == 0;
+        if first {
+            self.done[word] |= bit;
+            self.completed += 1;
+        }
+        first
+    }
+
+    /// Tasks with a result.
+    pub fn completed(&self) -> u64 {
+        self.completed
+    }
+
+    /// Tasks in the run.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// True when every task has a result.
+    pub fn all_done(&self) -> bool {
+        self.completed == self.total
+    }
+
+    /// Tasks sent again after their worker was lost.
+    pub fn retried(&self) -> u64 {
+        self.retried
+    }
+
+    /// True when nothing is left to send (tasks may still be in flight).
+    pub fn drained(&self) -> bool {
+        self.next == self.total && self.retry.is_empty()
+    }
+}
