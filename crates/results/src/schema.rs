@@ -69,6 +69,11 @@ pub struct CurveFit {
     pub max_speedup: Option<f64>,
     /// Amdahl's limit `1 / sigma` from the Amdahl fit.
     pub amdahl_limit: Option<f64>,
+    /// Core counts on the curve left out of the fits: oversubscribed points of work that needs
+    /// a core per task (past the machine's logical cores they measure the machine, not the
+    /// workload).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_cores: Vec<usize>,
     /// The verdict this curve supports.
     pub verdict: String,
 }
@@ -139,6 +144,10 @@ pub struct Point {
     /// `false` for a measured point (a simulator marks its points `true`).
     #[serde(default)]
     pub predicted: bool,
+    /// True when the point ran more threads than the machine that ran them has logical cores:
+    /// computing cannot speed up past them there (waits can still overlap).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oversubscribed: bool,
     /// What crossed the network, for points of the distributed tier (absent otherwise).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub distributed: Option<WireStats>,
@@ -257,6 +266,7 @@ impl Point {
             tasks_completed: samples[0].tasks_completed,
             checksum: format!("{:016x}", samples[0].checksum),
             predicted: false,
+            oversubscribed: false,
             peak_rss_mib: samples
                 .iter()
                 .filter_map(|s| s.peak_rss_bytes)
@@ -311,15 +321,17 @@ impl Results {
 }
 
 impl Results {
-    /// Fits the scaling laws to every curve and writes the verdict: per series, from the curve
-    /// with the most core counts (the distributed tier's when it reaches further).
+    /// Fits the scaling laws to every curve and writes the verdicts, one per curve (named
+    /// when there are several). Work that needs a core per task is fitted on the points that
+    /// are not oversubscribed; when those are too few, the verdict names the machine as the
+    /// limit instead of blaming the workload.
     pub fn fill_fits(&mut self, weak: bool) {
         let mut fits = Vec::new();
-        let mut verdicts = Vec::new();
+        let logical = self.machine.logical_cores;
         for series in &self.series {
             let label = &series.label;
-            let mut best: Option<&CurveFit> = None;
-            let first = fits.len();
+            // Waits overlap past the cores; compute does not.
+            let needs_cores = series.workload.io_wait_ns == 0;
             for curve in self.curves(label).into_iter().filter(|c| c.tier != "single") {
                 // Laws are fitted to what was measured; a curve of predictions only (a
                 // simulation) is fitted to its predictions.
@@ -328,18 +340,39 @@ impl Results {
                 } else {
                     curve.points.iter().copied().filter(|p| !p.predicted).collect()
                 };
-                let observations: Vec<Observation> = measured
+                let (fitted, excluded): (Vec<&Point>, Vec<&Point>) =
+                    measured.iter().partition(|p| !(needs_cores && p.oversubscribed));
+                let mut excluded_cores: Vec<usize> = excluded.iter().map(|p| p.cores).collect();
+                excluded_cores.dedup();
+                let observations: Vec<Observation> = fitted
                     .iter()
                     .map(|p| Observation {
                         cores: p.cores as f64,
                         throughput: p.tasks_per_s,
                     })
                     .collect();
-                let mut cores: Vec<usize> = measured.iter().map(|p| p.cores).collect();
+                let mut cores: Vec<usize> = fitted.iter().map(|p| p.cores).collect();
                 cores.sort_unstable();
                 cores.dedup();
                 let usl = fit_usl(&observations).ok();
                 let amdahl = fit_amdahl(&observations).ok();
+                let text = match (&usl, excluded_cores.is_empty()) {
+                    (_, false) if cores.len() < 3 => machine_limit(&fitted, logical),
+                    (Some(u), false) => format!(
+                        "{} (points past this machine's {logical} cores left out: oversubscribed)",
+                        verdict(u)
+                    ),
+                    (Some(u), true) => verdict(u),
+                    (None, true) => no_verdict(cores.len()),
+                    (None, false) => machine_limit(&fitted, logical),
+                };
+                // A simulated curve's core counts were simulated, not measured.
+                let text = if curve.tier == "simulated" {
+                    text.replace(" cores measured", " cores simulated")
+                        .replace("core count(s) measured", "core count(s) simulated")
+                } else {
+                    text
+                };
                 fits.push(CurveFit {
                     series: label.clone(),
                     tier: curve.tier.to_string(),
@@ -349,39 +382,30 @@ impl Results {
                     peak_cores: usl.and_then(|u| u.peak_cores()),
                     max_speedup: usl.and_then(|u| u.max_speedup()),
                     amdahl_limit: amdahl.and_then(|a| a.max_speedup()),
+                    excluded_cores,
                     gustafson: if weak {
                         fit_gustafson(&observations).ok()
                     } else {
                         None
                     },
-                    verdict: {
-                        let text = usl.as_ref().map_or_else(|| no_verdict(cores.len()), verdict);
-                        // A simulated curve's core counts were simulated, not measured.
-                        if curve.tier == "simulated" {
-                            text.replace(" cores measured", " cores simulated")
-                                .replace("core count(s) measured", "core count(s) simulated")
-                        } else {
-                            text
-                        }
-                    },
+                    verdict: text,
                 });
             }
-            for fit in &fits[first..] {
-                if best.is_none_or(|b| fit.core_counts > b.core_counts) {
-                    best = Some(fit);
-                }
-            }
-            // A series measured on one core only (a 1-core lesson) has no scaling to judge.
-            let Some(best) = best else { continue };
-            let text = best.verdict.clone();
-            verdicts.push(if self.series.len() > 1 {
-                format!("{label}: {text}")
-            } else {
-                text
-            });
         }
+        // Each verdict names its curve when there are several (a series on a tier).
+        let named = fits.len() > 1;
+        self.verdict = fits
+            .iter()
+            .map(|f| {
+                if named {
+                    format!("{} ({}): {}", f.series, f.tier, f.verdict)
+                } else {
+                    f.verdict.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
         self.fits = fits;
-        self.verdict = verdicts.join("; ");
     }
 
     /// The curves of one series: for each tier beyond one core, its points after the series'
@@ -424,6 +448,25 @@ impl Results {
                     .collect(),
             })
             .collect()
+    }
+}
+
+/// The verdict for work that needs cores when the points this machine can judge are too few:
+/// how it scales up to the machine's cores, and that past them the machine is the limit.
+fn machine_limit(fitted: &[&Point], logical: usize) -> String {
+    let best = fitted.iter().filter(|p| p.cores > 1).max_by_key(|p| p.cores);
+    match best {
+        Some(p) => format!(
+            "scales at {:.0}% efficiency up to this machine's {logical} cores ({:.2}x on {}); past them this \
+             machine cannot tell, since every core is busy: add workers on other machines or run `martelli simulate`",
+            p.efficiency * 100.0,
+            p.speedup,
+            p.cores
+        ),
+        None => format!(
+            "every point past 1 core ran more threads than this machine's {logical} cores: this machine cannot \
+             tell how the work scales; add workers on other machines or run `martelli simulate`"
+        ),
     }
 }
 

@@ -191,13 +191,14 @@ pub fn run_sweep(
                 &executor,
                 observer,
             )?;
-            let point = Point::from_samples(
+            let mut point = Point::from_samples(
                 &series.label,
                 planned.tier.name(),
                 planned.cores,
                 &point_workload,
                 &samples,
             );
+            point.oversubscribed = runner.on_this_machine() && planned.cores > results.machine.logical_cores;
             // Under strong scaling every point of a series does the same work: one checksum.
             if config.sweep.scaling == Scaling::Strong {
                 match &reference {

@@ -22,7 +22,7 @@ fn a_feed_refills_at_half_depth_or_when_empty_and_caps_a_message() {
     feed.sent(2);
     feed.answered(1_000);
     assert!(feed.mean_task_ns() > 1_000.0 && feed.mean_task_ns() < 5_000_000.0);
-    assert_eq!(feed.in_flight(), 2);
+    assert_eq!(feed.in_flight(), 3);
 }
 
 #[test]
