@@ -466,3 +466,125 @@ mod tests {
         );
     }
 }
+
+/// The runner's decisions and the model's, driven by one sequence of events, must agree: both
+/// are built of the one policy (`martelli_schedule`), and this trace checks it.
+#[cfg(test)]
+mod trace {
+    use std::collections::BTreeSet;
+
+    use martelli_schedule::TaskQueue;
+    use martelli_sim::Coordinator;
+
+    use super::Driver;
+
+    /// What happens in a run, as both sides see it.
+    enum Step {
+        /// Results from a worker: (task id, latency ns), in the order they arrive.
+        Results(usize, Vec<(u64, u64)>),
+        /// A worker is lost.
+        Lost(usize),
+    }
+
+    /// A message of tasks to a worker.
+    type Decision = (usize, Vec<(u64, u32)>);
+
+    /// The runner's side: one driver per worker over one task queue.
+    fn runner(threads: &[usize], total: u64, cap: usize, steps: &[Step]) -> Vec<Decision> {
+        let mut tasks = TaskQueue::new(total);
+        let mut drivers: Vec<Driver> = threads.iter().map(|&t| Driver::new(t, cap)).collect();
+        let mut live: BTreeSet<usize> = (0..threads.len()).collect();
+        let mut log = Vec::new();
+        let refill = |w: usize, drivers: &mut Vec<Driver>, tasks: &mut TaskQueue, log: &mut Vec<Decision>| loop {
+            let batch = drivers[w].next_batch(tasks).to_vec();
+            if batch.is_empty() {
+                break;
+            }
+            log.push((w, batch));
+        };
+        for w in 0..threads.len() {
+            refill(w, &mut drivers, &mut tasks, &mut log);
+        }
+        for step in steps {
+            match step {
+                Step::Results(w, results) => {
+                    for &(id, latency) in results {
+                        drivers[*w].result(&mut tasks, id, latency);
+                    }
+                    refill(*w, &mut drivers, &mut tasks, &mut log);
+                }
+                Step::Lost(w) => {
+                    drivers[*w].lost(&mut tasks).expect("attempts left");
+                    live.remove(w);
+                    // Re-queued tasks wake the other drivers.
+                    for &o in &live {
+                        refill(o, &mut drivers, &mut tasks, &mut log);
+                    }
+                }
+            }
+        }
+        log
+    }
+
+    /// The model's side: the simulator's coordinator, with the test keeping each node's tasks
+    /// in flight (the engine keeps them in its queues and events).
+    fn model(threads: &[usize], total: u64, cap: usize, steps: &[Step]) -> Vec<Decision> {
+        let mut coordinator = Coordinator::new(total, threads, None, cap);
+        let mut in_flight: Vec<Vec<(u64, u32)>> = vec![Vec::new(); threads.len()];
+        let mut live: BTreeSet<usize> = (0..threads.len()).collect();
+        let mut log = Vec::new();
+        let refill = |n: usize, c: &mut Coordinator, in_flight: &mut Vec<Vec<(u64, u32)>>, log: &mut Vec<Decision>| loop {
+            let batch = c.next_batch(n).to_vec();
+            if batch.is_empty() {
+                break;
+            }
+            in_flight[n].extend(&batch);
+            log.push((n, batch));
+        };
+        for n in 0..threads.len() {
+            refill(n, &mut coordinator, &mut in_flight, &mut log);
+        }
+        for step in steps {
+            match step {
+                Step::Results(n, results) => {
+                    for &(id, latency) in results {
+                        in_flight[*n].retain(|&(i, _)| i != id);
+                        coordinator.result(*n, id, latency);
+                    }
+                    refill(*n, &mut coordinator, &mut in_flight, &mut log);
+                }
+                Step::Lost(n) => {
+                    let lost = std::mem::take(&mut in_flight[*n]);
+                    coordinator.lost(*n, lost).expect("attempts left");
+                    live.remove(n);
+                    for &o in &live {
+                        refill(o, &mut coordinator, &mut in_flight, &mut log);
+                    }
+                }
+            }
+        }
+        log
+    }
+
+    #[test]
+    fn the_runner_and_the_model_decide_alike_event_by_event() {
+        let threads = [2, 3];
+        let cap = 3;
+        let steps = [
+            // Worker 0 answers two 2 ms tasks, then worker 1 three tiny ones (its depth grows).
+            Step::Results(0, vec![(0, 2_000_000), (1, 2_000_000)]),
+            Step::Results(1, vec![(3, 1_000), (4, 1_000), (5, 1_000)]),
+            Step::Results(1, vec![(6, 1_000)]),
+            // Worker 0 is lost with tasks in flight: they go to worker 1, retries first.
+            Step::Lost(0),
+            Step::Results(1, vec![(7, 1_000), (2, 1_000), (8, 1_000)]),
+            // A duplicate of a finished task is taken in without changing the queue.
+            Step::Results(1, vec![(9, 1_000), (10, 1_000)]),
+        ];
+        let (r, m) = (runner(&threads, 40, cap, &steps), model(&threads, 40, cap, &steps));
+        assert_eq!(r, m);
+        // The trace exercised what it claims: a refill after results, re-sent tasks.
+        assert!(r.len() > 4, "{r:?}");
+        assert!(r.iter().any(|(_, b)| b.iter().any(|&(_, attempt)| attempt == 1)), "{r:?}");
+    }
+}
