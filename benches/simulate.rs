@@ -10,7 +10,7 @@ mod common;
 
 use common::{cpu_workload, iterations_for, median};
 use martelli_config::Tier;
-use martelli_sim::{CALIBRATION_VERSION, Calibration, Cluster, NetworkCosts, predict};
+use martelli_sim::{CALIBRATION_VERSION, Calibration, Cluster, MultiCosts, NetworkCosts, predict};
 use martelli_workload::SizeDistribution;
 
 /// Peak resident memory of this process so far, in KiB (Linux), else 0.
@@ -32,7 +32,14 @@ fn main() {
     // This machine's kernels and pool; a nominal 10 GbE network (the speed of the simulator
     // does not depend on the values).
     let kernels = martelli_runner::measure_kernels(|_| {});
-    let multi = martelli_runner::measure_pool(&kernels, 2, |_| {});
+    // The pool's costs do not change how fast the simulator runs: nominal ones, so the
+    // benchmark does not start pools of hundreds of threads before it measures memory.
+    let multi = MultiCosts {
+        dispatch_ns: 50.0,
+        run_overhead_ns: 20_000.0,
+        memory_contention: 0.0,
+        wait_cpu: Vec::new(),
+    };
     let calibration = Calibration {
         version: CALIBRATION_VERSION,
         martelli_version: env!("CARGO_PKG_VERSION").into(),
@@ -50,6 +57,7 @@ fn main() {
             coordinator_message_ns: 10_000.0,
             worker_message_ns: 10_000.0,
             run_overhead_us: 100.0,
+            worker_wait_cpu: Vec::new(),
         },
     };
     println!("martelli simulator benchmark (median of 3 per case)\n");

@@ -367,8 +367,9 @@ impl<'a> Sim<'a> {
             n.groups[th].handed_over(now);
         }
         if hand_over {
-            let group = std::mem::take(&mut n.grouped[th]);
-            n.pending.extend(group);
+            // Drained, not taken: each thread's buffer keeps its capacity.
+            let Node { grouped, pending, .. } = n;
+            pending.append(&mut grouped[th]);
             self.send_results(t, node);
         }
     }
