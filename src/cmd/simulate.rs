@@ -141,7 +141,10 @@ fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
         let name = path
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-        for variant in [multi_variant(&config, logical), distributed_variant(&config, logical)] {
+        for variant in [
+            multi_variant(&config, logical),
+            distributed_variant(&config, logical),
+        ] {
             let skip_single = !rows.is_empty() && variant.tier == Tier::Distributed;
             for row in compare(&variant, &name, &calibration)? {
                 if !(skip_single && row.tier == "single") {

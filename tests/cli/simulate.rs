@@ -30,7 +30,9 @@ fn calibrate_then_simulate_measured_and_predicted_across_the_three_bands() {
     let calibration = calibrate(dir.path());
     let file = std::fs::read_to_string(&calibration).unwrap();
     for key in [
-        "version = 1",
+        "version = 2",
+        "[[multi.wait_cpu]]",
+        "[[distributed.worker_wait_cpu]]",
         "cpu_ns_per_iteration",
         "latency_us",
         "bandwidth_mb_per_s",

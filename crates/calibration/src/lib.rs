@@ -212,7 +212,10 @@ impl Calibration {
                 return Err((field.into(), format!("must be a finite number > 0 (got {value})")));
             }
         }
-        for (name, table) in [("multi.wait_cpu", &m.wait_cpu), ("distributed.worker_wait_cpu", &d.worker_wait_cpu)] {
+        for (name, table) in [
+            ("multi.wait_cpu", &m.wait_cpu),
+            ("distributed.worker_wait_cpu", &d.worker_wait_cpu),
+        ] {
             for (i, entry) in table.iter().enumerate() {
                 if !(entry.ns_per_wait.is_finite() && entry.ns_per_wait >= 0.0) {
                     return Err((
@@ -359,5 +362,59 @@ pub fn example() -> Calibration {
                 ns_per_wait: 3_000.0,
             }],
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibration_files_round_trip_and_bad_ones_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calibration.toml");
+        let c = example();
+        std::fs::write(&path, c.to_toml()).unwrap();
+        assert_eq!(Calibration::load(&path).unwrap(), c);
+
+        let text = c.to_toml();
+        let cases = [
+            (text.replace("version = 2", "version = 1"), "version"),
+            (text.replace("version = 2\n", ""), "version"),
+            (
+                text.replace("threads = 256", "threads = 2"),
+                "multi.wait_cpu[1].threads",
+            ),
+            (
+                text.replace("latency_us = 50.0", "latency_us = -50.0"),
+                "distributed.latency_us",
+            ),
+            (text.replace("latency_us = 50.0\n", ""), "latency_us"),
+            (
+                text.replace("bandwidth_mb_per_s = 1000.0", "bandwidth_mb_per_s = 0.0"),
+                "bandwidth_mb_per_s",
+            ),
+            (
+                text.replace("record_ns = 40.0", "record_ns = 40.0\nextra = 1"),
+                "extra",
+            ),
+        ];
+        for (bad, field) in cases {
+            assert_ne!(bad, text, "case {field} must change the file");
+            std::fs::write(&path, &bad).unwrap();
+            let message = Calibration::load(&path).unwrap_err().to_string();
+            assert!(message.contains(field), "{field}: {message}");
+            assert!(message.contains("calibration.toml"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_waits_cpu_is_interpolated_in_log_threads_and_flat_beyond() {
+        let m = example().multi;
+        assert_eq!(m.wait_cpu_ns(1), 5_000.0);
+        assert_eq!(m.wait_cpu_ns(4), 5_000.0);
+        assert!((m.wait_cpu_ns(32) - 27_500.0).abs() < 1e-6);
+        assert_eq!(m.wait_cpu_ns(1024), 50_000.0);
+        assert_eq!(example().distributed.worker_wait_cpu_ns(64), 3_000.0);
     }
 }

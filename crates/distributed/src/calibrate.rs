@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use martelli_calibration::{KernelCosts, NetworkCosts, WaitCpu};
-use martelli_runner::{Job, Runner, WAIT_POOLS, median_run, probe_workload, wait_cpu_per_task, wait_workload};
+use martelli_runner::{
+    Job, Runner, WAIT_POOLS, median_run, probe_workload, wait_cpu_per_task, wait_workload,
+};
 use martelli_workload::{Executor, Kind, Workload, fill_payload};
 use prost::Message;
 
@@ -176,7 +178,13 @@ pub fn measure_network(
             let messages = sample.distributed.map_or(0, |w| w.rpc_batches) as f64;
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let other = messages * worker.per_message_ns / tasks + worker.per_task_ns + kernels.task_fixed_ns;
-            per_wait.push(wait_cpu_per_task(cpu, sample.wall.as_nanos() as f64, tasks, cores, other));
+            per_wait.push(wait_cpu_per_task(
+                cpu,
+                sample.wall.as_nanos() as f64,
+                tasks,
+                cores,
+                other,
+            ));
         }
         per_wait.sort_by(f64::total_cmp);
         worker_wait_cpu.push(WaitCpu {

@@ -183,4 +183,3 @@ async fn futures_join<T>(futures: Vec<impl std::future::Future<Output = T>>) -> 
         .map(|r| r.expect("every future completed"))
         .collect()
 }
-

@@ -413,7 +413,12 @@ fn absorb(
 
 /// Takes in one message from a worker already declared lost: a late result still wins if its
 /// task has none yet (the first result wins); the rest are dropped and counted.
-fn absorb_late(message: wire::WorkerMessage, shared: &Shared, recorder: &mut Recorder, stats: &mut WireStats) {
+fn absorb_late(
+    message: wire::WorkerMessage,
+    shared: &Shared,
+    recorder: &mut Recorder,
+    stats: &mut WireStats,
+) {
     stats.bytes_received += message.encoded_len() as u64;
     let Some(worker_message::Body::Results(batch)) = message.body else {
         return;
@@ -533,7 +538,10 @@ mod trace {
         let mut in_flight: Vec<Vec<(u64, u32)>> = vec![Vec::new(); threads.len()];
         let mut live: BTreeSet<usize> = (0..threads.len()).collect();
         let mut log = Vec::new();
-        let refill = |n: usize, c: &mut Coordinator, in_flight: &mut Vec<Vec<(u64, u32)>>, log: &mut Vec<Decision>| loop {
+        let refill = |n: usize,
+                      c: &mut Coordinator,
+                      in_flight: &mut Vec<Vec<(u64, u32)>>,
+                      log: &mut Vec<Decision>| loop {
             let batch = c.next_batch(n).to_vec();
             if batch.is_empty() {
                 break;
@@ -581,10 +589,16 @@ mod trace {
             // A duplicate of a finished task is taken in without changing the queue.
             Step::Results(1, vec![(9, 1_000), (10, 1_000)]),
         ];
-        let (r, m) = (runner(&threads, 40, cap, &steps), model(&threads, 40, cap, &steps));
+        let (r, m) = (
+            runner(&threads, 40, cap, &steps),
+            model(&threads, 40, cap, &steps),
+        );
         assert_eq!(r, m);
         // The trace exercised what it claims: a refill after results, re-sent tasks.
         assert!(r.len() > 4, "{r:?}");
-        assert!(r.iter().any(|(_, b)| b.iter().any(|&(_, attempt)| attempt == 1)), "{r:?}");
+        assert!(
+            r.iter().any(|(_, b)| b.iter().any(|&(_, attempt)| attempt == 1)),
+            "{r:?}"
+        );
     }
 }

@@ -20,7 +20,6 @@ use crate::auth::CheckToken;
 use crate::convert::{task_from_wire, workload_from_wire};
 use crate::wire::{self, coordinator_message, worker_message, worker_server};
 
-
 /// How a worker serves.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {

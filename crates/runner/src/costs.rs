@@ -214,5 +214,3 @@ pub fn wait_workload(threads: u32) -> Workload {
     w.io_wait_ns = PROBE_WAIT_NS;
     w
 }
-
-

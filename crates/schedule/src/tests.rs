@@ -5,10 +5,22 @@ fn depth_is_two_per_thread_for_coarse_tasks_and_more_for_tiny_ones() {
     assert_eq!(queue_depth(4, 0.0, None), 8, "no estimate yet");
     assert_eq!(queue_depth(4, 5e6, None), 8, "5 ms tasks");
     assert_eq!(queue_depth(1, 1e3, None), 1024, "1 us tasks: capped");
-    assert_eq!(queue_depth(2, 1e5, None), 40, "100 us tasks: 1 ms of work queued per thread");
-    assert_eq!(queue_depth(3, 1.0, Some(5)), 15, "a fixed depth overrides the rule");
+    assert_eq!(
+        queue_depth(2, 1e5, None),
+        40,
+        "100 us tasks: 1 ms of work queued per thread"
+    );
+    assert_eq!(
+        queue_depth(3, 1.0, Some(5)),
+        15,
+        "a fixed depth overrides the rule"
+    );
     assert_eq!(batch_cap(1 << 20, 0), (1 << 19) / 48);
-    assert_eq!(batch_cap(1024, 1 << 20), 1, "one task always fits a message of its own");
+    assert_eq!(
+        batch_cap(1024, 1 << 20),
+        1,
+        "one task always fits a message of its own"
+    );
 }
 
 #[test]
@@ -33,7 +45,10 @@ fn results_group_up_to_the_size_or_the_wait() {
     }
     assert!(g.push(RESULT_GROUP as u64), "the 64th result goes");
     assert!(g.is_empty());
-    assert!(g.push(RESULT_GROUP as u64 + RESULT_GROUP_WAIT_NS), "a long task's result goes at once");
+    assert!(
+        g.push(RESULT_GROUP as u64 + RESULT_GROUP_WAIT_NS),
+        "a long task's result goes at once"
+    );
 }
 
 #[test]
@@ -62,7 +77,11 @@ fn lost_tasks_come_back_once_each_and_give_up_after_four_attempts() {
     assert!(q.finish(2), "a late result may still win");
     out.clear();
     q.take(5, &mut out);
-    assert_eq!(out, vec![(0, 1), (3, 0), (4, 0)], "retries first, done ones skipped");
+    assert_eq!(
+        out,
+        vec![(0, 1), (3, 0), (4, 0)],
+        "retries first, done ones skipped"
+    );
     assert!(q.drained());
     assert_eq!(q.requeue([(0, MAX_ATTEMPTS - 1)]), Err(Lost { id: 0 }));
 }

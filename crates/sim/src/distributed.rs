@@ -203,7 +203,8 @@ impl<'a> Sim<'a> {
         Sim {
             cluster,
             knobs: Knobs {
-                send_task_ns: cluster.dispatch_ns + workload.payload_bytes as f64 * cluster.serialize_ns_per_byte,
+                send_task_ns: cluster.dispatch_ns
+                    + workload.payload_bytes as f64 * cluster.serialize_ns_per_byte,
                 payload_bytes: workload.payload_bytes,
                 worker_ns: cluster.worker_ns,
                 wait_cpu: spread
@@ -236,7 +237,9 @@ impl<'a> Sim<'a> {
             self.refill(node, workload, costs, tasks);
         }
         while !self.coordinator.all_done() {
-            let Some((t, event)) = self.events.pop() else { break };
+            let Some((t, event)) = self.events.pop() else {
+                break;
+            };
             self.processed += 1;
             match event {
                 Event::Arrive { node, count } => self.arrive(t, node as usize, count as usize),
@@ -384,7 +387,8 @@ impl<'a> Sim<'a> {
         if n.sender_free > t {
             if !n.sender_due {
                 n.sender_due = true;
-                self.events.push(n.sender_free, Event::SenderFree { node: node as u32 });
+                self.events
+                    .push(n.sender_free, Event::SenderFree { node: node as u32 });
             }
             return;
         }
@@ -423,7 +427,9 @@ impl<'a> Sim<'a> {
         self.first = self.first.min(handled);
         self.end = self.end.max(handled);
         for _ in 0..count {
-            let Some((id, latency)) = self.nodes[node].transit.pop_front() else { break };
+            let Some((id, latency)) = self.nodes[node].transit.pop_front() else {
+                break;
+            };
             if !self.coordinator.result(node, id, latency) {
                 self.wire.dropped_results += 1;
             }

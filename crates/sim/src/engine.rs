@@ -15,7 +15,6 @@ use martelli_workload::{Kind, Task, Workload};
 
 use martelli_calibration::Calibration;
 
-
 /// What one simulated run came to, in simulated nanoseconds.
 #[derive(Debug)]
 pub struct Run {
@@ -223,7 +222,12 @@ pub(crate) struct Parallel {
 }
 
 /// Every tier's run ends the same way: the serial phase on one core after the parallel phase.
-pub(crate) fn with_serial_phase(workload: &Workload, costs: &Costs, mut h: Histogram<u64>, p: Parallel) -> Run {
+pub(crate) fn with_serial_phase(
+    workload: &Workload,
+    costs: &Costs,
+    mut h: Histogram<u64>,
+    p: Parallel,
+) -> Run {
     let serial = workload.serial_task().map(|task| {
         let d = costs.compute_ns(&task, true) + costs.wait_ns(&task) + costs.record_ns;
         record(&mut h, d);
