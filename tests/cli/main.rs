@@ -125,14 +125,27 @@ fn the_quickstart_runs_end_to_end_with_one_checksum() {
     assert_eq!(points[0]["speedup"].as_f64(), Some(1.0));
     assert!(
         // The wording depends on the timings (kappa may fit to 0 on a busy machine); that a
-        // law was fitted and a verdict given does not.
+        // verdict was given does not.
         stdout.contains("verdict: ") && !stdout.contains("no verdict"),
         "three core counts give a verdict: {stdout}"
     );
-    assert!(
-        results["fits"][0]["usl"]["sigma"].as_f64().is_some(),
-        "the fit is stored"
-    );
+    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if logical < 4 {
+        // 4 threads of compute on fewer cores measure the machine: the verdict says so, and
+        // the oversubscribed point is shown but not fitted.
+        assert!(
+            stdout.contains(&format!("up to this machine's {logical} cores"))
+                && !stdout.contains("buys nothing"),
+            "{stdout}"
+        );
+        assert_eq!(results["points"][2]["oversubscribed"], true);
+        assert_eq!(results["fits"][0]["excluded_cores"][0], 4);
+    } else {
+        assert!(
+            results["fits"][0]["usl"]["sigma"].as_f64().is_some(),
+            "the fit is stored"
+        );
+    }
     for key in ["martelli_version", "config", "machine", "series", "started_at"] {
         assert!(results.get(key).is_some(), "results lack {key}");
     }
@@ -209,12 +222,21 @@ fn every_kind_runs_with_one_checksum_across_tiers() {
         // Three core counts: enough for a USL fit and a verdict.
         let fit = &results["fits"][0];
         assert_eq!(fit["tier"], "multi", "{kind}");
-        assert!(fit["usl"]["sigma"].as_f64().unwrap() >= 0.0 && fit["usl"]["kappa"].as_f64().unwrap() >= 0.0);
         let verdict = results["verdict"].as_str().unwrap();
-        assert!(
-            verdict.contains("USL N*") || verdict.contains("sigma"),
-            "{kind}: {verdict}"
-        );
+        // Compute past this machine's cores is not fitted; waits overlap, and are.
+        let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let waits = extra.contains("io_wait");
+        if logical < 3 && !waits {
+            assert!(verdict.contains("this machine's"), "{kind}: {verdict}");
+        } else {
+            assert!(
+                fit["usl"]["sigma"].as_f64().unwrap() >= 0.0 && fit["usl"]["kappa"].as_f64().unwrap() >= 0.0
+            );
+            assert!(
+                verdict.contains("USL N*") || verdict.contains("sigma"),
+                "{kind}: {verdict}"
+            );
+        }
     }
 }
 

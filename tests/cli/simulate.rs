@@ -176,7 +176,7 @@ fn impossible_clusters_and_foreign_calibration_files_exit_2_naming_the_field() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("16 cores do not fit the simulated cluster of 2 node(s) x 4 cores"));
 
-    let good = "version = 1\nmartelli_version = \"0.1.0\"\nmeasured_at = \"now\"\nmachine = \"m\"\n\
+    let good = "version = 2\nmartelli_version = \"0.1.0\"\nmeasured_at = \"now\"\nmachine = \"m\"\n\
                 [kernels]\ncpu_ns_per_iteration = 1.0\ntask_fixed_ns = 30.0\nrecord_ns = 50.0\n\
                 payload_generate_ns_per_byte = 0.3\npayload_read_ns_per_byte = 0.2\nio_overshoot_ns = 60000.0\n\
                 [[kernels.memory]]\nworking_set_bytes = 65536\nns_per_iteration = 5.0\n\
@@ -203,8 +203,8 @@ fn impossible_clusters_and_foreign_calibration_files_exit_2_naming_the_field() {
 
     let cases = [
         (
-            good.replace("version = 1", "version = 2"),
-            "version: this file is calibration version 2",
+            good.replace("version = 2", "version = 1"),
+            "version: this file is calibration version 1",
         ),
         (
             good.replace("latency_us = 50.0\n", ""),

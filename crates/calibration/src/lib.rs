@@ -78,7 +78,8 @@ pub struct MultiCosts {
     /// CPU one I/O wait costs a pool thread (going to sleep, being woken, looking for the next
     /// task), at several pool sizes, ascending (interpolated in log threads between them). A
     /// pool of many more threads than cores spends it on every wait, so it, not the wait,
-    /// bounds how many waits a few cores can overlap.
+    /// bounds how many waits a few cores can overlap. Absent: waits cost no CPU.
+    #[serde(default)]
     pub wait_cpu: Vec<WaitCpu>,
 }
 
@@ -116,7 +117,8 @@ pub struct NetworkCosts {
     /// Fixed cost of one run (starting the streams' traffic, the last result), microseconds.
     pub run_overhead_us: f64,
     /// CPU one I/O wait costs a worker's pool thread, at several pool sizes (as
-    /// [`MultiCosts::wait_cpu`], for the worker's pool).
+    /// [`MultiCosts::wait_cpu`], for the worker's pool). Absent: waits cost no CPU.
+    #[serde(default)]
     pub worker_wait_cpu: Vec<WaitCpu>,
 }
 

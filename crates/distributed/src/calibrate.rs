@@ -170,7 +170,8 @@ pub fn measure_network(
     let mut worker_wait_cpu = Vec::new();
     for threads in WAIT_POOLS {
         step(&format!("CPU of a wait on a worker, {threads} threads"));
-        let waits = wait_workload(threads);
+        // Fewer waits than the pool's probe: enough for the worker's CPU ticks to resolve.
+        let waits = wait_workload(threads).with_tasks((16 * u64::from(threads)).max(1000));
         let mut per_wait = Vec::new();
         for _ in 0..3 {
             let (sample, cpu) = run_measuring_worker(&runner, threads as usize, &waits, worker_pid)?;
