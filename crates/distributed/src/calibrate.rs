@@ -39,24 +39,21 @@ struct RunCpu {
     worker_ns: f64,
 }
 
-/// Solves `cpu = messages x per_message + tasks x per_task` from two runs whose messages per
-/// task differ (tiny tasks travel hundreds a message, 300 us ones one each). Both figures are
-/// kept non-negative.
+/// Solves `cpu = messages x per_message + tasks x per_task` from two runs, each given as
+/// `(messages, tasks, cpu ns)`, whose messages per task differ (tiny tasks travel hundreds a
+/// message, 300 us ones one each). Both figures are kept non-negative.
 fn solve(a: (f64, f64, f64), b: (f64, f64, f64)) -> SideCosts {
-    let (ma, ta, ca) = (a.0 / a.1, 1.0, a.2 / a.1);
-    let (mb, tb, cb) = (b.0 / b.1, 1.0, b.2 / b.1);
-    let det = ma * tb - mb * ta;
-    if det.abs() < 1e-12 {
-        return SideCosts {
-            per_message_ns: 0.0,
-            per_task_ns: ca.max(0.0),
-        };
-    }
-    let per_message = ((ca * tb - cb * ta) / det).max(0.0);
-    let per_task = ((ca - ma * per_message) / ta).max(0.0);
+    // Per task: cpu/tasks = (messages/tasks) x per_message + per_task.
+    let (ma, ca) = (a.0 / a.1, a.2 / a.1);
+    let (mb, cb) = (b.0 / b.1, b.2 / b.1);
+    let per_message = if (ma - mb).abs() < 1e-12 {
+        0.0
+    } else {
+        ((ca - cb) / (ma - mb)).max(0.0)
+    };
     SideCosts {
         per_message_ns: per_message,
-        per_task_ns: per_task,
+        per_task_ns: (ca - ma * per_message).max(0.0),
     }
 }
 
@@ -277,5 +274,21 @@ impl DistributedRunner {
         })?;
         times.sort();
         Ok(times[times.len() / 2])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_runs_give_the_cost_per_message_and_per_task() {
+        // 10 us a message, 2 us a task: 100 tasks in 2 messages, 100 tasks in 200 messages.
+        let cpu = |messages: f64, tasks: f64| messages * 10_000.0 + tasks * 2_000.0;
+        let costs = solve((2.0, 100.0, cpu(2.0, 100.0)), (200.0, 100.0, cpu(200.0, 100.0)));
+        assert!((costs.per_message_ns - 10_000.0).abs() < 1e-6, "{costs:?}");
+        assert!((costs.per_task_ns - 2_000.0).abs() < 1e-6, "{costs:?}");
+        let flat = solve((5.0, 10.0, 1000.0), (5.0, 10.0, 1000.0));
+        assert_eq!(flat.per_message_ns, 0.0, "runs alike cannot tell them apart");
     }
 }

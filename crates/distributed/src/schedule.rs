@@ -312,7 +312,7 @@ async fn drive(
             message = s.inbound.message() => match message {
                 Ok(Some(message)) => {
                     last_seen = Instant::now();
-                    absorb(message, &shared, &mut recorder, &mut stats, &mut driver);
+                    absorb(message, &shared, &mut recorder, &mut stats, Some(&mut driver));
                 }
                 Ok(None) => break Outcome::Lost(format!("{}: the worker ended the stream", s.address)),
                 Err(status) if is_fatal(status.code()) => {
@@ -367,7 +367,7 @@ async fn drive(
                 biased;
                 message = s.inbound.message() => match message {
                     Ok(Some(message)) => {
-                        absorb_late(message, &shared, &mut recorder, &mut stats);
+                        absorb(message, &shared, &mut recorder, &mut stats, None);
                     }
                     _ => break,
                 },
@@ -383,13 +383,15 @@ async fn drive(
 }
 
 /// Takes in one message from a worker: each result is recorded if it is its task's first,
-/// dropped and counted otherwise.
+/// dropped and counted otherwise. `driver` is the worker's while it is live; a worker already
+/// declared lost has none (its tasks were re-queued), yet its late result still wins if its
+/// task has none yet.
 fn absorb(
     message: wire::WorkerMessage,
     shared: &Shared,
     recorder: &mut Recorder,
     stats: &mut WireStats,
-    driver: &mut Driver,
+    mut driver: Option<&mut Driver>,
 ) {
     stats.bytes_received += message.encoded_len() as u64;
     let Some(worker_message::Body::Results(batch)) = message.body else {
@@ -398,35 +400,11 @@ fn absorb(
     stats.rpc_batches += 1;
     let mut tasks = shared.tasks();
     for r in batch.results {
-        if driver.result(&mut tasks, r.id, r.latency_ns) == Some(true) {
-            recorder.record_remote(r.digest, r.latency_ns);
-        } else {
-            stats.dropped_results += 1;
-        }
-    }
-    let done = tasks.all_done();
-    drop(tasks);
-    if done {
-        shared.changed.notify_waiters();
-    }
-}
-
-/// Takes in one message from a worker already declared lost: a late result still wins if its
-/// task has none yet (the first result wins); the rest are dropped and counted.
-fn absorb_late(
-    message: wire::WorkerMessage,
-    shared: &Shared,
-    recorder: &mut Recorder,
-    stats: &mut WireStats,
-) {
-    stats.bytes_received += message.encoded_len() as u64;
-    let Some(worker_message::Body::Results(batch)) = message.body else {
-        return;
-    };
-    stats.rpc_batches += 1;
-    let mut tasks = shared.tasks();
-    for r in batch.results {
-        if tasks.finish(r.id) {
+        let first = match driver.as_deref_mut() {
+            Some(driver) => driver.result(&mut tasks, r.id, r.latency_ns) == Some(true),
+            None => tasks.finish(r.id),
+        };
+        if first {
             recorder.record_remote(r.digest, r.latency_ns);
         } else {
             stats.dropped_results += 1;
