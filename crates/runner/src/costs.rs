@@ -176,8 +176,10 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
         let waits = wait_workload(threads);
         let per_task = kernels.task_fixed_ns + kernels.record_ns + dispatch_ns;
         let tasks = waits.tasks as f64;
-        let mut per_wait: Vec<f64> = samples(&MultiRunner::default(), threads as usize, &waits, 3)
+        // The first run warms the pool up (its threads' first sleeps and wake-ups) and is left out.
+        let mut per_wait: Vec<f64> = samples(&MultiRunner::default(), threads as usize, &waits, 4)
             .iter()
+            .skip(1)
             .map(|s| {
                 let (cpu, wall) = (s.cpu.as_nanos() as f64, s.wall.as_nanos() as f64);
                 wait_cpu_per_task(cpu, wall, tasks, logical_cores, per_task)

@@ -395,9 +395,9 @@ impl<'a> Sim<'a> {
         let count = n.pending.len().min(MAX_RESULTS_PER_MESSAGE);
         n.transit.extend(n.pending.drain(..count));
         let bytes = results_message_bytes(count as u64);
-        // The sender needs a core like any thread: on a busy machine it runs late, and more
-        // results travel together in its next message.
-        let handled = self.cpus[n.pool].run(t, self.cluster.worker_message_ns);
+        // The sender shares the cores with every other thread: on a busy machine it runs
+        // late, and more results travel together in its next message.
+        let handled = self.cpus[n.pool].share(t, self.cluster.worker_message_ns);
         n.sender_free = handled;
         let leave = handled.max(n.link_free);
         n.link_free = leave + bytes as f64 / self.cluster.bytes_per_ns;

@@ -368,6 +368,9 @@ pub(crate) struct Cpus {
     /// When each core is next free, as the bits of a non-negative `f64` (which order as the
     /// values do); empty when unlimited.
     free_at: BinaryHeap<Reverse<u64>>,
+    /// Moving average of the bursts given to the cores, ns: how much of the queued work one
+    /// waiting thread stands for.
+    mean_burst_ns: f64,
 }
 
 impl Cpus {
@@ -375,11 +378,43 @@ impl Cpus {
     pub(crate) fn new(cores: Option<usize>) -> Cpus {
         Cpus {
             free_at: (0..cores.unwrap_or(0)).map(|_| Reverse(0f64.to_bits())).collect(),
+            mean_burst_ns: 0.0,
         }
+    }
+
+    fn seen(&mut self, ns: f64) {
+        self.mean_burst_ns = 0.99 * self.mean_burst_ns + 0.01 * ns;
+    }
+
+    /// A burst of `ns` at `t` by a thread the OS shares the cores with, as a time-sharing
+    /// scheduler does (an I/O thread woken by a message): it starts at once but, when threads
+    /// wait for the cores, runs at the share one of them would get; returns when it ends. Its
+    /// CPU is taken from the core that frees first.
+    pub(crate) fn share(&mut self, t: f64, ns: f64) -> f64 {
+        let cores = self.free_at.len();
+        if cores == 0 {
+            return t + ns;
+        }
+        // Threads waiting: the work queued on the cores, in bursts of the usual size.
+        let queued: f64 = self
+            .free_at
+            .iter()
+            .map(|c| (f64::from_bits(c.0) - t).max(0.0))
+            .sum();
+        let waiting = if self.mean_burst_ns > 0.0 {
+            queued / self.mean_burst_ns
+        } else {
+            0.0
+        };
+        self.steal(t, ns);
+        t + ns * ((waiting + cores as f64) / cores as f64)
     }
 
     /// A burst of `ns` ready at `t`; returns when it ends.
     pub(crate) fn run(&mut self, t: f64, ns: f64) -> f64 {
+        if !self.free_at.is_empty() {
+            self.seen(ns);
+        }
         match self.free_at.peek_mut() {
             None => t + ns,
             Some(mut first) => {
@@ -392,6 +427,9 @@ impl Cpus {
 
     /// `ns` of CPU at `t` that does not wait for a core, taken from the one that frees first.
     pub(crate) fn steal(&mut self, t: f64, ns: f64) {
+        if !self.free_at.is_empty() {
+            self.seen(ns);
+        }
         if let Some(mut first) = self.free_at.peek_mut() {
             first.0 = (t.max(f64::from_bits(first.0)) + ns).to_bits();
         }

@@ -165,3 +165,25 @@ fn memory_tasks_slow_down_with_busy_cores_on_their_node() {
     // 5% per other busy core: 8 / 1.35 = 5.9.
     assert!(speedup < 6.2 && speedup > 5.5, "{speedup}");
 }
+
+#[test]
+fn cores_are_a_resource_compute_waits_for_one_and_a_shared_thread_runs_at_its_share() {
+    use crate::engine::Cpus;
+    // Unlimited: every burst starts at once.
+    let mut free = Cpus::new(None);
+    assert_eq!(free.run(5.0, 10.0), 15.0);
+    assert_eq!(free.share(5.0, 10.0), 15.0);
+    // Two cores: a third burst waits for the first core to free (first come, first served).
+    let mut two = Cpus::new(Some(2));
+    assert_eq!(two.run(0.0, 10.0), 10.0);
+    assert_eq!(two.run(0.0, 10.0), 10.0);
+    assert_eq!(two.run(0.0, 10.0), 20.0);
+    // CPU taken without waiting delays the next burst on that core.
+    two.steal(0.0, 5.0);
+    assert_eq!(two.run(0.0, 1.0), 16.0);
+    // A time-shared burst starts at once but, with work queued, runs slower than alone.
+    let shared = two.share(0.0, 4.0);
+    assert!(shared > 4.0, "{shared}");
+    let mut idle = Cpus::new(Some(2));
+    assert_eq!(idle.share(0.0, 4.0), 4.0, "nothing queued: its own speed");
+}
