@@ -56,7 +56,7 @@ pub fn measure() -> anyhow::Result<Calibration> {
     let exe = std::env::current_exe().context("cannot find the martelli binary to spawn a worker")?;
     let distributed = martelli_distributed::measure_network(&exe, &kernels, step);
     bar.finish_and_clear();
-    Ok(Calibration {
+    let mut calibration = Calibration {
         version: CALIBRATION_VERSION,
         martelli_version: env!("CARGO_PKG_VERSION").into(),
         measured_at: utc_now(),
@@ -64,7 +64,22 @@ pub fn measure() -> anyhow::Result<Calibration> {
         kernels,
         multi,
         distributed: distributed?,
-    })
+    };
+    // The wall time of the pool's wait probes says what a wait takes from the cores beyond
+    // the CPU the process is charged for; the model is fitted to it, pool size by pool size.
+    let fitted: Vec<f64> = calibration
+        .multi
+        .wait_cpu
+        .iter()
+        .map(|entry| {
+            let probe = martelli_runner::wait_workload(entry.threads);
+            martelli_sim::fit_wait_cost(entry, &probe, &calibration, machine.logical_cores)
+        })
+        .collect();
+    for (entry, ns) in calibration.multi.wait_cpu.iter_mut().zip(fitted) {
+        entry.ns_per_wait = ns;
+    }
+    Ok(calibration)
 }
 
 /// What a calibration says, in a few lines.

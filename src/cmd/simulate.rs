@@ -115,6 +115,9 @@ struct Row {
     predicted_speedup: f64,
     /// (predicted - measured) / measured speed-up.
     error: f64,
+    /// Half the range of the measured repeats' wall times over their median: how far the
+    /// measurement itself moved.
+    spread: f64,
     measured_wall_s: f64,
     predicted_wall_s: f64,
     /// (predicted - measured) / measured wall time.
@@ -284,6 +287,11 @@ fn compare(config: &Config, name: &str, calibration: &Calibration) -> anyhow::Re
                 measured_speedup: p.speedup,
                 predicted_speedup: q.speedup,
                 error: relative(q.speedup, p.speedup),
+                spread: if p.wall_s > 0.0 {
+                    (p.wall_s_max - p.wall_s_min) / p.wall_s / 2.0
+                } else {
+                    0.0
+                },
                 measured_wall_s: p.wall_s,
                 predicted_wall_s: q.wall_s,
                 wall_error: relative(q.wall_s, p.wall_s),
@@ -297,12 +305,13 @@ fn table(rows: &[Row]) -> String {
     let cw = rows.iter().map(|r| r.config.len()).chain([6]).max().unwrap_or(6);
     let sw = rows.iter().map(|r| r.series.len()).chain([6]).max().unwrap_or(6);
     let mut out = format!(
-        "{:<cw$} {:<sw$} {:<11} {:>5} {:>9} {:>9} {:>8}  {:>10} {:>10} {:>8}\n",
+        "{:<cw$} {:<sw$} {:<11} {:>5} {:>9} {:>7} {:>9} {:>8}  {:>10} {:>10} {:>8}\n",
         "config",
         "series",
         "tier",
         "cores",
         "measured",
+        "spread",
         "predicted",
         "error",
         "wall meas",
@@ -312,12 +321,13 @@ fn table(rows: &[Row]) -> String {
     let flag = |e: f64| if e.abs() > TOLERANCE { "!" } else { " " };
     for r in rows {
         out.push_str(&format!(
-            "{:<cw$} {:<sw$} {:<11} {:>5} {:>8.3}x {:>8.3}x {:>+7.1}%{} {:>9.4}s {:>9.4}s {:>+7.1}%{}\n",
+            "{:<cw$} {:<sw$} {:<11} {:>5} {:>8.3}x {:>6.1}% {:>8.3}x {:>+7.1}%{} {:>9.4}s {:>9.4}s {:>+7.1}%{}\n",
             r.config,
             r.series,
             r.tier,
             r.cores,
             r.measured_speedup,
+            r.spread * 100.0,
             r.predicted_speedup,
             r.error * 100.0,
             flag(r.error),
@@ -340,5 +350,15 @@ fn table(rows: &[Row]) -> String {
         median * 100.0,
         worst * 100.0
     ));
+    // A prediction cannot be checked more closely than the measurement holds still.
+    let noisy = speedups.iter().filter(|r| r.spread > TOLERANCE).count();
+    if noisy > 0 {
+        out.push_str(&format!(
+            "{noisy} of {} measured points moved by more than ±{:.0}% between their own repeats (spread): \
+             their errors are as uncertain as that\n",
+            speedups.len(),
+            TOLERANCE * 100.0
+        ));
+    }
     out
 }

@@ -89,8 +89,14 @@ pub struct MultiCosts {
 pub struct WaitCpu {
     /// Threads of the pool.
     pub threads: u32,
-    /// CPU per task that waits, beyond its work, nanoseconds.
+    /// What one wait takes from the cores, beyond its task's work, nanoseconds: the CPU the
+    /// process was charged for it, or more where the probe's wall time shows the machine lost
+    /// more than that (wake-ups the process is not charged for), as fitted by the simulator.
     pub ns_per_wait: f64,
+    /// The probe's median wall time, nanoseconds (0: not recorded), the figure a fit of
+    /// `ns_per_wait` reproduces.
+    #[serde(default)]
+    pub probe_wall_ns: f64,
 }
 
 /// Costs of the distributed tier, measured over loopback with spawned workers.
@@ -342,10 +348,12 @@ pub fn example() -> Calibration {
                 WaitCpu {
                     threads: 4,
                     ns_per_wait: 5_000.0,
+                    probe_wall_ns: 0.0,
                 },
                 WaitCpu {
                     threads: 256,
                     ns_per_wait: 50_000.0,
+                    probe_wall_ns: 0.0,
                 },
             ],
         },
@@ -362,6 +370,7 @@ pub fn example() -> Calibration {
             worker_wait_cpu: vec![WaitCpu {
                 threads: 4,
                 ns_per_wait: 3_000.0,
+                probe_wall_ns: 0.0,
             }],
         },
     }

@@ -188,6 +188,7 @@ pub fn measure_network(
         worker_wait_cpu.push(WaitCpu {
             threads,
             ns_per_wait: per_wait[per_wait.len() / 2].max(0.0),
+            probe_wall_ns: 0.0,
         });
     }
 

@@ -177,18 +177,20 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
         let per_task = kernels.task_fixed_ns + kernels.record_ns + dispatch_ns;
         let tasks = waits.tasks as f64;
         // The first run warms the pool up (its threads' first sleeps and wake-ups) and is left out.
-        let mut per_wait: Vec<f64> = samples(&MultiRunner::default(), threads as usize, &waits, 4)
+        let runs = samples(&MultiRunner::default(), threads as usize, &waits, 4);
+        let runs = runs.get(1..).unwrap_or_default();
+        let mut per_wait: Vec<f64> = runs
             .iter()
-            .skip(1)
             .map(|s| {
                 let (cpu, wall) = (s.cpu.as_nanos() as f64, s.wall.as_nanos() as f64);
                 wait_cpu_per_task(cpu, wall, tasks, logical_cores, per_task)
             })
             .collect();
-        per_wait.sort_by(f64::total_cmp);
+        let mut walls: Vec<f64> = runs.iter().map(|s| s.wall.as_nanos() as f64).collect();
         wait_cpu.push(WaitCpu {
             threads,
-            ns_per_wait: per_wait.get(per_wait.len() / 2).copied().unwrap_or(0.0),
+            ns_per_wait: median(&mut per_wait),
+            probe_wall_ns: median(&mut walls),
         });
     }
     MultiCosts {
@@ -197,6 +199,12 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
         memory_contention,
         wait_cpu,
     }
+}
+
+/// The middle of `values` (0 when empty).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// The CPU one wait costs, from a run of `tasks` waits that took `cpu_ns` of CPU and

@@ -7,13 +7,13 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use martelli_config::{Dispatch, ExecutorOptions, Model, Tier};
 use martelli_results::Sample;
 use martelli_workload::{Scratch, Task};
-use rayon::prelude::*;
 
 use crate::event_loop::AsyncPoint;
 use crate::gil::Gil;
@@ -107,29 +107,57 @@ impl PreparedPoint for FuturesPoint {
     fn run(&mut self, job: &Job<'_>) -> Result<Sample, RunError> {
         let workload = job.workload;
         let gil = self.gil.as_ref();
+        let threads = self.pool.current_num_threads();
         timed_run(job, |start| {
-            // Task ids are split across threads; each thread regenerates its tasks from their
-            // ids, so no task list is ever materialised.
-            let merged = self.pool.install(|| {
-                (0..workload.tasks)
-                    .into_par_iter()
-                    .fold(
-                        || Recorder::new(start),
-                        |mut recorder, id| {
-                            recorder.run_task(job.executor, &workload.task(id), gil);
-                            recorder
-                        },
-                    )
-                    .reduce_with(Recorder::merge)
+            // Every pool thread takes the next ids from one shared counter until none are left,
+            // as a ThreadPoolExecutor's threads take the next submitted future; each regenerates
+            // its tasks from their ids, so no task list is ever materialised. Not rayon's
+            // splitting and stealing: a thread blocked in a task's wait would leave its stolen
+            // halves' owners spinning on their latches, and on a machine with fewer cores than
+            // threads that spinning takes the cores the woken waits need (at 256 threads of
+            // 1 ms waits on 2 cores a run took 3x as long, and varied by a third).
+            let next = AtomicU64::new(0);
+            let recorders = self.pool.broadcast(|_| {
+                let mut recorder = Recorder::new(start);
+                while let Some(ids) = take_chunk(&next, workload.tasks, threads) {
+                    for id in ids {
+                        recorder.run_task(job.executor, &workload.task(id), gil);
+                    }
+                }
+                recorder
             });
             // Futures hand their results to the caller when gathered, all at once: the
             // caller's first result is the last task's (the notes' latency problem).
-            let mut merged = merged.unwrap_or_else(|| Recorder::new(start));
+            let mut merged = recorders
+                .into_iter()
+                .reduce(Recorder::merge)
+                .unwrap_or_else(|| Recorder::new(start));
             merged.gathered();
             Ok(merged)
         })
     }
 }
+
+/// Guided self-scheduling: the next run of task ids for a thread to take from `next`, a
+/// share of what is left (1/4 of an even split), so early takes are long and cheap and the
+/// last ones are single tasks that leave no thread with a long tail. `None` once all are taken.
+fn take_chunk(next: &AtomicU64, tasks: u64, threads: usize) -> Option<std::ops::Range<u64>> {
+    let mut first = next.load(Ordering::Relaxed);
+    loop {
+        if first >= tasks {
+            return None;
+        }
+        let chunk = ((tasks - first) / (4 * threads as u64)).clamp(1, MAX_CHUNK);
+        match next.compare_exchange_weak(first, first + chunk, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Some(first..first + chunk),
+            Err(now) => first = now,
+        }
+    }
+}
+
+/// The longest run of ids one take hands out: bounds how far apart two threads' last tasks can
+/// fall when task times vary, while keeping the shared counter cold for tiny tasks.
+const MAX_CHUNK: u64 = 4096;
 
 /// A finished task as a worker reports it: digest and latency.
 type Done = (u64, u64);
@@ -188,5 +216,29 @@ impl PreparedPoint for QueuePoint {
             })?;
             Ok(recorder)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guided_takes_hand_out_every_id_once_and_end_in_single_tasks() {
+        for (tasks, threads) in [(0, 4), (1, 8), (6000, 256), (1_000_003, 3), (50, 64)] {
+            let next = AtomicU64::new(0);
+            let mut seen = 0;
+            let mut last = None;
+            while let Some(ids) = take_chunk(&next, tasks, threads) {
+                assert_eq!(ids.start, seen, "ids are handed out in order, without gaps");
+                assert!(ids.end - ids.start <= MAX_CHUNK);
+                seen = ids.end;
+                last = Some(ids);
+            }
+            assert_eq!(seen, tasks);
+            if let Some(last) = last {
+                assert_eq!(last.end - last.start, 1, "the last take is one task");
+            }
+        }
     }
 }

@@ -337,10 +337,9 @@ impl<'a> Sim<'a> {
         let burst = compute * n.slow + self.knobs.worker_ns;
         n.busy_ns += burst;
         let cpus = &mut self.cpus[n.pool];
-        let done = cpus.run(t, burst) + wait;
-        if wait > 0.0 {
-            cpus.steal(t, self.knobs.wait_cpu[node]);
-        }
+        // A woken wait needs a core before its thread goes on, queued as compute is.
+        let woken = if wait > 0.0 { self.knobs.wait_cpu[node] } else { 0.0 };
+        let done = cpus.run(t, burst + woken) + wait;
         record(&mut self.h, done - t);
         self.events.push(
             done,

@@ -437,9 +437,10 @@ impl Cpus {
 }
 
 /// The multi tier: `threads` pool threads on one node take the tasks in order as they free
-/// up (rayon's stealing balances as a greedy list schedule does); each task pays the pool's
-/// hand-off; the run pays the pool's start and join. With more threads than the node has
-/// cores (`cores`), compute waits for a core and each wait costs the pool's calibrated CPU.
+/// up (the real pool's threads take the next ids from one shared counter: a greedy list
+/// schedule); each task pays the pool's hand-off; the run pays the pool's start and join. With
+/// more threads than the node has cores (`cores`), compute waits for a core, and so does each
+/// woken wait, for its calibrated cost.
 pub(crate) fn multi(
     workload: &Workload,
     costs: &Costs,
@@ -463,11 +464,11 @@ pub(crate) fn multi(
         for _ in 0..workload.tasks {
             let (compute, wait) = tasks.next();
             let (t, ()) = free.pop().expect("the pool has threads");
+            // A woken wait needs a core before its thread goes on (the kernel's wake-up, the
+            // thread's return from its sleep): on the thread's path, queued as compute is.
+            let woken = if wait > 0.0 { wait_cpu } else { 0.0 };
             let burst = compute * slow + dispatch + costs.record_ns;
-            let done = cpus.run(t, burst) + wait;
-            if wait > 0.0 {
-                cpus.steal(t, wait_cpu);
-            }
+            let done = cpus.run(t, burst + woken) + wait;
             record(&mut h, done - t);
             busy += burst;
             end = end.max(done);

@@ -121,6 +121,45 @@ pub fn predict(
     })
 }
 
+/// What one wait must take from the cores for the model to run `probe` (tasks that only wait)
+/// on a pool of `entry.threads` threads sharing `cores` cores in the wall time the real probe
+/// took (`entry.probe_wall_ns`). The process's own CPU (`entry.ns_per_wait`) is the floor: on a
+/// machine with more threads than cores a woken thread also waits for the kernel's and the
+/// hypervisor's work that no process is charged for, and that only the wall time shows. The
+/// floor is returned where no wall time was recorded or the model is already as slow.
+pub fn fit_wait_cost(entry: &WaitCpu, probe: &Workload, calibration: &Calibration, cores: usize) -> f64 {
+    let floor = entry.ns_per_wait.max(0.0);
+    if entry.probe_wall_ns <= 0.0 || entry.threads as usize <= cores {
+        return floor;
+    }
+    let wall_at = |ns_per_wait: f64| {
+        let mut c = calibration.clone();
+        c.multi.wait_cpu = vec![WaitCpu {
+            ns_per_wait,
+            ..*entry
+        }];
+        let costs = Costs::new(probe, &c);
+        engine::multi(probe, &costs, &c, entry.threads as usize, cores, 0.0).wall_ns
+    };
+    if wall_at(floor) >= entry.probe_wall_ns {
+        return floor;
+    }
+    // No wait can cost more than all the cores for the whole probe.
+    let (mut lo, mut hi) = (floor, entry.probe_wall_ns * cores as f64 / probe.tasks.max(1) as f64);
+    if wall_at(hi) < entry.probe_wall_ns {
+        return hi;
+    }
+    while hi - lo > 1.0 {
+        let mid = 0.5 * (lo + hi);
+        if wall_at(mid) < entry.probe_wall_ns {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
 /// A simulated run as a [`Sample`], so that it is summarised like a measured one. A
 /// prediction computes no digests: its checksum is 0.
 pub fn sample(run: Run) -> Sample {

@@ -187,3 +187,49 @@ fn cores_are_a_resource_compute_waits_for_one_and_a_shared_thread_runs_at_its_sh
     let mut idle = Cpus::new(Some(2));
     assert_eq!(idle.share(0.0, 4.0), 4.0, "nothing queued: its own speed");
 }
+
+#[test]
+fn woken_waits_queue_for_the_cores_and_a_fitted_wait_cost_reproduces_its_probe() {
+    use crate::{WaitCpu, fit_wait_cost};
+    let mut c = ideal();
+    let mut waits = workload(4096, 0, 0.0);
+    waits.kind = Kind::Io;
+    waits.io_wait_ns = 1_000_000;
+    let multi_wall = |c: &Calibration| {
+        let cluster = Cluster {
+            colocated_cores: Some(2),
+            ..Cluster::resolve(None, c, 256)
+        };
+        wall(&waits, Tier::Multi, 256, &cluster, c)
+    };
+    // Free waits: 16 rounds of 1 ms.
+    c.multi.wait_cpu = vec![];
+    assert!((multi_wall(&c) - 16e6).abs() < 1.0, "{}", multi_wall(&c));
+    // 20 us a wake-up on 2 cores: 256 threads need 2.56 ms of cores a round, so the cores
+    // are the limit: 4096 x 20 us / 2 = 41 ms.
+    c.multi.wait_cpu = vec![WaitCpu {
+        threads: 256,
+        ns_per_wait: 20_000.0,
+        probe_wall_ns: 0.0,
+    }];
+    let slow = multi_wall(&c);
+    assert!(slow >= 40.96e6 && slow < 43e6, "{slow}");
+    // The fit finds the cost that takes the probe's wall time, never less than the CPU seen.
+    let probe = WaitCpu {
+        threads: 256,
+        ns_per_wait: 5_000.0,
+        probe_wall_ns: slow,
+    };
+    let fitted = fit_wait_cost(&probe, &waits, &c, 2);
+    assert!((fitted - 20_000.0).abs() < 50.0, "{fitted}");
+    let quick = WaitCpu {
+        probe_wall_ns: 16e6,
+        ..probe
+    };
+    assert_eq!(fit_wait_cost(&quick, &waits, &c, 2), 5_000.0);
+    let unmeasured = WaitCpu {
+        probe_wall_ns: 0.0,
+        ..probe
+    };
+    assert_eq!(fit_wait_cost(&unmeasured, &waits, &c, 2), 5_000.0);
+}
