@@ -163,9 +163,24 @@ pub struct FitArgs {
 /// `martelli worker`.
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
-    /// Address to listen on, e.g. 0.0.0.0:7070 (port 0: any free port).
-    #[arg(long)]
-    pub listen: std::net::SocketAddr,
+    /// Address to listen on, e.g. 0.0.0.0:7070 (port 0: any free port; with --join the
+    /// default is 0.0.0.0:0).
+    #[arg(long, required_unless_present = "join")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Offer this worker to the coordinator listening at HOST:PORT (its `listen`), and again
+    /// every few seconds, so that it joins whichever coordinator listens there next.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub join: Option<String>,
+    /// Host the coordinator should dial this worker back at (default: the address its
+    /// offer comes from).
+    #[arg(long, requires = "join")]
+    pub advertise: Option<String>,
+    /// CA certificate (PEM) to verify a TLS coordinator with when joining.
+    #[arg(long, requires = "join")]
+    pub tls_ca: Option<PathBuf>,
+    /// Name to verify in the coordinator's certificate (default: the --join host).
+    #[arg(long, requires = "tls_ca")]
+    pub tls_domain: Option<String>,
     /// Threads to run tasks on (default: every logical core).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
@@ -181,6 +196,16 @@ pub struct WorkerArgs {
     /// Largest message accepted or sent, e.g. 16MiB.
     #[arg(long, default_value_t = martelli_schedule::DEFAULT_MAX_MESSAGE_BYTES as u64, value_parser = parse_size)]
     pub max_message: u64,
+}
+
+fn parse_host_port(text: &str) -> Result<String, String> {
+    match text
+        .rsplit_once(':')
+        .map(|(host, port)| (host, port.parse::<u16>()))
+    {
+        Some((host, Ok(port))) if !host.is_empty() && port > 0 => Ok(text.to_string()),
+        _ => Err("expected HOST:PORT, e.g. 10.0.0.1:7000 or coordinator:7000".into()),
+    }
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -213,6 +238,13 @@ pub struct RunArgs {
     /// Format of the charts written next to the results.
     #[arg(long, value_enum, default_value = "png")]
     pub format: FormatArg,
+    /// Wait for workers that join at this address (`martelli worker --join HOST:PORT`)
+    /// instead of the config's [distributed] workers, e.g. 0.0.0.0:7000.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// How many joining workers to wait for (with --listen or the config's `listen`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub expect_workers: Option<u32>,
 }
 
 /// `martelli validate`.

@@ -17,6 +17,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         cores: args.cores.map(|c| c.into_iter().map(|n| n as usize).collect()),
         repeats: args.repeats,
         out: args.out,
+        listen: args.listen,
+        expect_workers: args.expect_workers,
     };
     let config = martelli_config::load(&args.config, &overrides)?;
     let results = measure(&config)?;

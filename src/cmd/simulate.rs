@@ -2,7 +2,6 @@
 //! charts, and `--validate`: predictions of what this machine can measure, set against it.
 
 use std::path::Path;
-use std::time::Duration;
 
 use martelli_config::{
     ClusterSpec, Config, Distributed, ExecutorOptions, Overrides, Scaling, Tier, WorkerSource,
@@ -227,23 +226,15 @@ fn distributed_variant(config: &Config, logical: usize) -> Config {
                 ..spec
             });
         }
-        Some(WorkerSource::Listed(_)) => {
+        Some(WorkerSource::Listed(_) | WorkerSource::Join { .. }) => {
             variant.sweep.cores = config.sweep.cores.clone();
         }
         None => {
             variant.sweep.cores = vec![1, 2];
-            variant.distributed = Some(Distributed {
-                workers: WorkerSource::Spawn {
-                    workers: 2,
-                    threads: Some(1),
-                },
-                heartbeat: Duration::from_secs(1),
-                timeout: Duration::from_secs(5),
-                token_file: None,
-                tls_ca: None,
-                tls_domain: None,
-                max_message_bytes: martelli_distributed::DEFAULT_MAX_MESSAGE_BYTES as u64,
-            });
+            variant.distributed = Some(Distributed::with_workers(WorkerSource::Spawn {
+                workers: 2,
+                threads: Some(1),
+            }));
             variant.cluster = Some(ClusterSpec {
                 nodes: Some(2),
                 cores_per_node: Some(1),

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use martelli_distributed::{LISTENING, WorkerOptions, shared_token};
+use martelli_distributed::{JoinTarget, LISTENING, WorkerOptions, keep_joining, shared_token, worker_name};
 
 use crate::cli::WorkerArgs;
 use crate::exit::UsageError;
@@ -36,15 +36,37 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the worker's runtime")?;
+    let listen = args
+        .listen
+        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    let tls_ca = args
+        .tls_ca
+        .as_ref()
+        .map(|p| std::fs::read(p).map_err(|e| UsageError(format!("cannot read {}: {e}", p.display()))))
+        .transpose()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|e| UsageError(format!("cannot listen on {}: {e}", args.listen)))?;
+            .map_err(|e| UsageError(format!("cannot listen on {listen}: {e}")))?;
         let local = listener.local_addr()?;
         // The coordinator's spawn_local reads this line to learn the port.
         println!("{LISTENING}{local}");
         std::io::stdout().flush()?;
         tracing::info!(%local, threads, auth = options.token.is_some(), tls = options.tls.is_some(), "worker listening");
+        if let Some(coordinator) = args.join {
+            let target = JoinTarget {
+                coordinator,
+                advertise: args.advertise,
+                port: local.port(),
+                threads,
+                worker_id: worker_name(local),
+                token: options.token.clone(),
+                tls_ca,
+                tls_domain: args.tls_domain,
+            };
+            // Offers go on beside serving, and end with it.
+            tokio::spawn(keep_joining(target));
+        }
         martelli_distributed::serve(listener, options, shutdown_signal()).await?;
         tracing::info!("worker stopped");
         Ok(())

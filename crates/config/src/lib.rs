@@ -125,7 +125,21 @@ pub enum WorkerSource {
         /// Threads per worker (`None`: the machine's logical cores).
         threads: Option<u32>,
     },
+    /// Workers that join: the coordinator listens on `listen` and starts the sweep once
+    /// `expect` workers started with `martelli worker --join` have offered themselves and
+    /// answered its dial-back.
+    Join {
+        /// Address the coordinator listens on for joining workers, e.g. `0.0.0.0:7000`.
+        listen: std::net::SocketAddr,
+        /// Workers the sweep waits for.
+        expect: u32,
+        /// How long to wait for them before failing.
+        timeout: Duration,
+    },
 }
+
+/// How long a coordinator waits for joining workers unless `join_timeout` says otherwise.
+pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The `[distributed]` section, validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -144,7 +158,31 @@ pub struct Distributed {
     pub tls_domain: Option<String>,
     /// Largest gRPC message sent or accepted, in bytes.
     pub max_message_bytes: u64,
+    /// Certificate and key (PEM files) the coordinator serves joining workers with over TLS
+    /// (with `listen` only); `None` for plain HTTP/2.
+    pub tls_identity: Option<(PathBuf, PathBuf)>,
 }
+
+impl Distributed {
+    /// A `[distributed]` section with every default and `workers` as its source.
+    pub fn with_workers(workers: WorkerSource) -> Distributed {
+        Distributed {
+            workers,
+            heartbeat: DEFAULT_HEARTBEAT,
+            timeout: DEFAULT_TIMEOUT,
+            token_file: None,
+            tls_ca: None,
+            tls_domain: None,
+            max_message_bytes: martelli_schedule::DEFAULT_MAX_MESSAGE_BYTES as u64,
+            tls_identity: None,
+        }
+    }
+}
+
+/// How often workers send heartbeats unless `heartbeat` says otherwise.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+/// Silence after which a worker is lost unless `timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The `[cluster]` section: the cluster `martelli simulate` models. Every field is optional;
 /// what is left out comes from the calibration of this machine (overheads, network) or from
@@ -261,6 +299,10 @@ pub struct Overrides {
     pub repeats: Option<u32>,
     /// `--out DIR`.
     pub out: Option<PathBuf>,
+    /// `--listen ADDR`: wait for workers that join at ADDR instead of the config's workers.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `--expect-workers N`: how many joining workers to wait for.
+    pub expect_workers: Option<u32>,
 }
 
 /// Why a config cannot be used.
@@ -438,6 +480,51 @@ impl Config {
         }
         if let Some(out) = &overrides.out {
             self.output_dir = out.clone();
+        }
+        self.apply_join(overrides);
+    }
+
+    /// `--listen` and `--expect-workers`: the distributed tier's workers join (a section with
+    /// every default is added when the config has none).
+    fn apply_join(&mut self, overrides: &Overrides) {
+        let (listen, timeout, expect) = match self.distributed.as_ref().map(|d| &d.workers) {
+            Some(WorkerSource::Join {
+                listen,
+                expect,
+                timeout,
+            }) => (
+                overrides.listen.unwrap_or(*listen),
+                *timeout,
+                overrides.expect_workers.unwrap_or(*expect),
+            ),
+            _ => match overrides.listen {
+                Some(listen) => (
+                    listen,
+                    DEFAULT_JOIN_TIMEOUT,
+                    overrides.expect_workers.unwrap_or(1),
+                ),
+                None => return,
+            },
+        };
+        let workers = WorkerSource::Join {
+            listen,
+            expect,
+            timeout,
+        };
+        match &mut self.distributed {
+            Some(d) => d.workers = workers,
+            None => self.distributed = Some(Distributed::with_workers(workers)),
+        }
+        let section = self
+            .document
+            .entry("distributed")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = section {
+            for key in ["workers", "spawn_local", "threads_per_worker"] {
+                t.remove(key);
+            }
+            t.insert("listen".into(), toml::Value::String(listen.to_string()));
+            t.insert("expect_workers".into(), toml::Value::Integer(expect.into()));
         }
     }
 }

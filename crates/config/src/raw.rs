@@ -66,6 +66,11 @@ pub(crate) struct RawDistributed {
     pub tls_ca: Option<PathBuf>,
     pub tls_domain: Option<String>,
     pub max_message: Option<HumanSize>,
+    pub listen: Option<String>,
+    pub expect_workers: Option<i64>,
+    pub join_timeout: Option<HumanDuration>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

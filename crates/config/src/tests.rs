@@ -55,6 +55,7 @@ fn overrides_win_and_are_recorded() {
         cores: Some(vec![3]),
         repeats: Some(1),
         out: Some("elsewhere".into()),
+        ..Overrides::default()
     };
     let c = parse(Path::new("t.toml"), GOOD, &overrides).unwrap();
     assert_eq!(

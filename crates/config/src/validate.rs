@@ -11,8 +11,8 @@ use crate::locate::FieldPath;
 use crate::raw::{DistributionName, RawCluster, RawConfig, RawDistributed, RawExecutor, RawWorkload};
 use crate::units::{Durations, format_duration, parse_duration, parse_rate};
 use crate::{
-    ClusterSpec, Config, DEFAULT_CONCURRENCY, Dispatch, Distributed, ExecutorOptions, Model, Scaling, Series,
-    Sweep, Tier, WorkerSource,
+    ClusterSpec, Config, DEFAULT_CONCURRENCY, DEFAULT_HEARTBEAT, DEFAULT_JOIN_TIMEOUT, DEFAULT_TIMEOUT,
+    Dispatch, Distributed, ExecutorOptions, Model, Scaling, Series, Sweep, Tier, WorkerSource,
 };
 
 type Invalid = (FieldPath, String);
@@ -504,7 +504,21 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
 
 /// Validates the `[distributed]` section.
 fn distributed(raw: RawDistributed) -> Result<Distributed, Invalid> {
+    let join = join(&raw)?;
     let workers = match (raw.workers, raw.spawn_local) {
+        _ if join.is_some() && raw.threads_per_worker.is_some() => {
+            return Err(invalid(
+                "distributed.threads_per_worker",
+                "only meaningful with spawn_local: joining workers say their own thread count (--threads)",
+            ));
+        }
+        (None, None) if join.is_some() => join.expect("checked just above"),
+        (Some(_), _) | (_, Some(_)) if join.is_some() => {
+            return Err(invalid(
+                "distributed.listen",
+                "give one source of workers: `listen` (workers join), `workers` or `spawn_local`",
+            ));
+        }
         (Some(_), Some(_)) => {
             return Err(invalid(
                 "distributed.spawn_local",
@@ -514,7 +528,8 @@ fn distributed(raw: RawDistributed) -> Result<Distributed, Invalid> {
         (None, None) => {
             return Err(invalid(
                 "distributed",
-                "needs `workers = [\"host:port\", ...]` or `spawn_local = N` (local worker processes)",
+                "needs `workers = [\"host:port\", ...]`, `spawn_local = N` (local worker processes) \
+                 or `listen = \"0.0.0.0:7000\"` with `expect_workers = N` (workers that join)",
             ));
         }
         (Some(list), None) => {
@@ -566,8 +581,8 @@ fn distributed(raw: RawDistributed) -> Result<Distributed, Invalid> {
             }
         }
     };
-    let heartbeat = raw.heartbeat.map_or(Duration::from_secs(1), |d| d.0);
-    let timeout = raw.timeout.map_or(Duration::from_secs(5), |d| d.0);
+    let heartbeat = raw.heartbeat.map_or(DEFAULT_HEARTBEAT, |d| d.0);
+    let timeout = raw.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
     if heartbeat < Duration::from_millis(10) || heartbeat > Duration::from_secs(60) {
         return Err(invalid("distributed.heartbeat", "must be between 10ms and 60s"));
     }
@@ -600,7 +615,72 @@ fn distributed(raw: RawDistributed) -> Result<Distributed, Invalid> {
         tls_ca: raw.tls_ca,
         tls_domain: raw.tls_domain,
         max_message_bytes,
+        tls_identity: raw.tls_cert.zip(raw.tls_key),
     })
+}
+
+/// The joining-workers source of a `[distributed]` section, if it asks for one: `listen`,
+/// `expect_workers`, `join_timeout`, and the TLS identity the coordinator serves them with.
+fn join(raw: &RawDistributed) -> Result<Option<WorkerSource>, Invalid> {
+    let Some(listen) = &raw.listen else {
+        for (given, field) in [
+            (raw.expect_workers.is_some(), "expect_workers"),
+            (raw.join_timeout.is_some(), "join_timeout"),
+            (raw.tls_cert.is_some(), "tls_cert"),
+            (raw.tls_key.is_some(), "tls_key"),
+        ] {
+            if given {
+                return Err(invalid(
+                    &format!("distributed.{field}"),
+                    "only meaningful with `listen` (workers that join)",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let listen: std::net::SocketAddr = listen.parse().map_err(|_| {
+        invalid(
+            "distributed.listen",
+            format!(
+                "\"{listen}\" is not an address to listen on: expected \"ip:port\", e.g. \"0.0.0.0:7000\""
+            ),
+        )
+    })?;
+    let expect = match raw.expect_workers {
+        None => {
+            return Err(invalid(
+                "distributed.expect_workers",
+                "needed with `listen`: how many joining workers the run waits for",
+            ));
+        }
+        Some(n) if (1..=4096).contains(&n) => n as u32,
+        Some(n) => {
+            return Err(invalid(
+                "distributed.expect_workers",
+                format!("must be between 1 and 4096 (got {n})"),
+            ));
+        }
+    };
+    let timeout = raw.join_timeout.map_or(DEFAULT_JOIN_TIMEOUT, |d| d.0);
+    if timeout < Duration::from_millis(100) {
+        return Err(invalid("distributed.join_timeout", "must be at least 100ms"));
+    }
+    if raw.tls_cert.is_some() != raw.tls_key.is_some() {
+        let missing = if raw.tls_cert.is_some() {
+            "tls_key"
+        } else {
+            "tls_cert"
+        };
+        return Err(invalid(
+            &format!("distributed.{missing}"),
+            "tls_cert and tls_key go together: the coordinator serves joining workers over TLS with both",
+        ));
+    }
+    Ok(Some(WorkerSource::Join {
+        listen,
+        expect,
+        timeout,
+    }))
 }
 
 /// Validates the `[cluster]` section: every value possible for a real cluster.

@@ -26,12 +26,19 @@ impl tonic::service::Interceptor for CheckToken {
         let Some(expected) = &self.expected else {
             return Ok(request);
         };
+        let peer = request.remote_addr();
         match request.metadata().get(AUTHORIZATION) {
             Some(given) if constant_time_eq(given.as_bytes(), expected) => Ok(request),
-            Some(_) => Err(Status::unauthenticated("wrong token")),
-            None => Err(Status::unauthenticated(
-                "this worker requires a token (--token-file)",
-            )),
+            Some(_) => {
+                tracing::warn!(?peer, "refused a call: wrong token");
+                Err(Status::unauthenticated("wrong token"))
+            }
+            None => {
+                tracing::warn!(?peer, "refused a call: no token");
+                Err(Status::unauthenticated(
+                    "a token is required (--token-file, token_file or MARTELLI_TOKEN)",
+                ))
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ use martelli_results::Sample;
 use martelli_runner::{Job, PreparedPoint, RunError, Runner, timed_run};
 
 use crate::connect::{ClientOptions, Connection, connect};
+use crate::join::{JoinOptions, JoinServer};
 use crate::local::LocalWorkers;
 use crate::{DistributedError, schedule};
 use martelli_schedule::place;
@@ -20,6 +21,9 @@ pub struct DistributedRunner {
     options: ClientOptions,
     /// Local workers this runner started (stopped when it is dropped), if any.
     _local: Option<LocalWorkers>,
+    /// The server joining workers offered themselves to (it turns late ones away until the
+    /// runner is dropped), if any.
+    _joined: Option<JoinServer>,
 }
 
 impl DistributedRunner {
@@ -30,12 +34,7 @@ impl DistributedRunner {
         options: ClientOptions,
         local: Option<LocalWorkers>,
     ) -> Result<DistributedRunner, DistributedError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("martelli-coordinator")
-            .enable_all()
-            .build()
-            .map_err(|e| DistributedError::Run(format!("cannot start the coordinator's runtime: {e}")))?;
+        let runtime = coordinator_runtime()?;
         let connections = runtime.block_on(async {
             let mut pending = tokio::task::JoinSet::new();
             for (i, address) in addresses.iter().enumerate() {
@@ -65,6 +64,33 @@ impl DistributedRunner {
             connections,
             options,
             _local: local,
+            _joined: None,
+        })
+    }
+
+    /// Listens on `listen` for workers started with `martelli worker --join`, dials each back
+    /// as a listed worker is reached, and returns once `join.expect` of them answer;
+    /// `progress` hears `(joined, expected)` as they come. Fails after `join.timeout`, naming
+    /// how many came and from where.
+    pub fn join(
+        listen: std::net::SocketAddr,
+        join: &JoinOptions,
+        options: ClientOptions,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<DistributedRunner, DistributedError> {
+        let runtime = coordinator_runtime()?;
+        let (server, connections) = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| DistributedError::Join(format!("cannot listen on {listen}: {e}")))?;
+            JoinServer::gather(listener, join, &options, progress).await
+        })?;
+        Ok(DistributedRunner {
+            runtime,
+            connections,
+            options,
+            _local: None,
+            _joined: Some(server),
         })
     }
 
@@ -155,6 +181,16 @@ impl PreparedPoint for DistributedPoint<'_> {
         sample.distributed = wire;
         Ok(sample)
     }
+}
+
+/// The coordinator's runtime: one thread drives every stream; the sweep itself is synchronous.
+fn coordinator_runtime() -> Result<tokio::runtime::Runtime, DistributedError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("martelli-coordinator")
+        .enable_all()
+        .build()
+        .map_err(|e| DistributedError::Run(format!("cannot start the coordinator's runtime: {e}")))
 }
 
 /// Awaits futures concurrently, keeping their order.

@@ -9,7 +9,9 @@ mod calibrate;
 mod connect;
 mod convert;
 mod coordinator;
+mod join;
 mod local;
+mod offer;
 mod schedule;
 mod worker;
 
@@ -17,8 +19,10 @@ pub use auth::shared_token;
 pub use calibrate::measure_network;
 pub use connect::ClientOptions;
 pub use coordinator::DistributedRunner;
+pub use join::JoinOptions;
 pub use local::{LISTENING, LocalWorkers};
-pub use worker::{WorkerError, WorkerOptions, serve};
+pub use offer::{JoinTarget, keep_joining};
+pub use worker::{WorkerError, WorkerOptions, serve, worker_name};
 
 /// Why the distributed tier could not run.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,9 @@ pub enum DistributedError {
         /// What went wrong.
         reason: String,
     },
+    /// Workers did not join: too few within the time, or the coordinator cannot listen.
+    #[error("joining workers: {0}")]
+    Join(String),
     /// Local workers could not be started.
     #[error("spawn_local: {0}")]
     Spawn(String),

@@ -1,12 +1,13 @@
-//! `martelli worker`: a gRPC server that runs the tasks coordinators send it on its own rayon
-//! pool, run after run, until it is told to shut down.
+//! `martelli worker`: a gRPC server that runs the tasks coordinators send it on threads of its
+//! own (as many as each run asks for), run after run, until it is told to shut down.
 //!
-//! Heartbeats come from a tokio task, never from the rayon threads, so a worker whose threads
+//! Heartbeats come from a tokio task, never from the task threads, so a worker whose threads
 //! are all busy with long tasks still answers on time and is never mistaken for a dead one.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use martelli_schedule::{MAX_RESULTS_PER_MESSAGE, ResultGroup};
@@ -72,7 +73,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| WorkerError::Serve(e.to_string()))?;
     let shared = Arc::new(Shared {
-        worker_id: format!("{}@{local}", hostname()),
+        worker_id: worker_name(local),
         threads: options.threads.max(1),
         max_message_bytes: options.max_message_bytes,
         runs_served: AtomicU64::new(0),
@@ -106,6 +107,11 @@ pub async fn serve(
         )
         .await
         .map_err(|e| WorkerError::Serve(e.to_string()))
+}
+
+/// How a worker serving at `local` names itself: `host@address`.
+pub fn worker_name(local: std::net::SocketAddr) -> String {
+    format!("{}@{local}", hostname())
 }
 
 fn hostname() -> String {
@@ -216,11 +222,23 @@ async fn run_session(
                 .map_err(|e| e.to_string())?,
         )
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("martelli-worker-{i}"))
-        .build()
-        .map_err(|e| e.to_string())?;
+    // Tasks still to run are dropped once the run is over.
+    let inbox = Arc::new(Inbox::default());
+    let in_flight = Arc::new(AtomicU32::new(0));
+    let (results_tx, results_rx) = mpsc::unbounded_channel::<Vec<wire::TaskResult>>();
+    for i in 0..threads {
+        let (inbox, executor, results, in_flight, shared) = (
+            inbox.clone(),
+            executor.clone(),
+            results_tx.clone(),
+            in_flight.clone(),
+            shared.clone(),
+        );
+        std::thread::Builder::new()
+            .name(format!("martelli-worker-{i}"))
+            .spawn(move || run_tasks(&inbox, &executor, ResultSink::new(results, shared), &in_flight))
+            .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+    }
     let ready = wire::WorkerMessage {
         body: Some(worker_message::Body::Ready(wire::Ready {
             threads: threads as u32,
@@ -228,10 +246,6 @@ async fn run_session(
     };
     tx.send(Ok(ready)).await.map_err(|_| "coordinator went away")?;
 
-    // Tasks still to run are skipped once the run is over.
-    let cancelled = Arc::new(AtomicBool::new(false));
-    let in_flight = Arc::new(AtomicU32::new(0));
-    let (results_tx, results_rx) = mpsc::unbounded_channel::<Vec<wire::TaskResult>>();
     let heartbeats = tokio::spawn(send_heartbeats(tx.clone(), heartbeat, in_flight.clone()));
     let forwarder = tokio::spawn(forward_results(tx.clone(), results_rx));
 
@@ -259,36 +273,7 @@ async fn run_session(
                     "task batch"
                 );
                 in_flight.fetch_add(tasks.len() as u32, Ordering::Relaxed);
-                let (executor, results, cancelled, in_flight, shared) = (
-                    executor.clone(),
-                    results_tx.clone(),
-                    cancelled.clone(),
-                    in_flight.clone(),
-                    shared.clone(),
-                );
-                pool.spawn(move || {
-                    use rayon::prelude::*;
-                    tasks.into_par_iter().for_each_init(
-                        || ResultSink::new(results.clone(), shared.clone()),
-                        |sink, (task, attempt, payload)| {
-                            in_flight.fetch_sub(1, Ordering::Relaxed);
-                            if cancelled.load(Ordering::Relaxed) {
-                                return;
-                            }
-                            let started = Instant::now();
-                            let digest = executor.compute_on(&task, &payload);
-                            if task.io_wait_ns > 0 {
-                                std::thread::sleep(task.io_wait());
-                            }
-                            sink.push(wire::TaskResult {
-                                id: task.id,
-                                attempt,
-                                digest,
-                                latency_ns: started.elapsed().as_nanos() as u64,
-                            });
-                        },
-                    );
-                });
+                inbox.push(tasks);
             }
             Ok(Some(_)) => {
                 let _ = tx
@@ -307,10 +292,10 @@ async fn run_session(
             }
         }
     };
-    cancelled.store(true, Ordering::Relaxed);
+    inbox.close();
     heartbeats.abort();
     drop(results_tx);
-    // Tasks already running finish on the pool; the forwarder ends once they have.
+    // Tasks already running finish on their threads, which then end; the forwarder goes now.
     forwarder.abort();
     outcome
 }
@@ -352,6 +337,106 @@ async fn forward_results(tx: Outbound, mut results: mpsc::UnboundedReceiver<Vec<
         if tx.send(Ok(message)).await.is_err() {
             return;
         }
+    }
+}
+
+/// A task as it waits for a thread: the task, its attempt, its payload.
+type Queued = (martelli_workload::Task, u32, Vec<u8>);
+
+/// The tasks of one run waiting for the run's threads, in arrival order. Each thread takes
+/// one task at a time, as the policy's model assumes (not rayon's splitting and stealing: a
+/// thread blocked in a task's wait would leave the owners of its stolen halves spinning, on
+/// cores the woken waits need).
+#[derive(Default)]
+struct Inbox {
+    state: Mutex<InboxState>,
+    /// Signalled for each task queued and when the run closes.
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct InboxState {
+    tasks: VecDeque<Queued>,
+    /// Set when the run is over: queued tasks are dropped, threads end.
+    closed: bool,
+}
+
+/// What a thread finds when it looks for its next task.
+enum Next {
+    Task(Queued),
+    /// Nothing queued now (the thread hands over its results before it waits).
+    Empty,
+    Closed,
+}
+
+impl Inbox {
+    fn push(&self, batch: Vec<Queued>) {
+        let n = batch.len();
+        if let Ok(mut state) = self.state.lock() {
+            state.tasks.extend(batch);
+        }
+        for _ in 0..n {
+            self.ready.notify_one();
+        }
+    }
+
+    fn close(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.closed = true;
+            state.tasks.clear();
+        }
+        self.ready.notify_all();
+    }
+
+    fn try_next(&self) -> Next {
+        match self.state.lock() {
+            Ok(mut state) if !state.closed => state.tasks.pop_front().map_or(Next::Empty, Next::Task),
+            _ => Next::Closed,
+        }
+    }
+
+    /// Waits for a task; `None` once the run is closed.
+    fn next(&self) -> Option<Queued> {
+        let mut state = self.state.lock().ok()?;
+        loop {
+            if state.closed {
+                return None;
+            }
+            if let Some(task) = state.tasks.pop_front() {
+                return Some(task);
+            }
+            state = self.ready.wait(state).ok()?;
+        }
+    }
+}
+
+/// One thread of a run: takes tasks until the run closes; hands its results over in groups,
+/// and whenever it finds nothing more to run.
+fn run_tasks(inbox: &Inbox, executor: &Executor, mut sink: ResultSink, in_flight: &AtomicU32) {
+    loop {
+        let (task, attempt, payload) = match inbox.try_next() {
+            Next::Task(queued) => queued,
+            Next::Closed => break,
+            Next::Empty => {
+                sink.flush();
+                match inbox.next() {
+                    Some(queued) => queued,
+                    None => break,
+                }
+            }
+        };
+        in_flight.fetch_sub(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let digest = executor.compute_on(&task, &payload);
+        if task.io_wait_ns > 0 {
+            std::thread::sleep(task.io_wait());
+        }
+        sink.push(wire::TaskResult {
+            id: task.id,
+            attempt,
+            digest,
+            latency_ns: started.elapsed().as_nanos() as u64,
+        });
     }
 }
 

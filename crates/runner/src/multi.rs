@@ -6,8 +6,8 @@
 //! `process.rs`).
 
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 

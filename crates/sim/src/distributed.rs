@@ -338,7 +338,11 @@ impl<'a> Sim<'a> {
         n.busy_ns += burst;
         let cpus = &mut self.cpus[n.pool];
         // A woken wait needs a core before its thread goes on, queued as compute is.
-        let woken = if wait > 0.0 { self.knobs.wait_cpu[node] } else { 0.0 };
+        let woken = if wait > 0.0 {
+            self.knobs.wait_cpu[node]
+        } else {
+            0.0
+        };
         let done = cpus.run(t, burst + woken) + wait;
         record(&mut self.h, done - t);
         self.events.push(

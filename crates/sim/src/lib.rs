@@ -145,7 +145,10 @@ pub fn fit_wait_cost(entry: &WaitCpu, probe: &Workload, calibration: &Calibratio
         return floor;
     }
     // No wait can cost more than all the cores for the whole probe.
-    let (mut lo, mut hi) = (floor, entry.probe_wall_ns * cores as f64 / probe.tasks.max(1) as f64);
+    let (mut lo, mut hi) = (
+        floor,
+        entry.probe_wall_ns * cores as f64 / probe.tasks.max(1) as f64,
+    );
     if wall_at(hi) < entry.probe_wall_ns {
         return hi;
     }
