@@ -65,21 +65,37 @@ pub fn measure() -> anyhow::Result<Calibration> {
         multi,
         distributed: distributed?,
     };
-    // The wall time of the pool's wait probes says what a wait takes from the cores beyond
-    // the CPU the process is charged for; the model is fitted to it, pool size by pool size.
-    let fitted: Vec<f64> = calibration
+    fit_wait_costs(&mut calibration, machine.logical_cores);
+    Ok(calibration)
+}
+
+/// What a wait takes from the cores, as the model uses it. The CPU a process is charged per
+/// wait is largest when its cores idle (each wake-up then also wakes a core; seen here: 17 us
+/// a wait with 4 threads) and smaller when they are busy, which is when it matters: so the
+/// figure used for every pool, of the multi tier and of the workers alike, is the one that
+/// reproduces the wall time of the largest pool's probe (the one that fills this machine's
+/// cores; with 256 threads on 2 cores, 10-15 us), never less than the CPU charged there.
+/// Smaller pools' probes leave the cores idle, and a fit to their wall time is ill-posed.
+fn fit_wait_costs(calibration: &mut Calibration, cores: usize) {
+    let Some(largest) = calibration
         .multi
         .wait_cpu
         .iter()
-        .map(|entry| {
-            let probe = martelli_runner::wait_workload(entry.threads);
-            martelli_sim::fit_wait_cost(entry, &probe, &calibration, machine.logical_cores)
-        })
-        .collect();
-    for (entry, ns) in calibration.multi.wait_cpu.iter_mut().zip(fitted) {
-        entry.ns_per_wait = ns;
+        .max_by_key(|e| e.threads)
+        .copied()
+    else {
+        return;
+    };
+    let probe = martelli_runner::wait_workload(largest.threads);
+    let busy = martelli_sim::fit_wait_cost(&largest, &probe, calibration, cores);
+    for entry in calibration
+        .multi
+        .wait_cpu
+        .iter_mut()
+        .chain(calibration.distributed.worker_wait_cpu.iter_mut())
+    {
+        entry.ns_per_wait = busy;
     }
-    Ok(calibration)
 }
 
 /// What a calibration says, in a few lines.
@@ -97,7 +113,7 @@ pub fn summary(c: &Calibration) -> String {
          cpu kernel        {:.3} ns/iteration; {:.0} ns fixed and {:.0} ns of measuring per task\n\
          memory kernel     {}\n\
          payload           {:.3} ns/byte to generate, {:.3} ns/byte to read\n\
-         I/O wait          a sleep lasts {:.0} us longer than asked\n\
+         I/O wait          a sleep lasts {:.0} us longer than asked and takes {:.1} us of a busy core\n\
          multi tier        {:.0} ns hand-off per task, {:.1} us per run, memory contention {:.1}% per busy core\n\
          distributed tier  {:.1} us latency one way, {:.0} MB/s, {:.0} + {:.0} ns per task at the coordinator, \
          {:.0} ns at the worker, {:.3} ns/byte to encode\n",
@@ -109,6 +125,7 @@ pub fn summary(c: &Calibration) -> String {
         k.payload_generate_ns_per_byte,
         k.payload_read_ns_per_byte,
         k.io_overshoot_ns / 1e3,
+        m.wait_cpu_ns(1024) / 1e3,
         m.dispatch_ns,
         m.run_overhead_ns / 1e3,
         m.memory_contention * 100.0,

@@ -12,15 +12,15 @@ use serde_json::Value;
 use crate::{checksums, read_json, run_fails, run_ok, text, write};
 
 /// A worker process, killed when the test ends (whatever happens).
-struct Worker {
+pub(crate) struct Worker {
     child: Child,
-    address: String,
+    pub(crate) address: String,
     /// Lines the worker logs (stderr), for waiting on "run started".
     log: mpsc::Receiver<String>,
 }
 
 impl Worker {
-    fn start(extra: &[&str]) -> Worker {
+    pub(crate) fn start(extra: &[&str]) -> Worker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_martelli"))
             .args(["worker", "--listen", "127.0.0.1:0"])
             .args(extra)
@@ -51,19 +51,29 @@ impl Worker {
     }
 
     /// Waits until the worker logs that a run started on it.
-    fn wait_for_run(&self) {
+    pub(crate) fn wait_for_run(&self) {
+        self.wait_for_log("run started");
+    }
+
+    /// Whether a line the worker has logged so far (and not yet waited for) contains `words`.
+    pub(crate) fn saw_log(&self, words: &str) -> bool {
+        self.log.try_iter().any(|line| line.contains(words))
+    }
+
+    /// Waits until the worker logs a line containing `words`; returns the line.
+    pub(crate) fn wait_for_log(&self, words: &str) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while std::time::Instant::now() < deadline {
             if let Ok(line) = self.log.recv_timeout(Duration::from_millis(100))
-                && line.contains("run started")
+                && line.contains(words)
             {
-                return;
+                return line;
             }
         }
-        panic!("worker {} never started a run", self.address);
+        panic!("worker {} never logged {words:?}", self.address);
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.pid().to_string()])
             .status()
@@ -71,7 +81,7 @@ impl Worker {
         assert!(status.success(), "kill {signal}");
     }
 
-    fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 }
@@ -92,7 +102,7 @@ fn workers_list(workers: &[&Worker]) -> String {
 }
 
 /// The single tier's checksum and the distributed points of a results file.
-fn split(results: &Value) -> (String, Vec<Value>) {
+pub(crate) fn split(results: &Value) -> (String, Vec<Value>) {
     let points = results["points"].as_array().unwrap();
     let single = points.iter().find(|p| p["tier"] == "single").unwrap()["checksum"]
         .as_str()

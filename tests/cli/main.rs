@@ -2,8 +2,11 @@
 //! One test binary; the distributed tier's tests (real worker processes on 127.0.0.1) live in
 //! `distributed.rs`.
 
+mod deploy;
 mod distributed;
+mod join;
 mod lessons;
+mod netns;
 mod simulate;
 
 use std::path::{Path, PathBuf};

@@ -36,7 +36,7 @@ impl tonic::service::Interceptor for CheckToken {
             None => {
                 tracing::warn!(?peer, "refused a call: no token");
                 Err(Status::unauthenticated(
-                    "a token is required (--token-file, token_file or MARTELLI_TOKEN)",
+                    "this server requires a token (--token-file, token_file or MARTELLI_TOKEN)",
                 ))
             }
         }

@@ -190,7 +190,7 @@ impl worker_server::Worker for WorkerService {
             let outcome = run_session(&shared, workload, threads, heartbeat, inbound, tx).await;
             shared.active_runs.fetch_sub(1, Ordering::Relaxed);
             match outcome {
-                Ok(()) => tracing::info!(%peer, "run finished"),
+                Ok(tasks) => tracing::info!(%peer, tasks, "run finished"),
                 Err(reason) => tracing::warn!(%peer, %reason, "run ended early"),
             }
         });
@@ -213,7 +213,7 @@ async fn run_session(
     heartbeat: Duration,
     mut inbound: Streaming<wire::CoordinatorMessage>,
     tx: Outbound,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let executor = {
         let w = workload.clone();
         Arc::new(
@@ -225,18 +225,15 @@ async fn run_session(
     // Tasks still to run are dropped once the run is over.
     let inbox = Arc::new(Inbox::default());
     let in_flight = Arc::new(AtomicU32::new(0));
+    // Tasks this run's threads finished, for the log.
+    let ran = Arc::new(AtomicU64::new(0));
     let (results_tx, results_rx) = mpsc::unbounded_channel::<Vec<wire::TaskResult>>();
     for i in 0..threads {
-        let (inbox, executor, results, in_flight, shared) = (
-            inbox.clone(),
-            executor.clone(),
-            results_tx.clone(),
-            in_flight.clone(),
-            shared.clone(),
-        );
+        let (inbox, executor, in_flight) = (inbox.clone(), executor.clone(), in_flight.clone());
+        let sink = ResultSink::new(results_tx.clone(), shared.clone(), ran.clone());
         std::thread::Builder::new()
             .name(format!("martelli-worker-{i}"))
-            .spawn(move || run_tasks(&inbox, &executor, ResultSink::new(results, shared), &in_flight))
+            .spawn(move || run_tasks(&inbox, &executor, sink, &in_flight))
             .map_err(|e| format!("cannot start a worker thread: {e}"))?;
     }
     let ready = wire::WorkerMessage {
@@ -297,7 +294,7 @@ async fn run_session(
     drop(results_tx);
     // Tasks already running finish on their threads, which then end; the forwarder goes now.
     forwarder.abort();
-    outcome
+    outcome.map(|()| ran.load(Ordering::Relaxed))
 }
 
 /// Sends a heartbeat every `interval` until the stream closes.
@@ -445,6 +442,8 @@ fn run_tasks(inbox: &Inbox, executor: &Executor, mut sink: ResultSink, in_flight
 struct ResultSink {
     tx: mpsc::UnboundedSender<Vec<wire::TaskResult>>,
     shared: Arc<Shared>,
+    /// The run's count of finished tasks.
+    ran: Arc<AtomicU64>,
     buffer: Vec<wire::TaskResult>,
     group: ResultGroup,
     /// The group's clock starts here.
@@ -452,10 +451,15 @@ struct ResultSink {
 }
 
 impl ResultSink {
-    fn new(tx: mpsc::UnboundedSender<Vec<wire::TaskResult>>, shared: Arc<Shared>) -> ResultSink {
+    fn new(
+        tx: mpsc::UnboundedSender<Vec<wire::TaskResult>>,
+        shared: Arc<Shared>,
+        ran: Arc<AtomicU64>,
+    ) -> ResultSink {
         ResultSink {
             tx,
             shared,
+            ran,
             buffer: Vec::new(),
             group: ResultGroup::new(0),
             epoch: Instant::now(),
@@ -473,9 +477,9 @@ impl ResultSink {
         if self.buffer.is_empty() {
             return;
         }
-        self.shared
-            .tasks_executed
-            .fetch_add(self.buffer.len() as u64, Ordering::Relaxed);
+        let n = self.buffer.len() as u64;
+        self.shared.tasks_executed.fetch_add(n, Ordering::Relaxed);
+        self.ran.fetch_add(n, Ordering::Relaxed);
         let _ = self.tx.send(std::mem::take(&mut self.buffer));
     }
 }

@@ -177,7 +177,7 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
         let per_task = kernels.task_fixed_ns + kernels.record_ns + dispatch_ns;
         let tasks = waits.tasks as f64;
         // The first run warms the pool up (its threads' first sleeps and wake-ups) and is left out.
-        let runs = samples(&MultiRunner::default(), threads as usize, &waits, 4);
+        let runs = samples(&MultiRunner::default(), threads as usize, &waits, 6);
         let runs = runs.get(1..).unwrap_or_default();
         let mut per_wait: Vec<f64> = runs
             .iter()
@@ -216,11 +216,11 @@ pub fn wait_cpu_per_task(cpu_ns: f64, wall_ns: f64, tasks: f64, cores: usize, pe
     (spent / tasks.max(1.0) - per_task_ns).max(0.0)
 }
 
-/// Tasks that only wait ([`PROBE_WAIT_NS`] each), 16 per thread of a pool of `threads` (4000
+/// Tasks that only wait ([`PROBE_WAIT_NS`] each), 64 per thread of a pool of `threads` (4000
 /// at least, so that a pool's start-up is a small part and CPU counted in clock ticks resolves): what
 /// the CPU of a wait is measured with.
 pub fn wait_workload(threads: u32) -> Workload {
-    let mut w = probe_workload(Kind::Io, (16 * u64::from(threads)).max(4000), 0);
+    let mut w = probe_workload(Kind::Io, (64 * u64::from(threads)).max(4000), 0);
     w.io_wait_ns = PROBE_WAIT_NS;
     w
 }
