@@ -213,7 +213,7 @@ fn woken_waits_queue_for_the_cores_and_a_fitted_wait_cost_reproduces_its_probe()
         probe_wall_ns: 0.0,
     }];
     let slow = multi_wall(&c);
-    assert!(slow >= 40.96e6 && slow < 43e6, "{slow}");
+    assert!((40.96e6..43e6).contains(&slow), "{slow}");
     // The fit finds the cost that takes the probe's wall time, never less than the CPU seen.
     let probe = WaitCpu {
         threads: 256,
