@@ -123,7 +123,8 @@ repeats = 2
 warmup = 0
 TOML
 
-job=$(sbatch --parsable --chdir="$work" --nodes=1 --time=5 \
+# Submitted from the work folder: the results land in the submit directory.
+job=$(cd "$work" && sbatch --parsable --nodes=1 --time=5 \
     --export=ALL,MARTELLI="$martelli",RUST_LOG=info \
     "$root/deploy/slurm/martelli.sbatch" "$work/slurm-test.toml")
 echo "slurm test: submitted job $job"

@@ -443,8 +443,17 @@ pub fn parse(path: &Path, source: &str, overrides: &Overrides) -> Result<Config,
             "the file is empty: a config needs at least a [workload] section with `kind` and `tasks`".into(),
         ));
     }
-    let raw: raw::RawConfig = toml::from_str(source)
+    let mut raw: raw::RawConfig = toml::from_str(source)
         .map_err(|e| ConfigError::at_span(path, source, e.span(), e.message().trim_end().to_string()))?;
+    // `--listen` supplies the section a distributed config without one needs (the rest of
+    // the override is applied with the others, below).
+    if let (Some(listen), None) = (overrides.listen, &raw.distributed) {
+        raw.distributed = Some(raw::RawDistributed {
+            listen: Some(listen.to_string()),
+            expect_workers: Some(overrides.expect_workers.unwrap_or(1).into()),
+            ..raw::RawDistributed::default()
+        });
+    }
     let document: toml::Table = toml::from_str(source)
         .map_err(|e| ConfigError::at_span(path, source, e.span(), e.message().trim_end().to_string()))?;
     let mut config = validate::validate(path, raw, document)
