@@ -199,3 +199,60 @@ fn join_settings_are_checked_with_their_field_named() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("HOST:PORT"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn workers_join_over_tls_and_a_plain_worker_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = crate::distributed::certificates(dir.path());
+    let (ca, cert, key) = (
+        ca.to_str().unwrap(),
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
+    let tls = [
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--tls-ca",
+        ca,
+        "--tls-domain",
+        "localhost",
+    ];
+    let port = free_port();
+    let workers: Vec<Worker> = (0..2).map(|_| joining(port, &tls)).collect();
+    let config = join_config(
+        dir.path(),
+        port,
+        2,
+        "30s",
+        &format!(
+            "tls_cert = \"{cert}\"\ntls_key = \"{key}\"\ntls_ca = \"{ca}\"\ntls_domain = \"localhost\"\n"
+        ),
+    );
+    let out = dir.path().join("out");
+    let o = run(&config, &out, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (single, distributed) = split(&read_json(&out.join("results.json")));
+    assert_eq!(distributed[0]["checksum"], single.as_str());
+    drop(workers);
+    // A worker that speaks plain HTTP/2 never gets in.
+    let plain = joining(port, &[]);
+    let config = join_config(
+        dir.path(),
+        port,
+        1,
+        "3s",
+        &format!(
+            "tls_cert = \"{cert}\"\ntls_key = \"{key}\"\ntls_ca = \"{ca}\"\ntls_domain = \"localhost\"\n"
+        ),
+    );
+    let o = run(&config, &dir.path().join("plain"), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("0 of 1 workers joined"),
+        "{}",
+        text(&o.stderr)
+    );
+    drop(plain);
+}

@@ -8,7 +8,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::convert::{task_to_wire, workload_to_wire};
 use crate::wire::{self, coordinator_message, worker_client::WorkerClient, worker_message};
-use crate::{WorkerOptions, serve};
+use crate::{PROTOCOL_VERSION, WorkerOptions, serve};
 
 fn workload(payload_bytes: u64, iterations: u64) -> Workload {
     Workload {
@@ -238,4 +238,101 @@ async fn a_protocol_version_mismatch_is_refused_naming_the_address() {
         message.contains(&address) && message.contains("protocol version 99"),
         "{message}"
     );
+}
+
+/// A coordinator waiting for `expect` joining workers on 127.0.0.1; returns its address and
+/// the task that ends with the joined workers (or the error).
+async fn start_join_server(
+    expect: usize,
+) -> (
+    String,
+    tokio::task::JoinHandle<Result<usize, crate::DistributedError>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let join = crate::JoinOptions {
+        expect,
+        timeout: Duration::from_secs(20),
+        tls: None,
+    };
+    let client = crate::ClientOptions {
+        token: None,
+        tls_ca: None,
+        tls_domain: None,
+        max_message_bytes: 64 << 10,
+        timeout: Duration::from_secs(5),
+        heartbeat: Duration::from_secs(1),
+    };
+    let gathering = tokio::spawn(async move {
+        let (server, joined) = crate::join::JoinServer::gather(listener, &join, &client, |_, _| {}).await?;
+        // Keep serving a moment so that late offers get their answer.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(server);
+        Ok(joined.len())
+    });
+    (address, gathering)
+}
+
+fn offer(port: u16, protocol_version: u32) -> wire::JoinRequest {
+    wire::JoinRequest {
+        protocol_version,
+        martelli_version: "test".into(),
+        worker_id: "raw".into(),
+        threads: 1,
+        host: String::new(),
+        port: u32::from(port),
+    }
+}
+
+#[tokio::test]
+async fn joining_checks_the_protocol_version_dials_back_and_never_takes_more_than_expected() {
+    use crate::wire::coordinator_client::CoordinatorClient;
+    let (coordinator, gathering) = start_join_server(1).await;
+    let mut client = CoordinatorClient::connect(format!("http://{coordinator}"))
+        .await
+        .unwrap();
+    // Another protocol version is refused before anything else.
+    let refused = client.join(offer(1, PROTOCOL_VERSION + 1)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("protocol version"), "{refused:?}");
+    // A worker that is not there cannot be dialed back: not taken, and said why.
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = nobody.local_addr().unwrap().port();
+    drop(nobody);
+    let reply = client
+        .join(offer(gone, PROTOCOL_VERSION))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !reply.accepted && reply.reason.contains("cannot reach"),
+        "{reply:?}"
+    );
+    // A real worker joins; offering again is harmless; a second worker is turned away.
+    let (first, _stop_first) = start_worker().await;
+    let (second, _stop_second) = start_worker().await;
+    let port = |a: &str| a.rsplit_once(':').unwrap().1.parse::<u16>().unwrap();
+    let reply = client
+        .join(offer(port(&first), PROTOCOL_VERSION))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.accepted, "{reply:?}");
+    assert_eq!((reply.joined, reply.expected), (1, 1));
+    let again = client
+        .join(offer(port(&first), PROTOCOL_VERSION))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.accepted, "{again:?}");
+    let extra = client
+        .join(offer(port(&second), PROTOCOL_VERSION))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !extra.accepted && extra.reason.contains("already has its 1 workers"),
+        "{extra:?}"
+    );
+    assert_eq!(gathering.await.unwrap().unwrap(), 1);
 }
