@@ -36,6 +36,13 @@ pub enum Command {
     /// Writes speedup, efficiency, throughput and latency charts; each results file gets its
     /// own colours and legend entries.
     Plot(PlotArgs),
+    /// Compare a run against a baseline, point by point, beyond the noise of their repeats.
+    ///
+    /// For every (series, tier, cores) in both results files: the change in wall time and
+    /// throughput, and "faster" or "slower" only when the two runs' repeats do not overlap and
+    /// the change exceeds their spread, else "no change". Exits 1 when a point is slower than
+    /// --threshold (for CI pipelines), 2 when the runs ran different workloads.
+    Compare(CompareArgs),
     /// Fit scaling laws (USL, Amdahl) to measurements from a CSV file.
     ///
     /// The CSV needs a header with `cores` and `throughput` (or `tasks_per_s`, or `wall_s`,
@@ -110,6 +117,40 @@ pub struct SimulateArgs {
     /// Format of the charts.
     #[arg(long, value_enum, default_value = "png")]
     pub format: FormatArg,
+}
+
+/// `martelli compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The baseline's results.json.
+    pub baseline: PathBuf,
+    /// The new run's results.json.
+    pub new: PathBuf,
+    /// How much slower a point may be before the exit code is 1, e.g. 5% or 0.05.
+    #[arg(long, default_value = "5%", value_parser = parse_fraction)]
+    pub threshold: f64,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw both runs overlaid into this folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Format of the overlay charts.
+    #[arg(long, value_enum, default_value = "png")]
+    pub format: FormatArg,
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    let value = match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("{text:?} is not a fraction: expected e.g. 5% or 0.05"))?;
+    if (0.0..10.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err("must be between 0% and 1000%".into())
+    }
 }
 
 /// `martelli plot`.

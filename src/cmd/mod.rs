@@ -1,6 +1,7 @@
 //! One file per subcommand; this module only dispatches.
 
 mod calibrate;
+mod compare;
 mod fit;
 mod plot;
 mod run;
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Fit(args) => fit::fit(args),
         Command::Plot(args) => plot::plot(args),
+        Command::Compare(args) => compare::compare(args),
         Command::Validate(args) => validate::validate(args),
         Command::Worker(args) => worker::worker(args),
         Command::Calibrate(args) => calibrate::calibrate(args),

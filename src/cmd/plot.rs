@@ -27,7 +27,7 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<()> {
 }
 
 /// One results.json, with errors that name the file, the line and the column.
-fn load(path: &Path) -> Result<Results, UsageError> {
+pub(crate) fn load(path: &Path) -> Result<Results, UsageError> {
     let name = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("cannot read {name}: {e}")))?;
     if text.trim().is_empty() {

@@ -4,12 +4,14 @@
 //! of the measuring or reporting code.
 #![deny(missing_docs)]
 
+mod compare;
 mod machine;
 mod schema;
 pub mod stats;
 mod table;
 mod write;
 
+pub use compare::{Change, CompareError, Comparison, PointChange, compare, render_comparison};
 pub use machine::Machine;
 pub use schema::{CurveFit, Latency, Point, Results, SCHEMA_VERSION, Sample, SeriesInfo, WireStats, utc_now};
 pub use table::render_table;
