@@ -20,7 +20,8 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<()> {
             .parent()
             .map_or_else(|| ".".into(), Path::to_path_buf),
     };
-    let charts = martelli_plot::draw_all(&runs, &out, args.format.into())?;
+    let mut charts = martelli_plot::draw_all(&runs, &out, args.format.into())?;
+    charts.push(martelli_plot::write_report(&runs, &out)?);
     let names: Vec<String> = charts.iter().map(|p| p.display().to_string()).collect();
     println!("wrote {}", names.join(", "));
     Ok(())

@@ -46,15 +46,18 @@ pub fn measure(config: &Config) -> anyhow::Result<Results> {
     Ok(results?)
 }
 
-/// Prints the summary table, writes results.json, results.csv and the charts into the
-/// config's output folder, and says what was written.
+/// Prints the summary table, writes results.json, results.csv, the charts and report.html
+/// into the config's output folder, and says what was written.
 pub fn report(config: &Config, results: &Results, format: martelli_plot::Format) -> anyhow::Result<()> {
     say(&martelli_results::render_table(results))?;
     let written = martelli_results::write_results(&config.output_dir, results)?;
-    let charts = martelli_plot::draw_all(std::slice::from_ref(results), &config.output_dir, format)?;
+    let runs = std::slice::from_ref(results);
+    let charts = martelli_plot::draw_all(runs, &config.output_dir, format)?;
+    let page = martelli_plot::write_report(runs, &config.output_dir)?;
     let names: Vec<String> = written
         .iter()
         .chain(&charts)
+        .chain([&page])
         .map(|p| p.display().to_string())
         .collect();
     say(&format!("wrote {}\n", names.join(", ")))

@@ -189,6 +189,17 @@ pub(crate) fn draw(metric: Metric, runs: &[Results], path: &Path, format: Format
     }
 }
 
+/// Draws `metric` for `runs` as an SVG document, in memory (for the HTML report).
+pub(crate) fn svg_string(metric: Metric, runs: &[Results]) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        render(metric, runs, &root)?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
 /// The value of `metric` at a point, with its min–max range over the repeats.
 fn value(metric: Metric, p: &Point) -> Vec<(f64, f64, f64)> {
     // Wall-time spread carries over to every wall-derived figure.

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod chart;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -14,6 +15,7 @@ use std::sync::Once;
 use martelli_results::Results;
 
 pub use chart::Metric;
+pub use report::{escape, report_html};
 
 /// Image format of the charts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +93,21 @@ pub fn draw_all(runs: &[Results], dir: &Path, format: Format) -> Result<Vec<Path
         written.push(path);
     }
     Ok(written)
+}
+
+/// Writes `report.html` for `runs` into `dir` (under a temporary name, then renamed).
+pub fn write_report(runs: &[Results], dir: &Path) -> Result<PathBuf, PlotError> {
+    let page = report_html(runs)?;
+    let path = dir.join("report.html");
+    let partial = dir.join(".report.html.partial");
+    let fail = |e: std::io::Error| PlotError::Draw {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    std::fs::write(&partial, page).map_err(fail)?;
+    std::fs::rename(&partial, &path).map_err(fail)?;
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -1,0 +1,227 @@
+//! `report.html`: one self-contained page per run (no network, no scripts, no build step):
+//! the verdict first, then the summary table, the four charts as inline SVG, the fits with
+//! their standard errors, the warnings, the config as run, the machine and the versions.
+//! Every text from the results is escaped; nothing is fetched.
+
+use std::fmt::Write as _;
+
+use martelli_results::{Point, Results};
+
+use crate::chart::{self, Metric};
+use crate::{PlotError, register_font};
+
+/// The page for `results` (several runs are overlaid in the charts; the first one's facts
+/// head the page).
+pub fn report_html(runs: &[Results]) -> Result<String, PlotError> {
+    register_font();
+    let first = runs.first().ok_or(PlotError::Empty)?;
+    let mut page = String::with_capacity(1 << 20);
+    let title = format!("martelli: {}", title_of(first));
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        escape(&title)
+    );
+    let _ = write!(page, "<h1>{}</h1>\n", escape(&title));
+    let _ = write!(
+        page,
+        "<p class=\"meta\">{} &middot; started {} &middot; martelli {} &middot; results schema {}</p>\n",
+        escape(&first.config_file),
+        escape(&first.started_at),
+        escape(&first.martelli_version),
+        first.schema_version
+    );
+    for run in runs {
+        let _ = write!(page, "<section class=\"verdict\"><h2>Verdict</h2><p id=\"verdict\">{}</p></section>\n", escape(&run.verdict));
+    }
+    page.push_str("<h2>Summary</h2>\n");
+    for run in runs {
+        page.push_str(&summary_table(run));
+    }
+    page.push_str("<h2>Charts</h2>\n<div class=\"charts\">\n");
+    for metric in Metric::ALL {
+        let svg = chart::svg_string(metric, runs).map_err(|reason| PlotError::Draw {
+            path: format!("report.html ({})", metric.file_stem()).into(),
+            reason,
+        })?;
+        let _ = write!(page, "<figure>{}</figure>\n", scalable(&svg));
+    }
+    page.push_str("</div>\n");
+    page.push_str("<h2>Fits</h2>\n");
+    for run in runs {
+        page.push_str(&fits_table(run));
+    }
+    let warnings: Vec<&String> = runs.iter().flat_map(|r| &r.warnings).collect();
+    if !warnings.is_empty() {
+        page.push_str("<h2>Warnings</h2>\n<ul class=\"warnings\">\n");
+        for w in warnings {
+            let _ = writeln!(page, "<li>{}</li>", escape(w));
+        }
+        page.push_str("</ul>\n");
+    }
+    page.push_str("<h2>Config as run</h2>\n");
+    for run in runs {
+        let config = serde_json::to_string_pretty(&run.config).unwrap_or_default();
+        let _ = write!(
+            page,
+            "<p>{} (with the command line's overrides applied)</p>\n<pre>{}</pre>\n",
+            escape(&run.config_file),
+            escape(&config)
+        );
+    }
+    page.push_str("<h2>Machine</h2>\n");
+    for run in runs {
+        let m = &run.machine;
+        let _ = write!(
+            page,
+            "<p>{}: {} logical cores, {} ({}), {} {}</p>\n",
+            escape(&m.hostname),
+            m.logical_cores,
+            escape(&m.cpu_model),
+            escape(&m.arch),
+            escape(&m.os),
+            escape(&m.kernel)
+        );
+    }
+    page.push_str("</body>\n</html>\n");
+    Ok(page)
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}\
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ddd}\
+.meta{color:#666}.verdict p{font-size:1.15em;background:#f3f7ff;border-left:4px solid #3a6ed8;padding:.6em 1em}\
+table{border-collapse:collapse;font-size:.9em;margin:.5em 0}th,td{padding:.25em .6em;border-bottom:1px solid #eee;text-align:right}\
+th:first-child,td:first-child{text-align:left}tr.predicted td{color:#777;font-style:italic}\
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:1em}\
+figure{margin:0}figure svg{width:100%;height:auto}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.85em}\
+.warnings li{color:#8a5300}";
+
+fn title_of(r: &Results) -> String {
+    match r.series.as_slice() {
+        [one] => one.workload.name.clone(),
+        many => many.iter().map(|s| s.label.clone()).collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// Makes an SVG document scale with the page: a viewBox from its width and height.
+fn scalable(svg: &str) -> String {
+    let (w, h) = crate::SIZE;
+    let body = svg.trim_start_matches(|c| c != '<');
+    let body = body.strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>").unwrap_or(body).trim_start();
+    body.replacen("<svg ", &format!("<svg viewBox=\"0 0 {w} {h}\" "), 1)
+}
+
+fn summary_table(r: &Results) -> String {
+    let mut t = String::from(
+        "<table class=\"summary\"><tr><th>series</th><th>tier</th><th>cores</th><th>wall</th><th>spread</th>\
+         <th>speed-up</th><th>efficiency</th><th>tasks/s</th><th>p50</th><th>p99</th><th>first result</th>\
+         <th>checksum</th></tr>\n",
+    );
+    for p in &r.points {
+        let _ = writeln!(
+            t,
+            "<tr{}><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}x</td><td>{:.0}%</td>\
+             <td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            if p.predicted { " class=\"predicted\"" } else { "" },
+            escape(&p.series),
+            escape(&p.tier),
+            if p.oversubscribed { " (oversubscribed)" } else { "" },
+            p.cores,
+            seconds(p.wall_s),
+            spread(p),
+            p.speedup,
+            p.efficiency * 100.0,
+            p.tasks_per_s,
+            seconds(p.latency_us.p50 / 1e6),
+            seconds(p.latency_us.p99 / 1e6),
+            seconds(p.first_result_s),
+            escape(if p.predicted { "predicted" } else { &p.checksum }),
+        );
+    }
+    t.push_str("</table>\n");
+    t
+}
+
+fn spread(p: &Point) -> String {
+    if p.predicted {
+        return "-".into();
+    }
+    if p.wall_s > 0.0 {
+        format!("&plusmn;{:.1}%", (p.wall_s_max - p.wall_s_min) / p.wall_s * 50.0)
+    } else {
+        "-".into()
+    }
+}
+
+fn seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2}s")
+    } else if s >= 1e-3 {
+        format!("{:.2}ms", s * 1e3)
+    } else {
+        format!("{:.1}&micro;s", s * 1e6)
+    }
+}
+
+/// A value with its standard error, when there is one.
+fn with_se(value: f64, se: Option<f64>) -> String {
+    match se {
+        Some(se) => format!("{value:.4} &plusmn; {se:.4}"),
+        None => format!("{value:.4}"),
+    }
+}
+
+fn fits_table(r: &Results) -> String {
+    if r.fits.is_empty() {
+        return "<p>No fits: a scaling law needs at least three core counts.</p>\n".into();
+    }
+    let mut t = String::from(
+        "<table class=\"fits\"><tr><th>series</th><th>tier</th><th>core counts</th><th>USL &sigma;</th>\
+         <th>USL &kappa;</th><th>R&sup2;</th><th>Amdahl &sigma;</th><th>peak</th><th>verdict</th></tr>\n",
+    );
+    for f in &r.fits {
+        let usl = f.usl.as_ref();
+        let _ = writeln!(
+            t,
+            "<tr><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td style=\"text-align:left\">{}</td></tr>",
+            escape(&f.series),
+            escape(&f.tier),
+            f.core_counts,
+            if f.excluded_cores.is_empty() {
+                String::new()
+            } else {
+                format!(" (left out: {:?}, oversubscribed)", f.excluded_cores)
+            },
+            usl.map_or("-".into(), |u| with_se(u.sigma, u.sigma_se)),
+            usl.map_or("-".into(), |u| with_se(u.kappa, u.kappa_se)),
+            usl.map_or("-".into(), |u| format!("{:.4}", u.r2)),
+            f.amdahl.as_ref().map_or("-".into(), |a| with_se(a.sigma, a.sigma_se)),
+            match (f.peak_cores, f.max_speedup) {
+                (Some(n), Some(s)) => format!("{s:.2}x at {n:.0} cores"),
+                _ => "-".into(),
+            },
+            escape(&f.verdict),
+        );
+    }
+    t.push_str("</table>\n");
+    t
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
