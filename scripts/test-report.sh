@@ -53,7 +53,7 @@ check() {
         echo "report test: $name: the page loads or links something: $(grep -Eo '(src|href)="[^"]*"' "$dir/report.html" | head -3)" >&2
         exit 1
     fi
-    browse --window-size=1400,2600 --screenshot="$shots/report-$name.png" "$page" \
+    browse --window-size=1300,4400 --screenshot="$shots/report-$name.png" "$page" \
         >"$work/$name.out" 2>"$work/$name.log"
     if grep -E "CONSOLE|Uncaught|ERR_" "$work/$name.log" | grep -v "ERR_PROXY" >"$work/$name.errors"; then
         echo "report test: $name: the page logged to the console or failed a load:" >&2

@@ -8,7 +8,8 @@ use crate::cli::CompareArgs;
 use crate::cmd::plot::load;
 use crate::exit::UsageError;
 
-/// Loads both runs, compares, prints; writes the overlay charts with --out.
+/// Loads both runs, compares, prints; with --out writes the overlay charts and a report.html
+/// with the comparison.
 pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let baseline = load(&args.baseline)?;
     let new = load(&args.new)?;
@@ -25,7 +26,9 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         print!("{}", render_comparison(&comparison));
     }
     if let Some(out) = &args.out {
-        let charts = martelli_plot::draw_all(&[baseline, new], out, args.format.into())?;
+        let runs = [baseline, new];
+        let mut charts = martelli_plot::draw_all(&runs, out, args.format.into())?;
+        charts.push(martelli_plot::write_report(&runs, out, Some(&comparison))?);
         let names: Vec<String> = charts.iter().map(|p| p.display().to_string()).collect();
         println!("wrote {}", names.join(", "));
     }

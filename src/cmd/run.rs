@@ -53,7 +53,7 @@ pub fn report(config: &Config, results: &Results, format: martelli_plot::Format)
     let written = martelli_results::write_results(&config.output_dir, results)?;
     let runs = std::slice::from_ref(results);
     let charts = martelli_plot::draw_all(runs, &config.output_dir, format)?;
-    let page = martelli_plot::write_report(runs, &config.output_dir)?;
+    let page = martelli_plot::write_report(runs, &config.output_dir, None)?;
     let names: Vec<String> = written
         .iter()
         .chain(&charts)

@@ -90,6 +90,19 @@ fn the_quickstart_runs_end_to_end_with_one_checksum() {
         "{stdout}"
     );
     assert!(stdout.contains("wrote "), "{stdout}");
+    // The report: self-contained, the verdict first, the charts inline.
+    let page = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    let verdict = results["verdict"].as_str().unwrap().replace('\'', "&#39;");
+    let verdict_at = page.find(&verdict).expect("the report shows the verdict");
+    assert!(
+        verdict_at < page.find("<h2>Summary</h2>").unwrap(),
+        "the verdict comes first"
+    );
+    assert_eq!(page.matches("<svg ").count(), 4, "four inline charts");
+    assert!(
+        !page.contains("src=") && !page.contains("href="),
+        "nothing to fetch"
+    );
     let points = results["points"].as_array().unwrap();
     let tiers: Vec<(&str, u64)> = points
         .iter()

@@ -95,9 +95,14 @@ pub fn draw_all(runs: &[Results], dir: &Path, format: Format) -> Result<Vec<Path
     Ok(written)
 }
 
-/// Writes `report.html` for `runs` into `dir` (under a temporary name, then renamed).
-pub fn write_report(runs: &[Results], dir: &Path) -> Result<PathBuf, PlotError> {
-    let page = report_html(runs)?;
+/// Writes `report.html` for `runs` into `dir` (under a temporary name, then renamed), with
+/// `comparison` when the runs were compared.
+pub fn write_report(
+    runs: &[Results],
+    dir: &Path,
+    comparison: Option<&martelli_results::Comparison>,
+) -> Result<PathBuf, PlotError> {
+    let page = report_html(runs, comparison)?;
     let path = dir.join("report.html");
     let partial = dir.join(".report.html.partial");
     let fail = |e: std::io::Error| PlotError::Draw {

@@ -5,14 +5,14 @@
 
 use std::fmt::Write as _;
 
-use martelli_results::{Point, Results};
+use martelli_results::{Change, Comparison, Point, Results};
 
 use crate::chart::{self, Metric};
 use crate::{PlotError, register_font};
 
 /// The page for `results` (several runs are overlaid in the charts; the first one's facts
-/// head the page).
-pub fn report_html(runs: &[Results]) -> Result<String, PlotError> {
+/// head the page), with the comparison of the last run against the first when there is one.
+pub fn report_html(runs: &[Results], comparison: Option<&Comparison>) -> Result<String, PlotError> {
     register_font();
     let first = runs.first().ok_or(PlotError::Empty)?;
     let mut page = String::with_capacity(1 << 20);
@@ -34,7 +34,14 @@ pub fn report_html(runs: &[Results]) -> Result<String, PlotError> {
         first.schema_version
     );
     for run in runs {
-        let _ = write!(page, "<section class=\"verdict\"><h2>Verdict</h2><p id=\"verdict\">{}</p></section>\n", escape(&run.verdict));
+        let _ = write!(
+            page,
+            "<section class=\"verdict\"><h2>Verdict</h2><p id=\"verdict\">{}</p></section>\n",
+            escape(&run.verdict)
+        );
+    }
+    if let Some(c) = comparison {
+        page.push_str(&comparison_table(c));
     }
     page.push_str("<h2>Summary</h2>\n");
     for run in runs {
@@ -94,14 +101,18 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.6em;borde
 .meta{color:#666}.verdict p{font-size:1.15em;background:#f3f7ff;border-left:4px solid #3a6ed8;padding:.6em 1em}\
 table{border-collapse:collapse;font-size:.9em;margin:.5em 0}th,td{padding:.25em .6em;border-bottom:1px solid #eee;text-align:right}\
 th:first-child,td:first-child{text-align:left}tr.predicted td{color:#777;font-style:italic}\
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:1em}\
-figure{margin:0}figure svg{width:100%;height:auto}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.85em}\
+.charts figure{margin:0 0 1.2em 0}\
+figure svg{width:100%;height:auto}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.85em}\
 .warnings li{color:#8a5300}";
 
 fn title_of(r: &Results) -> String {
     match r.series.as_slice() {
         [one] => one.workload.name.clone(),
-        many => many.iter().map(|s| s.label.clone()).collect::<Vec<_>>().join(", "),
+        many => many
+            .iter()
+            .map(|s| s.label.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
@@ -109,7 +120,10 @@ fn title_of(r: &Results) -> String {
 fn scalable(svg: &str) -> String {
     let (w, h) = crate::SIZE;
     let body = svg.trim_start_matches(|c| c != '<');
-    let body = body.strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>").unwrap_or(body).trim_start();
+    let body = body
+        .strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
+        .unwrap_or(body)
+        .trim_start();
     body.replacen("<svg ", &format!("<svg viewBox=\"0 0 {w} {h}\" "), 1)
 }
 
@@ -198,12 +212,46 @@ fn fits_table(r: &Results) -> String {
             usl.map_or("-".into(), |u| with_se(u.sigma, u.sigma_se)),
             usl.map_or("-".into(), |u| with_se(u.kappa, u.kappa_se)),
             usl.map_or("-".into(), |u| format!("{:.4}", u.r2)),
-            f.amdahl.as_ref().map_or("-".into(), |a| with_se(a.sigma, a.sigma_se)),
+            f.amdahl
+                .as_ref()
+                .map_or("-".into(), |a| with_se(a.sigma, a.sigma_se)),
             match (f.peak_cores, f.max_speedup) {
                 (Some(n), Some(s)) => format!("{s:.2}x at {n:.0} cores"),
                 _ => "-".into(),
             },
             escape(&f.verdict),
+        );
+    }
+    t.push_str("</table>\n");
+    t
+}
+
+fn comparison_table(c: &Comparison) -> String {
+    let mut t = format!(
+        "<h2>Compared with the baseline</h2>\n<p>Faster or slower only beyond the noise of the repeats; \
+         slower than {:.0}% fails.</p>\n<table class=\"compare\"><tr><th>series</th><th>tier</th><th>cores</th>\
+         <th>baseline</th><th>new</th><th>wall</th><th>throughput</th><th>noise</th><th>verdict</th></tr>\n",
+        c.threshold * 100.0
+    );
+    for p in &c.points {
+        let verdict = match (p.change, p.regression) {
+            (Change::Slower, true) => "<strong>slower, beyond the threshold</strong>",
+            (Change::Slower, false) => "slower, within the threshold",
+            (Change::Faster, _) => "faster",
+            (Change::NoChange, _) => "no change",
+        };
+        let _ = writeln!(
+            t,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:+.1}%</td><td>{:+.1}%</td>\
+             <td>{:.1}%</td><td>{verdict}</td></tr>",
+            escape(&p.series),
+            escape(&p.tier),
+            p.cores,
+            seconds(p.baseline_wall_s),
+            seconds(p.new_wall_s),
+            p.wall_change * 100.0,
+            p.throughput_change * 100.0,
+            p.noise * 100.0,
         );
     }
     t.push_str("</table>\n");
