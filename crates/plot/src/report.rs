@@ -24,19 +24,19 @@ pub fn report_html(runs: &[Results], comparison: Option<&Comparison>) -> Result<
          <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
         escape(&title)
     );
-    let _ = write!(page, "<h1>{}</h1>\n", escape(&title));
-    let _ = write!(
+    let _ = writeln!(page, "<h1>{}</h1>", escape(&title));
+    let _ = writeln!(
         page,
-        "<p class=\"meta\">{} &middot; started {} &middot; martelli {} &middot; results schema {}</p>\n",
+        "<p class=\"meta\">{} &middot; started {} &middot; martelli {} &middot; results schema {}</p>",
         escape(&first.config_file),
         escape(&first.started_at),
         escape(&first.martelli_version),
         first.schema_version
     );
     for run in runs {
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<section class=\"verdict\"><h2>Verdict</h2><p id=\"verdict\">{}</p></section>\n",
+            "<section class=\"verdict\"><h2>Verdict</h2><p id=\"verdict\">{}</p></section>",
             escape(&run.verdict)
         );
     }
@@ -53,7 +53,7 @@ pub fn report_html(runs: &[Results], comparison: Option<&Comparison>) -> Result<
             path: format!("report.html ({})", metric.file_stem()).into(),
             reason,
         })?;
-        let _ = write!(page, "<figure>{}</figure>\n", scalable(&svg));
+        let _ = writeln!(page, "<figure>{}</figure>", scalable(&svg));
     }
     page.push_str("</div>\n");
     page.push_str("<h2>Fits</h2>\n");
@@ -71,9 +71,9 @@ pub fn report_html(runs: &[Results], comparison: Option<&Comparison>) -> Result<
     page.push_str("<h2>Config as run</h2>\n");
     for run in runs {
         let config = serde_json::to_string_pretty(&run.config).unwrap_or_default();
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<p>{} (with the command line's overrides applied)</p>\n<pre>{}</pre>\n",
+            "<p>{} (with the command line's overrides applied)</p>\n<pre>{}</pre>",
             escape(&run.config_file),
             escape(&config)
         );
@@ -81,9 +81,9 @@ pub fn report_html(runs: &[Results], comparison: Option<&Comparison>) -> Result<
     page.push_str("<h2>Machine</h2>\n");
     for run in runs {
         let m = &run.machine;
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<p>{}: {} logical cores, {} ({}), {} {}</p>\n",
+            "<p>{}: {} logical cores, {} ({}), {} {}</p>",
             escape(&m.hostname),
             m.logical_cores,
             escape(&m.cpu_model),
