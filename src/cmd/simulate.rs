@@ -100,6 +100,7 @@ fn add_predictions(
     let weak = config.sweep.scaling == Scaling::Weak;
     results.fill_speedups(weak);
     results.fill_fits(weak);
+    results.fill_metg();
     Ok(())
 }
 

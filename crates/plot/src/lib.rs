@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod chart;
+mod metg;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -67,8 +68,9 @@ fn register_font() {
     });
 }
 
-/// Draws the four charts (speedup, efficiency, throughput, latency) of `runs` into `dir`.
-/// Several runs are overlaid, each with its own colours and legend entries.
+/// Draws the four charts (speedup, efficiency, throughput, latency) of `runs` into `dir`, and
+/// the METG chart when the runs' series differ in task size. Several runs are overlaid, each
+/// with its own colours and legend entries.
 pub fn draw_all(runs: &[Results], dir: &Path, format: Format) -> Result<Vec<PathBuf>, PlotError> {
     register_font();
     if runs.iter().all(|r| r.points.is_empty()) {
@@ -86,6 +88,16 @@ pub fn draw_all(runs: &[Results], dir: &Path, format: Format) -> Result<Vec<Path
         let partial = dir.join(format!(".{}.partial.{}", metric.file_stem(), format.extension()));
         let drawn = chart::draw(metric, runs, &partial, format);
         if let Err(reason) = drawn {
+            let _ = std::fs::remove_file(&partial);
+            return Err(PlotError::Draw { path, reason });
+        }
+        std::fs::rename(&partial, &path).map_err(|e| fail(&path, e))?;
+        written.push(path);
+    }
+    if metg::has_metg(runs) {
+        let path = dir.join(format!("metg.{}", format.extension()));
+        let partial = dir.join(format!(".metg.partial.{}", format.extension()));
+        if let Err(reason) = metg::draw(runs, &partial, format) {
             let _ = std::fs::remove_file(&partial);
             return Err(PlotError::Draw { path, reason });
         }

@@ -56,6 +56,20 @@ pub fn report_html(runs: &[Results], comparison: Option<&Comparison>) -> Result<
         let _ = writeln!(page, "<figure>{}</figure>", scalable(&svg));
     }
     page.push_str("</div>\n");
+    if crate::metg::has_metg(runs) {
+        page.push_str("<h2>Task size: METG</h2>\n<p>The smallest task at which each tier keeps 50% efficiency \
+             (useful work over what its cores could do in the wall time) at its largest core count.</p>\n");
+        for run in runs {
+            if let Some(line) = martelli_results::metg_line(&run.metg) {
+                let _ = writeln!(page, "<p id=\"metg\">{}</p>", escape(&line));
+            }
+        }
+        let svg = crate::metg::svg_string(runs).map_err(|reason| PlotError::Draw {
+            path: "report.html (metg)".into(),
+            reason,
+        })?;
+        let _ = writeln!(page, "<figure>{}</figure>", scalable(&svg));
+    }
     page.push_str("<h2>Fits</h2>\n");
     for run in runs {
         page.push_str(&fits_table(run));

@@ -46,6 +46,9 @@ pub struct Results {
     /// Which Martelli tier the workload needs, in plain words (or why the data cannot say).
     #[serde(default)]
     pub verdict: String,
+    /// Each tier's minimum effective task granularity, when the series differ in task size.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metg: Vec<crate::Metg>,
 }
 
 /// The laws fitted to one curve: a series measured on one tier, plus its 1-core point.
@@ -392,9 +395,12 @@ impl Results {
                 });
             }
         }
-        // Each verdict names its curve when there are several (a series on a tier).
-        let named = fits.len() > 1;
-        self.verdict = fits
+        // Each verdict names its curve when there are several (a series on a tier), unless
+        // they all say the same (e.g. too few core counts): then it is said once.
+        let same = fits.windows(2).all(|w| w[0].verdict == w[1].verdict);
+        let named = fits.len() > 1 && !same;
+        let fits_shown = if same { &fits[..fits.len().min(1)] } else { &fits[..] };
+        self.verdict = fits_shown
             .iter()
             .map(|f| {
                 if named {

@@ -118,5 +118,8 @@ pub fn render_table(results: &Results) -> String {
     if !results.verdict.is_empty() {
         let _ = writeln!(out, "verdict: {}", results.verdict);
     }
+    if let Some(line) = crate::metg_line(&results.metg) {
+        let _ = writeln!(out, "{line}");
+    }
     out
 }

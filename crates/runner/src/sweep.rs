@@ -235,6 +235,7 @@ pub fn run_sweep(
     }
     results.fill_speedups(config.sweep.scaling == Scaling::Weak);
     results.fill_fits(config.sweep.scaling == Scaling::Weak);
+    results.fill_metg();
     Ok(results)
 }
 
@@ -257,6 +258,7 @@ pub fn empty_results(config: &Config, machine: Machine) -> Results {
         warnings: Vec::new(),
         fits: Vec::new(),
         verdict: String::new(),
+        metg: Vec::new(),
     }
 }
 
