@@ -714,3 +714,46 @@ fn compare_flags_slower_points_beyond_the_noise_and_refuses_other_workloads() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_sweep_over_task_sizes_reports_each_tiers_metg() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "metg.toml",
+        "tier = \"multi\"\n[workload]\nkind = \"cpu\"\ntasks = 100\ntask_cost = \"10us\"\n\
+         [sweep]\ncores = [1, 2]\nrepeats = 1\nwarmup = 0\n\
+         vary = { task_cost = [\"2us\", \"20us\", \"200us\"], tasks = [5000, 500, 50] }\n",
+    );
+    let (results, stdout, out) = run_ok(&config, &[]);
+    assert!(
+        stdout.contains("METG (the smallest task that keeps 50% efficiency): single at 1 core"),
+        "{stdout}"
+    );
+    let metg = results["metg"].as_array().expect("results.json carries the METG");
+    let tiers: Vec<(&str, u64)> = metg
+        .iter()
+        .map(|m| (m["tier"].as_str().unwrap(), m["cores"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(tiers, [("single", 1), ("multi", 2)]);
+    for m in metg {
+        let sizes: Vec<f64> = m["curve"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["task_s"].as_f64().unwrap())
+            .collect();
+        assert_eq!(
+            sizes,
+            [2e-6, 2e-5, 2e-4],
+            "one point per series, smallest first: {m}"
+        );
+        for p in m["curve"].as_array().unwrap() {
+            let e = p["efficiency"].as_f64().unwrap();
+            assert!(e > 0.0 && e.is_finite(), "{m}");
+        }
+    }
+    assert!(out.path().join("metg.png").exists(), "the METG chart is drawn");
+    let page = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(page.contains("Task size: METG"), "and shown in the report");
+}

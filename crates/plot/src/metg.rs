@@ -57,7 +57,10 @@ where
     let err = |e: &dyn std::fmt::Display| e.to_string();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let all: Vec<&Metg> = runs.iter().flat_map(|r| &r.metg).collect();
-    let sizes: Vec<f64> = all.iter().flat_map(|m| m.curve.iter().map(|p| p.task_s)).collect();
+    let sizes: Vec<f64> = all
+        .iter()
+        .flat_map(|m| m.curve.iter().map(|p| p.task_s))
+        .collect();
     let (lo, hi) = sizes
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(lo, hi), &s| (lo.min(s), hi.max(s)));
@@ -105,7 +108,9 @@ where
         let colour = COLOURS[i % COLOURS.len()];
         let style = ShapeStyle::from(&colour).stroke_width(3);
         let line: Vec<(f64, f64)> = m.curve.iter().map(|p| (p.task_s, p.efficiency)).collect();
-        chart.draw_series(LineSeries::new(line.clone(), style)).map_err(|e| err(&e))?;
+        chart
+            .draw_series(LineSeries::new(line.clone(), style))
+            .map_err(|e| err(&e))?;
         chart
             .draw_series(line.iter().map(|&(x, y)| Circle::new((x, y), 7, style.filled())))
             .map_err(|e| err(&e))?;
@@ -120,7 +125,11 @@ where
             (Some(s), true) => format!("METG at most {}", human_seconds(s)),
             (None, _) => "never 50%".into(),
         };
-        let cores = if m.cores == 1 { "1 core".to_string() } else { format!("{} cores", m.cores) };
+        let cores = if m.cores == 1 {
+            "1 core".to_string()
+        } else {
+            format!("{} cores", m.cores)
+        };
         entries.push((format!("{} at {cores}: {metg}", m.tier), colour));
     }
     // The legend: a row of swatches and labels under the plot.

@@ -57,8 +57,10 @@ pub fn report_html(runs: &[Results], comparison: Option<&Comparison>) -> Result<
     }
     page.push_str("</div>\n");
     if crate::metg::has_metg(runs) {
-        page.push_str("<h2>Task size: METG</h2>\n<p>The smallest task at which each tier keeps 50% efficiency \
-             (useful work over what its cores could do in the wall time) at its largest core count.</p>\n");
+        page.push_str(
+            "<h2>Task size: METG</h2>\n<p>The smallest task at which each tier keeps 50% efficiency \
+             (useful work over what its cores could do in the wall time) at its largest core count.</p>\n",
+        );
         for run in runs {
             if let Some(line) = martelli_results::metg_line(&run.metg) {
                 let _ = writeln!(page, "<p id=\"metg\">{}</p>", escape(&line));

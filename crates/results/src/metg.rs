@@ -95,7 +95,11 @@ fn metg(r: &Results) -> Vec<Metg> {
                 })
                 .collect()
         };
-        let mut cores: Vec<usize> = measured.iter().filter(|p| p.tier == tier).map(|p| p.cores).collect();
+        let mut cores: Vec<usize> = measured
+            .iter()
+            .filter(|p| p.tier == tier)
+            .map(|p| p.cores)
+            .collect();
         cores.sort_unstable();
         cores.dedup();
         let Some(&cores) = cores.iter().rev().find(|&&c| at(c).len() == sizes.len()) else {
@@ -162,7 +166,12 @@ pub fn metg_line(metg: &[Metg]) -> Option<String> {
     let parts: Vec<String> = metg
         .iter()
         .map(|m| {
-            let at = format!("{} at {} core{}", m.tier, m.cores, if m.cores == 1 { "" } else { "s" });
+            let at = format!(
+                "{} at {} core{}",
+                m.tier,
+                m.cores,
+                if m.cores == 1 { "" } else { "s" }
+            );
             match (m.metg_s, m.below_range) {
                 (Some(s), false) => format!("{at} {}", human_seconds(s)),
                 (Some(s), true) => format!("{at} at most {} (the smallest task measured)", human_seconds(s)),
@@ -198,7 +207,10 @@ mod tests {
         // Halfway in efficiency: halfway in log size between 1us and 100us.
         assert!((metg.unwrap() - 1e-5).abs() < 1e-9, "{metg:?}");
         assert!(!below);
-        assert_eq!(crossing(&[point(1e-6, 0.6), point(1e-5, 0.9)]), (Some(1e-6), true));
+        assert_eq!(
+            crossing(&[point(1e-6, 0.6), point(1e-5, 0.9)]),
+            (Some(1e-6), true)
+        );
         assert_eq!(crossing(&[point(1e-6, 0.1), point(1e-5, 0.2)]), (None, false));
     }
 }

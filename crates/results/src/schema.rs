@@ -399,7 +399,11 @@ impl Results {
         // they all say the same (e.g. too few core counts): then it is said once.
         let same = fits.windows(2).all(|w| w[0].verdict == w[1].verdict);
         let named = fits.len() > 1 && !same;
-        let fits_shown = if same { &fits[..fits.len().min(1)] } else { &fits[..] };
+        let fits_shown = if same {
+            &fits[..fits.len().min(1)]
+        } else {
+            &fits[..]
+        };
         self.verdict = fits_shown
             .iter()
             .map(|f| {
