@@ -372,6 +372,36 @@ where
             )))
             .map_err(|e| err(&e))?;
     }
+    // Past this machine's logical cores, measured compute cannot speed up: shaded and said.
+    let over: Vec<&Results> = runs
+        .iter()
+        .filter(|r| r.points.iter().any(|p| p.oversubscribed))
+        .collect();
+    if let Some(r) = over.first() {
+        let from = r.machine.logical_cores as f64 + if x.log { 0.0 } else { 0.5 };
+        let (l, h) = (x.to(from), x_range.end);
+        if l < h {
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(l, y_range.start), (h, y_range.end)],
+                    RGBColor(120, 120, 120).mix(0.12).filled(),
+                )))
+                .map_err(|e| err(&e))?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!(
+                        "oversubscribed: past this machine's {} cores",
+                        r.machine.logical_cores
+                    ),
+                    (
+                        l + (h - l) * 0.02,
+                        y_range.start + (y_range.end - y_range.start) * 0.12,
+                    ),
+                    ("sans-serif", 22).into_font().color(&RGBColor(80, 80, 80)),
+                )))
+                .map_err(|e| err(&e))?;
+        }
+    }
     // Where measurement ends and extrapolation begins.
     let edge = x.to(max_cores);
     chart
@@ -458,8 +488,15 @@ where
                     .draw_series(LineSeries::new(line, style))
                     .map_err(|e| err(&e))?
             };
+            // The swatch shows the line as drawn: solid, dashed (p99), or light (first
+            // result), so the legend tells the three latency lines of one curve apart.
+            let dashed = k == 1 || c.predicted;
             series.label(label).legend(move |(px, py)| {
-                PathElement::new(vec![(px, py), (px + 30, py)], color.stroke_width(width))
+                let gap = if dashed { 4 } else { 0 };
+                EmptyElement::at((px, py))
+                    + PathElement::new(vec![(0, 0), (10 - gap, 0)], style)
+                    + PathElement::new(vec![(10, 0), (20 - gap, 0)], style)
+                    + PathElement::new(vec![(20, 0), (30 - gap, 0)], style)
             });
             // Measured points filled, predicted ones hollow; min-max error bars over the repeats.
             chart
