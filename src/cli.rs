@@ -117,6 +117,10 @@ pub struct SimulateArgs {
     /// Format of the charts.
     #[arg(long, value_enum, default_value = "png")]
     pub format: FormatArg,
+    /// Write the task timeline of each measured point's first run to FILE (Chrome
+    /// trace-event JSON); predicted points have none.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["validate", "predict_only"])]
+    pub trace: Option<PathBuf>,
 }
 
 /// `martelli compare`.
@@ -279,6 +283,10 @@ pub struct RunArgs {
     /// Format of the charts written next to the results.
     #[arg(long, value_enum, default_value = "png")]
     pub format: FormatArg,
+    /// Write the task timeline of each point's first measured run to FILE, as Chrome
+    /// trace-event JSON (open it in Perfetto, ui.perfetto.dev, or chrome://tracing).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// Wait for workers that join at this address (`martelli worker --join HOST:PORT`)
     /// instead of the config's [distributed] workers, e.g. 0.0.0.0:7000.
     #[arg(long)]

@@ -1,12 +1,15 @@
 //! `martelli run CONFIG`: run the sweep, print the table, write the results atomically.
 
 use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::Context;
 
 use martelli_config::{Config, Overrides};
 use martelli_results::Results;
 
 use crate::cli::RunArgs;
-use crate::progress::Progress;
+use crate::progress::{Progress, TraceLog};
 
 /// Loads the config, runs every planned point, prints the summary and writes the results.
 /// Nothing is written unless the whole sweep succeeded, so earlier results are never replaced
@@ -21,12 +24,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         expect_workers: args.expect_workers,
     };
     let config = martelli_config::load(&args.config, &overrides)?;
-    let results = measure(&config)?;
+    let results = measure(&config, args.trace.as_deref())?;
     report(&config, &results, args.format.into())
 }
 
-/// Runs the sweep of `config` on the tiers it asks for, with a progress bar on a terminal.
-pub fn measure(config: &Config) -> anyhow::Result<Results> {
+/// Runs the sweep of `config` on the tiers it asks for, with a progress bar on a terminal;
+/// with `trace`, writes the task timeline of each point's first measured run there.
+pub fn measure(config: &Config, trace: Option<&Path>) -> anyhow::Result<Results> {
     let logical_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Plan once before starting any worker, so that a bad sweep is refused at once; then again
     // with the workers' real capacity.
@@ -41,9 +45,41 @@ pub fn measure(config: &Config) -> anyhow::Result<Results> {
     let runs =
         config.series.len() * plan.points.len() * (config.sweep.warmup + config.sweep.repeats) as usize;
     let mut progress = Progress::new(runs as u64, std::io::stdout().is_terminal());
+    if trace.is_some() {
+        progress.trace = Some(TraceLog::new());
+    }
     let results = martelli_runner::run_sweep(config, &runners, &mut progress);
     progress.finish();
-    Ok(results?)
+    let results = results?;
+    if let (Some(path), Some(log)) = (trace, progress.trace) {
+        write_trace(path, &log, &results)?;
+    }
+    Ok(results)
+}
+
+/// Writes the Chrome trace-event file of a sweep's traced runs (atomically).
+fn write_trace(path: &Path, log: &TraceLog, results: &Results) -> anyhow::Result<()> {
+    let spans: usize = log.runs.iter().map(|r| r.spans.len()).sum();
+    let dropped: u64 = log.runs.iter().map(|r| r.dropped).sum();
+    let metadata = serde_json::json!({
+        "martelli_version": env!("CARGO_PKG_VERSION"),
+        "config_file": results.config_file,
+        "started_at": results.started_at,
+        "what": "each point's first measured run, one slice per task; on the distributed tier \
+                 a task spans from when the coordinator sent it to when its result arrived, \
+                 split where the worker's own run time (as it reported it) begins",
+        "spans": spans,
+        "capped": dropped > 0,
+        "dropped_spans": dropped,
+        "cap": crate::progress::TRACE_BUDGET,
+    });
+    let document = martelli_results::trace::chrome_trace(&log.runs, metadata);
+    let text = serde_json::to_string(&document)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    martelli_results::write_atomic(path, text.as_bytes())?;
+    Ok(())
 }
 
 /// Prints the summary table, writes results.json, results.csv, the charts and report.html

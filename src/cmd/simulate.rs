@@ -45,7 +45,7 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let mut results = if args.predict_only {
         martelli_runner::empty_results(&config, Machine::current())
     } else {
-        run::measure(&config)?
+        run::measure(&config, args.trace.as_deref())?
     };
     add_predictions(&mut results, &config, &cores, &calibration)?;
     results.warnings.push(format!(
@@ -249,7 +249,7 @@ fn distributed_variant(config: &Config, logical: usize) -> Config {
 
 /// Measures `config`, predicts its points, pairs them.
 fn compare(config: &Config, name: &str, calibration: &Calibration) -> anyhow::Result<Vec<Row>> {
-    let mut results = run::measure(config)?;
+    let mut results = run::measure(config, None)?;
     add_predictions(&mut results, config, &config.sweep.cores, calibration)?;
     let predicted = |p: &Point| -> Option<&Point> {
         let label = predicted_label(&p.series);

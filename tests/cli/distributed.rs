@@ -443,3 +443,64 @@ fn a_coordinator_that_dies_leaves_its_workers_serving() {
     let (single, distributed) = split(&results);
     assert_eq!(distributed[0]["checksum"], single.as_str());
 }
+
+#[test]
+fn a_traced_run_writes_one_slice_per_task_on_every_tier_in_chrome_trace_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "traced.toml",
+        "tier = \"auto\"\n[workload]\ntasks = 120\nkind = \"mixed\"\niterations = 2000\nio_wait = \"200us\"\npayload_bytes = 64\n\
+         [sweep]\ncores = [1, 2]\nrepeats = 2\nwarmup = 1\n[distributed]\nspawn_local = 2\nthreads_per_worker = 1\n",
+    );
+    let trace = dir.path().join("trace.json");
+    let (_, _, _out) = crate::run_ok(&config, &["--trace", trace.to_str().unwrap()]);
+    let doc = read_json(&trace);
+    assert_eq!(doc["metadata"]["capped"], false, "{}", doc["metadata"]);
+    let events = doc["traceEvents"].as_array().unwrap();
+    let process = |pid: &Value| -> String {
+        events
+            .iter()
+            .find(|e| e["ph"] == "M" && e["name"] == "process_name" && &e["pid"] == pid)
+            .map(|e| e["args"]["name"].as_str().unwrap().to_string())
+            .expect("every slice's process is named")
+    };
+    let mut tasks: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut tracks: std::collections::BTreeMap<(u64, u64), Vec<(f64, f64)>> = Default::default();
+    for e in events.iter().filter(|e| e["ph"] == "X") {
+        let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
+        assert!(ts >= 0.0 && dur >= 0.0, "{e}");
+        let key = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+        tracks.entry(key).or_default().push((ts, ts + dur));
+        if e["cat"] == "task" {
+            let name = process(&e["pid"]);
+            let point: Vec<&str> = name.split(" / ").collect();
+            *tasks.entry(format!("{} / {}", point[1], point[2])).or_default() += 1;
+        }
+    }
+    // One slice per task at every point (no serial phase here), on each tier.
+    for point in ["single / 1 core", "multi / 2 cores", "distributed / 2 cores"] {
+        assert_eq!(tasks.get(point), Some(&120), "{point}: {tasks:?}");
+    }
+    // Each track's slices in time order, none overlapping the next.
+    for (key, slices) in &tracks {
+        for pair in slices.windows(2) {
+            assert!(
+                pair[0].0 <= pair[1].0 && pair[0].1 <= pair[1].0 + 1e-3,
+                "{key:?}: {pair:?}"
+            );
+        }
+    }
+    let names: Vec<String> = events
+        .iter()
+        .filter(|e| e["name"] == "process_name")
+        .map(|e| e["args"]["name"].as_str().unwrap().to_string())
+        .collect();
+    for wanted in [
+        "distributed / 2 cores / coordinator",
+        "distributed / 2 cores / worker 0",
+        "distributed / 2 cores / worker 1",
+    ] {
+        assert!(names.iter().any(|n| n.ends_with(wanted)), "{wanted} in {names:?}");
+    }
+}

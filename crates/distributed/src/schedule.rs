@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use martelli_results::WireStats;
-use martelli_runner::Recorder;
+use martelli_runner::{Recorder, WorkerThread};
 use martelli_schedule::{Feed, MAX_ATTEMPTS, TaskQueue, batch_cap};
 use martelli_workload::{Workload, fill_payload};
 use prost::Message;
@@ -227,8 +227,19 @@ pub(crate) async fn run(
     let workload = Arc::new(workload.clone());
     let workers = streams.len() as u64;
     let mut drivers = tokio::task::JoinSet::new();
-    for stream in streams {
-        drivers.spawn(drive(stream, shared.clone(), workload.clone(), start, timeout));
+    for (worker, stream) in streams.into_iter().enumerate() {
+        let origin = Origin {
+            worker: worker as u32,
+            sent: HashMap::new(),
+        };
+        drivers.spawn(drive(
+            stream,
+            origin,
+            shared.clone(),
+            workload.clone(),
+            start,
+            timeout,
+        ));
     }
     let mut recorder = Recorder::new(start);
     let mut stats = WireStats {
@@ -263,9 +274,16 @@ pub(crate) async fn run(
     Ok((recorder, stats))
 }
 
+/// Which worker a driver feeds, and (in a traced run) when it sent each task in flight.
+struct Origin {
+    worker: u32,
+    sent: HashMap<u64, Instant>,
+}
+
 /// Feeds one worker and collects its results until the run is over or the worker is lost.
 async fn drive(
     mut s: Opened,
+    mut origin: Origin,
     shared: Arc<Shared>,
     workload: Arc<Workload>,
     start: Instant,
@@ -292,6 +310,10 @@ async fn drive(
         let items = driver.next_batch(&mut shared.tasks()).to_vec();
         if !items.is_empty() {
             let mut tasks = Vec::with_capacity(items.len());
+            if recorder.tracing() {
+                let now = Instant::now();
+                origin.sent.extend(items.iter().map(|&(id, _)| (id, now)));
+            }
             for (id, attempt) in items {
                 let task = workload.task(id);
                 fill_payload(workload.seed, &task, &mut payload);
@@ -312,7 +334,7 @@ async fn drive(
             message = s.inbound.message() => match message {
                 Ok(Some(message)) => {
                     last_seen = Instant::now();
-                    absorb(message, &shared, &mut recorder, &mut stats, Some(&mut driver));
+                    absorb(message, &shared, &mut recorder, &mut stats, Some(&mut driver), &mut origin);
                 }
                 Ok(None) => break Outcome::Lost(format!("{}: the worker ended the stream", s.address)),
                 Err(status) if is_fatal(status.code()) => {
@@ -367,7 +389,7 @@ async fn drive(
                 biased;
                 message = s.inbound.message() => match message {
                     Ok(Some(message)) => {
-                        absorb(message, &shared, &mut recorder, &mut stats, None);
+                        absorb(message, &shared, &mut recorder, &mut stats, None, &mut origin);
                     }
                     _ => break,
                 },
@@ -392,6 +414,7 @@ fn absorb(
     recorder: &mut Recorder,
     stats: &mut WireStats,
     mut driver: Option<&mut Driver>,
+    origin: &mut Origin,
 ) {
     stats.bytes_received += message.encoded_len() as u64;
     let Some(worker_message::Body::Results(batch)) = message.body else {
@@ -405,7 +428,13 @@ fn absorb(
             None => tasks.finish(r.id),
         };
         if first {
-            recorder.record_remote(r.digest, r.latency_ns);
+            let sent = origin.sent.remove(&r.id);
+            let on = WorkerThread {
+                worker: origin.worker,
+                thread: r.thread,
+                started_ns: r.started_ns,
+            };
+            recorder.record_result(r.id, r.digest, r.latency_ns, on, sent);
         } else {
             stats.dropped_results += 1;
         }

@@ -224,6 +224,8 @@ async fn run_session(
     };
     // Tasks still to run are dropped once the run is over.
     let inbox = Arc::new(Inbox::default());
+    // The run's clock on this worker: task start times are sent relative to it.
+    let epoch = Instant::now();
     let in_flight = Arc::new(AtomicU32::new(0));
     // Tasks this run's threads finished, for the log.
     let ran = Arc::new(AtomicU64::new(0));
@@ -233,7 +235,7 @@ async fn run_session(
         let sink = ResultSink::new(results_tx.clone(), shared.clone(), ran.clone());
         std::thread::Builder::new()
             .name(format!("martelli-worker-{i}"))
-            .spawn(move || run_tasks(&inbox, &executor, sink, &in_flight))
+            .spawn(move || run_tasks(&inbox, &executor, sink, &in_flight, epoch, i as u32))
             .map_err(|e| format!("cannot start a worker thread: {e}"))?;
     }
     let ready = wire::WorkerMessage {
@@ -409,7 +411,14 @@ impl Inbox {
 
 /// One thread of a run: takes tasks until the run closes; hands its results over in groups,
 /// and whenever it finds nothing more to run.
-fn run_tasks(inbox: &Inbox, executor: &Executor, mut sink: ResultSink, in_flight: &AtomicU32) {
+fn run_tasks(
+    inbox: &Inbox,
+    executor: &Executor,
+    mut sink: ResultSink,
+    in_flight: &AtomicU32,
+    epoch: Instant,
+    thread: u32,
+) {
     loop {
         let (task, attempt, payload) = match inbox.try_next() {
             Next::Task(queued) => queued,
@@ -433,6 +442,8 @@ fn run_tasks(inbox: &Inbox, executor: &Executor, mut sink: ResultSink, in_flight
             attempt,
             digest,
             latency_ns: started.elapsed().as_nanos() as u64,
+            started_ns: started.saturating_duration_since(epoch).as_nanos() as u64,
+            thread,
         });
     }
 }

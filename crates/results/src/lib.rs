@@ -10,11 +10,14 @@ mod metg;
 mod schema;
 pub mod stats;
 mod table;
+pub mod trace;
 mod write;
 
 pub use compare::{Change, CompareError, Comparison, PointChange, compare, render_comparison};
 pub use machine::Machine;
 pub use metg::{METG_EFFICIENCY, Metg, MetgPoint, human_seconds, metg_line};
-pub use schema::{CurveFit, Latency, Point, Results, SCHEMA_VERSION, Sample, SeriesInfo, WireStats, utc_now};
+pub use schema::{
+    CurveFit, Latency, Point, Results, RunTrace, SCHEMA_VERSION, Sample, SeriesInfo, WireStats, utc_now,
+};
 pub use table::render_table;
 pub use write::{WriteError, write_atomic, write_results};

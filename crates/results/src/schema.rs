@@ -214,6 +214,20 @@ pub struct Sample {
     /// Peak resident memory of this process during the run, bytes (`None` where the OS
     /// cannot reset the peak before a run, or for a prediction).
     pub peak_rss_bytes: Option<u64>,
+    /// The run's task timeline, when it was traced (`--trace`): spans since `start`, and
+    /// how many the cap left out.
+    pub trace: Option<RunTrace>,
+}
+
+/// The task timeline of one traced run.
+#[derive(Clone, Debug)]
+pub struct RunTrace {
+    /// When the run started.
+    pub start: std::time::Instant,
+    /// One span per task recorded.
+    pub spans: Vec<crate::trace::TraceSpan>,
+    /// Spans left out by the cap.
+    pub dropped: u64,
 }
 
 impl Point {

@@ -3,10 +3,12 @@
 //! A recorder reads the clock once per task (the end of one task is the start of the next), so
 //! measuring adds one clock read and one histogram increment per task, whatever the tier.
 
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use martelli_results::Sample;
+use martelli_results::trace::{Lane, TraceSpan};
+use martelli_results::{RunTrace, Sample};
 use martelli_workload::{Checksum, Executor, Scratch, Task};
 
 use crate::gil::{CHECK_EVERY, Gil};
@@ -27,6 +29,38 @@ pub struct Recorder {
     latency_ns: Histogram<u64>,
     checksum: Checksum,
     scratch: Scratch,
+    /// This recorder's thread in a traced run, and its spans (`None`: not traced, the
+    /// usual case, which costs one branch per task).
+    trace: Option<Vec<TraceSpan>>,
+    lane: u32,
+    /// Spans the cap left out.
+    dropped: u64,
+}
+
+/// Where and when a distributed worker ran a task, as it reported it.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerThread {
+    /// The worker's index in the run.
+    pub worker: u32,
+    /// The thread's index in the worker's run.
+    pub thread: u32,
+    /// When the task started, ns since the worker began the run (its clock).
+    pub started_ns: u64,
+}
+
+/// Whether the runs starting now record task spans (set by the sweep for a traced run; one
+/// run at a time per process).
+static TRACING: AtomicBool = AtomicBool::new(false);
+/// Numbers the recorders (threads) of a traced run.
+static NEXT_LANE: AtomicU32 = AtomicU32::new(0);
+
+/// Most spans one recorder keeps: bounds a traced run's memory (~40 B a span).
+pub const MAX_TRACE_SPANS: usize = 1_000_000;
+
+/// Makes the recorders created from now on record task spans (or stop).
+pub fn set_tracing(on: bool) {
+    NEXT_LANE.store(0, Ordering::Relaxed);
+    TRACING.store(on, Ordering::Relaxed);
 }
 
 impl Recorder {
@@ -39,28 +73,55 @@ impl Recorder {
             latency_ns: Histogram::new(LATENCY_SIGFIGS).expect("3 significant figures is a valid precision"),
             checksum: Checksum::default(),
             scratch: Scratch::default(),
+            trace: TRACING.load(Ordering::Relaxed).then(Vec::new),
+            lane: NEXT_LANE.fetch_add(1, Ordering::Relaxed),
+            dropped: 0,
         }
+    }
+
+    fn span(&mut self, span: TraceSpan) {
+        if let Some(spans) = &mut self.trace {
+            if spans.len() < MAX_TRACE_SPANS {
+                spans.push(span);
+            } else {
+                self.dropped += 1;
+            }
+        }
+    }
+
+    fn since_start(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.run_start).as_nanos() as u64
     }
 
     /// Runs `task` on this thread, its I/O wait as a blocking sleep, and records it.
     #[inline]
     pub fn run_blocking(&mut self, executor: &Executor, task: &Task) {
         let digest = execute(executor, task, &mut self.scratch, None);
-        self.record(digest);
+        self.record(task.id, digest);
     }
 
     /// Runs `task` on this thread, under `gil` when there is one, and records it.
     #[inline]
     pub fn run_task(&mut self, executor: &Executor, task: &Task, gil: Option<&Gil>) {
         let digest = execute(executor, task, &mut self.scratch, gil);
-        self.record(digest);
+        self.record(task.id, digest);
     }
 
-    /// Records the completion, now, of a task that yielded `digest`.
+    /// Records the completion, now, of task `id` that ran on this thread and yielded `digest`.
     #[inline]
-    pub fn record(&mut self, digest: u64) {
+    pub fn record(&mut self, id: u64, digest: u64) {
         let now = Instant::now();
         let latency = now.duration_since(self.last).as_nanos() as u64;
+        if self.trace.is_some() {
+            self.span(TraceSpan {
+                id: Some(id),
+                lane: Lane::Thread(self.lane),
+                start_ns: self.since_start(self.last),
+                end_ns: self.since_start(now),
+                sent_ns: None,
+                arrived_ns: None,
+            });
+        }
         self.last = now;
         // An auto-resizing histogram grows to fit any value (`saturating_record` would clamp
         // to its current, tiny, bound instead), so `record` cannot fail here.
@@ -73,6 +134,61 @@ impl Recorder {
     /// Records a task that completed elsewhere (on a remote worker), now, with the latency
     /// measured where it ran.
     pub fn record_remote(&mut self, digest: u64, latency_ns: u64) {
+        self.record_elsewhere(None, digest, latency_ns, Lane::Unknown, None);
+    }
+
+    /// Records the result, arriving now, of task `id` that ran on `thread` of distributed
+    /// worker `worker` for `latency_ns` from `started_ns` on the worker's clock, and was sent
+    /// to it at `sent` (when known).
+    pub fn record_result(
+        &mut self,
+        id: u64,
+        digest: u64,
+        latency_ns: u64,
+        on: WorkerThread,
+        sent: Option<Instant>,
+    ) {
+        if self.trace.is_some() {
+            let now = self.since_start(Instant::now());
+            self.span(TraceSpan {
+                id: Some(id),
+                lane: Lane::Worker {
+                    worker: on.worker,
+                    thread: on.thread,
+                },
+                start_ns: on.started_ns,
+                end_ns: on.started_ns + latency_ns,
+                sent_ns: sent.map(|t| self.since_start(t)),
+                arrived_ns: Some(now),
+            });
+        }
+        self.arrived(digest, latency_ns);
+    }
+
+    fn record_elsewhere(
+        &mut self,
+        id: Option<u64>,
+        digest: u64,
+        latency_ns: u64,
+        lane: Lane,
+        sent: Option<Instant>,
+    ) {
+        if self.trace.is_some() {
+            let end_ns = self.since_start(Instant::now());
+            self.span(TraceSpan {
+                id,
+                lane,
+                start_ns: end_ns.saturating_sub(latency_ns),
+                end_ns,
+                sent_ns: sent.map(|t| self.since_start(t)),
+                arrived_ns: None,
+            });
+        }
+        self.arrived(digest, latency_ns);
+    }
+
+    /// Counts a result that arrives now, with the latency measured where it ran.
+    fn arrived(&mut self, digest: u64, latency_ns: u64) {
         let now = Instant::now();
         let _ = self.latency_ns.record(latency_ns.max(1));
         self.first_result
@@ -98,8 +214,17 @@ impl Recorder {
         self.last = Instant::now();
     }
 
+    /// Whether this recorder keeps task spans.
+    pub fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+
     /// Combines two threads' measurements.
     pub fn merge(mut self, other: Recorder) -> Recorder {
+        if let (Some(mine), Some(theirs)) = (&mut self.trace, other.trace) {
+            mine.extend(theirs);
+        }
+        self.dropped += other.dropped;
         // Both histograms auto-resize, so adding cannot go out of bounds.
         let _ = self.latency_ns.add(&other.latency_ns);
         self.checksum = self.checksum.merge(other.checksum);
@@ -175,6 +300,11 @@ pub fn timed_run(
         checksum: recorder.checksum.value(),
         distributed: None,
         peak_rss_bytes: if measures_memory { peak_rss() } else { None },
+        trace: recorder.trace.map(|spans| RunTrace {
+            start,
+            spans,
+            dropped: recorder.dropped,
+        }),
     })
 }
 

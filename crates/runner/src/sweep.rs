@@ -4,7 +4,7 @@
 
 use martelli_config::{Config, Scaling, Series, Tier};
 use martelli_results::{
-    Machine, Point, Results, SCHEMA_VERSION, Sample, SeriesInfo, stats::Summary, utc_now,
+    Machine, Point, Results, RunTrace, SCHEMA_VERSION, Sample, SeriesInfo, stats::Summary, utc_now,
 };
 use martelli_workload::{Executor, Workload};
 
@@ -42,6 +42,12 @@ pub trait Observer {
     fn run_finished(&mut self) {}
     /// A point finished and was summarised.
     fn point_finished(&mut self, _point: &Point) {}
+    /// Whether the first measured run of each point should record its task spans.
+    fn wants_trace(&self) -> bool {
+        false
+    }
+    /// The task spans of a point's first measured run (when [`Observer::wants_trace`]).
+    fn traced(&mut self, _series: &str, _tier: Tier, _cores: usize, _trace: RunTrace) {}
 }
 
 /// A tier that can run here, and the most cores it offers (`None`: no limit).
@@ -282,7 +288,14 @@ fn run_point(
     let mut samples: Vec<Sample> = Vec::with_capacity(repeats as usize);
     let mut first_checksum = None;
     for run in 0..warmup + repeats {
-        let sample = prepared.run(&job)?;
+        let traced = run == warmup && observer.wants_trace();
+        crate::record::set_tracing(traced);
+        let sample = prepared.run(&job);
+        crate::record::set_tracing(false);
+        let mut sample = sample?;
+        if let Some(trace) = sample.trace.take() {
+            observer.traced(series, planned.tier, planned.cores, trace);
+        }
         observer.run_finished();
         tracing::debug!(
             run,

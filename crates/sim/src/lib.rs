@@ -176,6 +176,7 @@ pub fn sample(run: Run) -> Sample {
         checksum: 0,
         distributed: run.wire,
         peak_rss_bytes: None,
+        trace: None,
     }
 }
 
