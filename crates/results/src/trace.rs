@@ -143,6 +143,9 @@ fn tracks(mut spans: Vec<&TraceSpan>) -> Vec<Vec<&TraceSpan>> {
     tracks
 }
 
+/// A stretch of a task between the coordinator and a worker's thread: start, end, what, id.
+type Phase = (u64, u64, &'static str, Option<u64>);
+
 /// One worker's process: a track per thread with its tasks, placed on the coordinator's clock
 /// (the worker's clock shifted by the smallest gap seen between a task's end and its result's
 /// arrival, so that no result arrives before its task ends); then the phases between the
@@ -163,7 +166,7 @@ fn worker_tracks(events: &mut Vec<Value>, pid: u32, offset_ns: u64, spans: &[&Tr
         .collect();
     threads.sort_unstable();
     threads.dedup();
-    let mut phases: Vec<(u64, u64, &'static str, Option<u64>)> = Vec::new();
+    let mut phases: Vec<Phase> = Vec::new();
     for (tid, &t) in threads.iter().enumerate() {
         events.push(thread_name(pid, tid as u32, &format!("thread {t}")));
         let shifted: Vec<TraceSpan> = spans
@@ -194,7 +197,7 @@ fn worker_tracks(events: &mut Vec<Value>, pid: u32, offset_ns: u64, spans: &[&Tr
     // The phases, packed onto tracks after the threads'.
     phases.sort_by_key(|p| (p.0, p.1));
     let mut lanes: Vec<u64> = Vec::new();
-    let mut placed: Vec<(usize, (u64, u64, &'static str, Option<u64>))> = Vec::new();
+    let mut placed: Vec<(usize, Phase)> = Vec::new();
     for p in phases {
         let lane = match lanes.iter().position(|&end| end <= p.0) {
             Some(l) => l,
