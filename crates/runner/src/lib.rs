@@ -25,7 +25,9 @@ pub use costs::{
 pub use gil::Gil;
 pub use multi::MultiRunner;
 pub use process::serve_pool_worker;
-pub use record::{MAX_TRACE_SPANS, Recorder, WorkerThread, cpu_time, execute, peak_rss, timed_run};
+pub use record::{
+    MAX_TRACE_SPANS, Recorder, WorkerThread, cpu_time, execute, peak_rss, set_tracing, timed_run,
+};
 pub use single::SingleRunner;
 pub use sweep::{Available, Observer, Plan, PlannedPoint, empty_results, plan, run_sweep};
 

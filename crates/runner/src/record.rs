@@ -29,12 +29,45 @@ pub struct Recorder {
     latency_ns: Histogram<u64>,
     checksum: Checksum,
     scratch: Scratch,
-    /// This recorder's thread in a traced run, and its spans (`None`: not traced, the
-    /// usual case, which costs one branch per task).
-    trace: Option<Vec<TraceSpan>>,
+    /// This recorder's spans in a traced run (`None`: not traced, the usual case, which
+    /// costs one branch per task).
+    trace: Option<Box<Spans>>,
+}
+
+/// A traced recorder's spans: its own thread's, kept small on the hot path, and the others'.
+#[derive(Debug)]
+struct Spans {
+    /// This recorder's thread, numbered in the run.
     lane: u32,
+    /// Tasks run on this thread: (id, start, end), ns since the run started.
+    local: Vec<[u64; 3]>,
+    /// Tasks that ran elsewhere, and other recorders' spans merged in.
+    other: Vec<TraceSpan>,
+    /// The end of this thread's previous task (or when it began), ns since the run started.
+    last_ns: u64,
     /// Spans the cap left out.
     dropped: u64,
+}
+
+impl Spans {
+    fn full(&self) -> bool {
+        self.local.len() + self.other.len() >= MAX_TRACE_SPANS
+    }
+
+    /// Every span, this thread's in the general form.
+    fn into_spans(self) -> Vec<TraceSpan> {
+        let lane = Lane::Thread(self.lane);
+        let mut all = self.other;
+        all.extend(self.local.into_iter().map(|[id, start_ns, end_ns]| TraceSpan {
+            id: Some(id),
+            lane,
+            start_ns,
+            end_ns,
+            sent_ns: None,
+            arrived_ns: None,
+        }));
+        all
+    }
 }
 
 /// Where and when a distributed worker ran a task, as it reported it.
@@ -53,6 +86,9 @@ pub struct WorkerThread {
 static TRACING: AtomicBool = AtomicBool::new(false);
 /// Numbers the recorders (threads) of a traced run.
 static NEXT_LANE: AtomicU32 = AtomicU32::new(0);
+
+/// Spans a traced recorder has room for before it first grows.
+const TRACE_CHUNK: usize = 16_384;
 
 /// Most spans one recorder keeps: bounds a traced run's memory (~40 B a span).
 pub const MAX_TRACE_SPANS: usize = 1_000_000;
@@ -73,18 +109,24 @@ impl Recorder {
             latency_ns: Histogram::new(LATENCY_SIGFIGS).expect("3 significant figures is a valid precision"),
             checksum: Checksum::default(),
             scratch: Scratch::default(),
-            trace: TRACING.load(Ordering::Relaxed).then(Vec::new),
-            lane: NEXT_LANE.fetch_add(1, Ordering::Relaxed),
-            dropped: 0,
+            trace: TRACING.load(Ordering::Relaxed).then(|| {
+                Box::new(Spans {
+                    lane: NEXT_LANE.fetch_add(1, Ordering::Relaxed),
+                    local: Vec::with_capacity(TRACE_CHUNK),
+                    other: Vec::new(),
+                    last_ns: Instant::now().saturating_duration_since(run_start).as_nanos() as u64,
+                    dropped: 0,
+                })
+            }),
         }
     }
 
     fn span(&mut self, span: TraceSpan) {
         if let Some(spans) = &mut self.trace {
-            if spans.len() < MAX_TRACE_SPANS {
-                spans.push(span);
+            if spans.full() {
+                spans.dropped += 1;
             } else {
-                self.dropped += 1;
+                spans.other.push(span);
             }
         }
     }
@@ -112,15 +154,14 @@ impl Recorder {
     pub fn record(&mut self, id: u64, digest: u64) {
         let now = Instant::now();
         let latency = now.duration_since(self.last).as_nanos() as u64;
-        if self.trace.is_some() {
-            self.span(TraceSpan {
-                id: Some(id),
-                lane: Lane::Thread(self.lane),
-                start_ns: self.since_start(self.last),
-                end_ns: self.since_start(now),
-                sent_ns: None,
-                arrived_ns: None,
-            });
+        if let Some(spans) = &mut self.trace {
+            let end = spans.last_ns + latency;
+            if spans.full() {
+                spans.dropped += 1;
+            } else {
+                spans.local.push([id, spans.last_ns, end]);
+            }
+            spans.last_ns = end;
         }
         self.last = now;
         // An auto-resizing histogram grows to fit any value (`saturating_record` would clamp
@@ -212,6 +253,10 @@ impl Recorder {
     /// Marks now as the start of this thread's next task (after a pause in taking tasks).
     pub fn restart_clock(&mut self) {
         self.last = Instant::now();
+        let since = self.since_start(self.last);
+        if let Some(spans) = &mut self.trace {
+            spans.last_ns = since;
+        }
     }
 
     /// Whether this recorder keeps task spans.
@@ -222,9 +267,9 @@ impl Recorder {
     /// Combines two threads' measurements.
     pub fn merge(mut self, other: Recorder) -> Recorder {
         if let (Some(mine), Some(theirs)) = (&mut self.trace, other.trace) {
-            mine.extend(theirs);
+            mine.dropped += theirs.dropped;
+            mine.other.extend(theirs.into_spans());
         }
-        self.dropped += other.dropped;
         // Both histograms auto-resize, so adding cannot go out of bounds.
         let _ = self.latency_ns.add(&other.latency_ns);
         self.checksum = self.checksum.merge(other.checksum);
@@ -302,8 +347,8 @@ pub fn timed_run(
         peak_rss_bytes: if measures_memory { peak_rss() } else { None },
         trace: recorder.trace.map(|spans| RunTrace {
             start,
-            spans,
-            dropped: recorder.dropped,
+            dropped: spans.dropped,
+            spans: spans.into_spans(),
         }),
     })
 }
