@@ -28,7 +28,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         let runs = [baseline, new];
         let mut charts = martelli_plot::draw_all(&runs, out, args.format.into())?;
-        charts.push(martelli_plot::write_report(&runs, out, Some(&comparison))?);
+        charts.push(martelli_plot::write_report(&runs, out, Some(&comparison), None)?);
         let names: Vec<String> = charts.iter().map(|p| p.display().to_string()).collect();
         println!("wrote {}", names.join(", "));
     }

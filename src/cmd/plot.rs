@@ -21,7 +21,7 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<()> {
             .map_or_else(|| ".".into(), Path::to_path_buf),
     };
     let mut charts = martelli_plot::draw_all(&runs, &out, args.format.into())?;
-    charts.push(martelli_plot::write_report(&runs, &out, None)?);
+    charts.push(martelli_plot::write_report(&runs, &out, None, None)?);
     let names: Vec<String> = charts.iter().map(|p| p.display().to_string()).collect();
     println!("wrote {}", names.join(", "));
     Ok(())

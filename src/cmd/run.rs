@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use martelli_config::{Config, Overrides};
 use martelli_results::Results;
+use martelli_results::trace::TracedRun;
 
 use crate::cli::RunArgs;
 use crate::progress::{Progress, TraceLog};
@@ -24,13 +25,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         expect_workers: args.expect_workers,
     };
     let config = martelli_config::load(&args.config, &overrides)?;
-    let results = measure(&config, args.trace.as_deref())?;
-    report(&config, &results, args.format.into())
+    let (results, timeline) = measure(&config, args.trace.as_deref())?;
+    report(&config, &results, args.format.into(), timeline.as_ref())
 }
 
 /// Runs the sweep of `config` on the tiers it asks for, with a progress bar on a terminal;
-/// with `trace`, writes the task timeline of each point's first measured run there.
-pub fn measure(config: &Config, trace: Option<&Path>) -> anyhow::Result<Results> {
+/// with `trace`, writes the task timeline of each point's first measured run there, and
+/// returns the last point's for the report.
+pub fn measure(config: &Config, trace: Option<&Path>) -> anyhow::Result<(Results, Option<TracedRun>)> {
     let logical_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Plan once before starting any worker, so that a bad sweep is refused at once; then again
     // with the workers' real capacity.
@@ -51,10 +53,12 @@ pub fn measure(config: &Config, trace: Option<&Path>) -> anyhow::Result<Results>
     let results = martelli_runner::run_sweep(config, &runners, &mut progress);
     progress.finish();
     let results = results?;
-    if let (Some(path), Some(log)) = (trace, progress.trace) {
+    let mut timeline = None;
+    if let (Some(path), Some(mut log)) = (trace, progress.trace) {
         write_trace(path, &log, &results)?;
+        timeline = log.runs.pop();
     }
-    Ok(results)
+    Ok((results, timeline))
 }
 
 /// Writes the Chrome trace-event file of a sweep's traced runs (atomically).
@@ -84,12 +88,17 @@ fn write_trace(path: &Path, log: &TraceLog, results: &Results) -> anyhow::Result
 
 /// Prints the summary table, writes results.json, results.csv, the charts and report.html
 /// into the config's output folder, and says what was written.
-pub fn report(config: &Config, results: &Results, format: martelli_plot::Format) -> anyhow::Result<()> {
+pub fn report(
+    config: &Config,
+    results: &Results,
+    format: martelli_plot::Format,
+    timeline: Option<&TracedRun>,
+) -> anyhow::Result<()> {
     say(&martelli_results::render_table(results))?;
     let written = martelli_results::write_results(&config.output_dir, results)?;
     let runs = std::slice::from_ref(results);
     let charts = martelli_plot::draw_all(runs, &config.output_dir, format)?;
-    let page = martelli_plot::write_report(runs, &config.output_dir, None)?;
+    let page = martelli_plot::write_report(runs, &config.output_dir, None, timeline)?;
     let names: Vec<String> = written
         .iter()
         .chain(&charts)

@@ -42,8 +42,8 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     // Refuse a cluster too small for the sweep before measuring anything.
     martelli_sim::check_fits(config.cluster.as_ref(), cores.iter().copied().max().unwrap_or(1))?;
     let calibration = calibration(args.calibration.as_deref())?;
-    let mut results = if args.predict_only {
-        martelli_runner::empty_results(&config, Machine::current())
+    let (mut results, timeline) = if args.predict_only {
+        (martelli_runner::empty_results(&config, Machine::current()), None)
     } else {
         run::measure(&config, args.trace.as_deref())?
     };
@@ -63,7 +63,7 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             series.label, series.executor
         ));
     }
-    run::report(&config, &results, args.format.into())
+    run::report(&config, &results, args.format.into(), timeline.as_ref())
 }
 
 /// Loads the calibration file, or measures this machine now when none is given.
@@ -249,7 +249,7 @@ fn distributed_variant(config: &Config, logical: usize) -> Config {
 
 /// Measures `config`, predicts its points, pairs them.
 fn compare(config: &Config, name: &str, calibration: &Calibration) -> anyhow::Result<Vec<Row>> {
-    let mut results = run::measure(config, None)?;
+    let (mut results, _) = run::measure(config, None)?;
     add_predictions(&mut results, config, &config.sweep.cores, calibration)?;
     let predicted = |p: &Point| -> Option<&Point> {
         let label = predicted_label(&p.series);

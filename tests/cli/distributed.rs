@@ -454,7 +454,12 @@ fn a_traced_run_writes_one_slice_per_task_on_every_tier_in_chrome_trace_format()
          [sweep]\ncores = [1, 2]\nrepeats = 2\nwarmup = 1\n[distributed]\nspawn_local = 2\nthreads_per_worker = 1\n",
     );
     let trace = dir.path().join("trace.json");
-    let (_, _, _out) = crate::run_ok(&config, &["--trace", trace.to_str().unwrap()]);
+    let (_, _, out) = crate::run_ok(&config, &["--trace", trace.to_str().unwrap()]);
+    let page = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(
+        page.contains("one bar per task"),
+        "the report shows one point's timeline"
+    );
     let doc = read_json(&trace);
     assert_eq!(doc["metadata"]["capped"], false, "{}", doc["metadata"]);
     let events = doc["traceEvents"].as_array().unwrap();

@@ -108,13 +108,14 @@ pub fn draw_all(runs: &[Results], dir: &Path, format: Format) -> Result<Vec<Path
 }
 
 /// Writes `report.html` for `runs` into `dir` (under a temporary name, then renamed), with
-/// `comparison` when the runs were compared.
+/// `comparison` when the runs were compared and the `timeline` of one traced run.
 pub fn write_report(
     runs: &[Results],
     dir: &Path,
     comparison: Option<&martelli_results::Comparison>,
+    timeline: Option<&martelli_results::trace::TracedRun>,
 ) -> Result<PathBuf, PlotError> {
-    let page = report_html(runs, comparison)?;
+    let page = report_html(runs, comparison, timeline)?;
     let path = dir.join("report.html");
     let partial = dir.join(".report.html.partial");
     let fail = |e: std::io::Error| PlotError::Draw {

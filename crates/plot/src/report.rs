@@ -12,7 +12,11 @@ use crate::{PlotError, register_font};
 
 /// The page for `results` (several runs are overlaid in the charts; the first one's facts
 /// head the page), with the comparison of the last run against the first when there is one.
-pub fn report_html(runs: &[Results], comparison: Option<&Comparison>) -> Result<String, PlotError> {
+pub fn report_html(
+    runs: &[Results],
+    comparison: Option<&Comparison>,
+    timeline: Option<&martelli_results::trace::TracedRun>,
+) -> Result<String, PlotError> {
     register_font();
     let first = runs.first().ok_or(PlotError::Empty)?;
     let mut page = String::with_capacity(1 << 20);
@@ -107,6 +111,11 @@ pub fn report_html(runs: &[Results], comparison: Option<&Comparison>) -> Result<
             escape(&m.os),
             escape(&m.kernel)
         );
+    }
+    page.push_str("<h2>Timeline</h2>\n");
+    match timeline {
+        Some(run) => page.push_str(&timeline_svg(run)),
+        None => page.push_str("<p>Run with <code>--trace FILE</code> for a task timeline (shown here for one point; the file holds every point's, for Perfetto).</p>\n"),
     }
     page.push_str("</body>\n</html>\n");
     Ok(page)
@@ -288,4 +297,110 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// Most task slices the report's timeline draws (every k-th beyond that, said in its caption).
+const TIMELINE_SLICES: usize = 4_000;
+/// Most tracks it draws.
+const TIMELINE_TRACKS: usize = 48;
+
+/// A compact timeline of one traced run as inline SVG: a row per track (thread, worker
+/// thread, in-transit lane), a bar per task.
+pub fn timeline_svg(run: &martelli_results::trace::TracedRun) -> String {
+    let doc = martelli_results::trace::chrome_trace(std::slice::from_ref(run), serde_json::json!({}));
+    let events = doc["traceEvents"].as_array().cloned().unwrap_or_default();
+    let name_of = |kind: &str, pid: &serde_json::Value, tid: Option<&serde_json::Value>| -> String {
+        events
+            .iter()
+            .find(|e| e["name"] == kind && &e["pid"] == pid && tid.is_none_or(|t| &e["tid"] == t))
+            .and_then(|e| e["args"]["name"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let slices: Vec<&serde_json::Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+    // The tracks that run tasks first (threads, workers' threads), then those in transit.
+    let mut tracks: Vec<(serde_json::Value, serde_json::Value)> = Vec::new();
+    for running in [true, false] {
+        for e in slices.iter().filter(|e| (e["cat"] == "task") == running) {
+            let key = (e["pid"].clone(), e["tid"].clone());
+            if !tracks.contains(&key) {
+                tracks.push(key);
+            }
+        }
+    }
+    let shown_tracks = tracks.len().min(TIMELINE_TRACKS);
+    let (t0, t1) = slices.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), e| {
+        let ts = e["ts"].as_f64().unwrap_or(0.0);
+        (lo.min(ts), hi.max(ts + e["dur"].as_f64().unwrap_or(0.0)))
+    });
+    let (width, label_w, row) = (1200.0, 260.0, 16.0);
+    let height = 30.0 + row * shown_tracks as f64;
+    let span = (t1 - t0).max(1e-3);
+    let x = |ts: f64| label_w + (ts - t0) / span * (width - label_w - 10.0);
+    let step = slices.len().div_ceil(TIMELINE_SLICES).max(1);
+    let mut svg = format!(
+        "<svg viewBox=\"0 0 {width} {height}\" xmlns=\"http://www.w3.org/2000/svg\" font-family=\"sans-serif\" font-size=\"11\">\n"
+    );
+    for (i, (pid, tid)) in tracks.iter().take(shown_tracks).enumerate() {
+        let y = 20.0 + row * i as f64;
+        let process = name_of("process_name", pid, None);
+        let short = process.rsplit(" / ").next().unwrap_or("");
+        let label = format!("{short} / {}", name_of("thread_name", pid, Some(tid)));
+        let _ = writeln!(
+            svg,
+            "<text x=\"4\" y=\"{:.1}\">{}</text>",
+            y + row * 0.7,
+            escape(&label)
+        );
+    }
+    for (k, e) in slices.iter().enumerate() {
+        if k % step != 0 {
+            continue;
+        }
+        let key = (e["pid"].clone(), e["tid"].clone());
+        let Some(i) = tracks.iter().take(shown_tracks).position(|t| *t == key) else {
+            continue;
+        };
+        let ts = e["ts"].as_f64().unwrap_or(0.0);
+        let dur = e["dur"].as_f64().unwrap_or(0.0);
+        let (x0, x1) = (x(ts), x(ts + dur));
+        let fill = if e["cat"] == "task" { "#3a6ed8" } else { "#c9d3e6" };
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"{fill}\"><title>{}</title></rect>",
+            20.0 + row * i as f64 + 2.0,
+            (x1 - x0).max(0.6),
+            row - 4.0,
+            escape(e["name"].as_str().unwrap_or("task")),
+        );
+    }
+    let _ = writeln!(
+        svg,
+        "<text x=\"{label_w}\" y=\"13\">0</text><text x=\"{:.0}\" y=\"13\" text-anchor=\"end\">{}</text></svg>",
+        width - 10.0,
+        escape(&seconds_plain(span / 1e6))
+    );
+    let mut caption = format!(
+        "<p>{}: one bar per task{}; dark: running, light: between the coordinator and a worker's thread. {} of {} tracks shown.</p>",
+        escape(&run.label),
+        if step > 1 {
+            format!(" (every {step}th of {} slices)", slices.len())
+        } else {
+            String::new()
+        },
+        shown_tracks,
+        tracks.len()
+    );
+    caption.push_str(&svg);
+    caption
+}
+
+fn seconds_plain(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.1} us", s * 1e6)
+    }
 }
