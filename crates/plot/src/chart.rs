@@ -245,8 +245,32 @@ fn render<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
+    render_with(metric, runs, root, true)
+}
+
+/// Width of the legend column right of the plot: the legend never covers the data.
+pub(crate) const LEGEND_WIDTH: u32 = 380;
+
+/// One line of the legend: its label and how its line is drawn.
+struct Entry {
+    label: String,
+    style: ShapeStyle,
+    dashed: bool,
+}
+
+/// Draws the chart; the legend (when `legend`) in a column of its own right of the plot.
+pub(crate) fn render_with<DB: DrawingBackend>(
+    metric: Metric,
+    runs: &[Results],
+    full: &DrawingArea<DB, Shift>,
+    legend: bool,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
+    full.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut entries: Vec<Entry> = Vec::new();
     let curves = curves(runs);
     let max_cores = curves
         .iter()
@@ -257,9 +281,10 @@ where
         log: max_cores > 16.0,
         base: 2.0,
     };
+    // Log-log when the sweep spans more than 16x: ideal speed-up is then a straight line.
     let y = Axis {
-        log: metric == Metric::Latency,
-        base: 10.0,
+        log: metric == Metric::Latency || (x.log && matches!(metric, Metric::Speedup | Metric::Throughput)),
+        base: if metric == Metric::Latency { 10.0 } else { 2.0 },
     };
     // Past the last measured core count the fitted curves are extrapolation.
     let x_end = if x.log {
@@ -282,8 +307,13 @@ where
         })
         .collect();
     for c in &curves {
+        let reach = fit_reach(c, x_end);
         for fit in c.usl.iter().chain(&c.amdahl) {
-            y_values.extend(grid.iter().filter_map(|&n| fitted(metric, fit, n)));
+            y_values.extend(
+                grid.iter()
+                    .filter(|&&n| n <= reach)
+                    .filter_map(|&n| fitted(metric, fit, n)),
+            );
         }
     }
     y_values.retain(|v| v.is_finite() && *v > 0.0);
@@ -297,8 +327,7 @@ where
     } else if metric == Metric::Efficiency {
         0.0..y_max.max(1.0) * 1.15
     } else {
-        // Headroom above the data, where the legend usually goes.
-        0.0..y_max * 1.4
+        0.0..y_max * 1.15
     };
 
     let first = &runs[0];
@@ -326,8 +355,10 @@ where
             first.machine.logical_cores
         )
     };
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 36))
+    // The title over the whole width; below it the plot, and the legend in a column of its own.
+    let area = full.titled(&title, ("sans-serif", 36)).map_err(|e| err(&e))?;
+    let (plot_area, legend_area) = area.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+    let mut chart = ChartBuilder::on(&plot_area)
         .margin(24)
         .x_label_area_size(70)
         .y_label_area_size(110)
@@ -344,9 +375,6 @@ where
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|e| err(&e))?;
-
-    // Everything drawn, in plot coordinates, so the legend can go where the data are not.
-    let mut drawn: Vec<(f64, f64)> = Vec::new();
 
     // The three Martelli bands, shaded and labelled.
     for (lo, hi, fill, text) in BANDS {
@@ -422,23 +450,28 @@ where
         Metric::Speedup => {
             let ideal: Vec<(f64, f64)> = grid
                 .iter()
-                .map(|&n| (x.to(n), n))
+                .map(|&n| (x.to(n), y.to(n)))
                 .filter(|&(_, v)| v <= y_range.end)
                 .collect();
-            drawn.extend(&ideal);
             chart
                 .draw_series(LineSeries::new(ideal.clone(), BLACK.stroke_width(2)))
-                .map_err(|e| err(&e))?
-                .label("ideal (speed-up = cores)")
-                .legend(|(px, py)| PathElement::new(vec![(px, py), (px + 30, py)], BLACK.stroke_width(2)));
+                .map_err(|e| err(&e))?;
+            entries.push(Entry {
+                label: "ideal (speed-up = cores)".into(),
+                style: BLACK.stroke_width(2),
+                dashed: false,
+            });
         }
         Metric::Efficiency => {
             let ideal = vec![(x_range.start, 1.0), (x_range.end, 1.0)];
             chart
                 .draw_series(LineSeries::new(ideal, BLACK.stroke_width(2)))
-                .map_err(|e| err(&e))?
-                .label("ideal (efficiency 1)")
-                .legend(|(px, py)| PathElement::new(vec![(px, py), (px + 30, py)], BLACK.stroke_width(2)));
+                .map_err(|e| err(&e))?;
+            entries.push(Entry {
+                label: "ideal (efficiency 1)".into(),
+                style: BLACK.stroke_width(2),
+                dashed: false,
+            });
         }
         _ => {}
     }
@@ -471,7 +504,6 @@ where
             } else {
                 color.stroke_width(width)
             };
-            drawn.extend(pts.iter().map(|t| (t.0, t.1)));
             let line = pts.iter().map(|t| (t.0, t.1));
             // p99 dashed, so the three latency lines of one curve read apart; a predicted
             // curve dashed throughout (long dashes), so prediction never passes for measurement.
@@ -488,15 +520,13 @@ where
                     .draw_series(LineSeries::new(line, style))
                     .map_err(|e| err(&e))?
             };
+            let _ = series;
             // The swatch shows the line as drawn: solid, dashed (p99), or light (first
             // result), so the legend tells the three latency lines of one curve apart.
-            let dashed = k == 1 || c.predicted;
-            series.label(label).legend(move |(px, py)| {
-                let gap = if dashed { 4 } else { 0 };
-                EmptyElement::at((px, py))
-                    + PathElement::new(vec![(0, 0), (10 - gap, 0)], style)
-                    + PathElement::new(vec![(10, 0), (20 - gap, 0)], style)
-                    + PathElement::new(vec![(20, 0), (30 - gap, 0)], style)
+            entries.push(Entry {
+                label,
+                style,
+                dashed: k == 1 || c.predicted,
             });
             // Measured points filled, predicted ones hollow; min-max error bars over the repeats.
             chart
@@ -516,112 +546,88 @@ where
                 }))
                 .map_err(|e| err(&e))?;
         }
+        let measured_end = c.points.iter().map(|p| p.cores).max().unwrap_or(1) as f64;
+        let reach = fit_reach(c, x_end);
         for (fit, name, dash) in [(c.usl, "USL", 12u32), (c.amdahl, "Amdahl", 5u32)] {
             let Some(fit) = fit else { continue };
             let Some(line) = grid
                 .iter()
-                .map(|&n| fitted(metric, &fit, n).map(|v| (x.to(n), y.to(v))))
+                .filter(|&&n| n <= reach)
+                .map(|&n| fitted(metric, &fit, n).map(|v| (n, x.to(n), y.to(v))))
                 .collect::<Option<Vec<_>>>()
             else {
                 continue;
             };
-            let line: Vec<(f64, f64)> = line
-                .into_iter()
-                .filter(|p| p.1 <= y_range.end && p.1 >= y_range.start)
+            let inside = |p: &&(f64, f64, f64)| p.2 <= y_range.end && p.2 >= y_range.start;
+            // Over the measured range in the curve's colour; beyond it (at most to twice the
+            // largest core count measured) fainter: extrapolation, and it looks it.
+            let measured: Vec<(f64, f64)> = line
+                .iter()
+                .filter(inside)
+                .filter(|p| p.0 <= measured_end)
+                .map(|p| (p.1, p.2))
                 .collect();
-            drawn.extend(&line);
-            // Listed right under its curve's entry, in its colour: the curve's label need not
-            // be repeated, which keeps the legend narrow enough to leave the data visible.
+            let beyond: Vec<(f64, f64)> = line
+                .iter()
+                .filter(inside)
+                .filter(|p| p.0 >= measured_end)
+                .map(|p| (p.1, p.2))
+                .collect();
+            let style = color.mix(0.8).stroke_width(2);
+            chart
+                .draw_series(DashedLineSeries::new(measured, dash, dash, style))
+                .map_err(|e| err(&e))?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    beyond,
+                    dash,
+                    dash,
+                    color.mix(0.35).stroke_width(2),
+                ))
+                .map_err(|e| err(&e))?;
             let label = match name {
                 "USL" => format!("   USL fit: sigma {:.3}, kappa {:.4}", fit.sigma, fit.kappa),
                 _ => format!("   Amdahl fit: sigma {:.3}", fit.sigma),
             };
-            chart
-                .draw_series(DashedLineSeries::new(
-                    line,
-                    dash,
-                    dash,
-                    color.mix(0.8).stroke_width(2),
-                ))
-                .map_err(|e| err(&e))?
-                .label(label)
-                .legend(move |(px, py)| {
-                    PathElement::new(vec![(px, py), (px + 12, py)], color.mix(0.8).stroke_width(2))
-                });
+            entries.push(Entry {
+                label,
+                style,
+                dashed: true,
+            });
         }
     }
-    chart
-        .configure_series_labels()
-        .position(emptiest_corner(&drawn, &x_range, &y_range))
-        .margin(60)
-        .label_font(("sans-serif", 20))
-        .background_style(WHITE.mix(0.9))
-        .border_style(RGBColor(160, 160, 160))
-        .draw()
-        .map_err(|e| err(&e))?;
+    if legend {
+        draw_legend(&legend_area, &entries)?;
+    }
     Ok(())
 }
 
-/// The corner (or side) of the plot with the fewest drawn points, for the legend box (about 45% of the
-/// width and 40% of the height).
-fn emptiest_corner(
-    drawn: &[(f64, f64)],
-    x: &std::ops::Range<f64>,
-    y: &std::ops::Range<f64>,
-) -> SeriesLabelPosition {
-    let (w, h) = ((x.end - x.start) * 0.45, (y.end - y.start) * 0.4);
-    let mid = (y.start + y.end) / 2.0;
-    let candidates = [
-        (
-            SeriesLabelPosition::UpperLeft,
-            x.start,
-            x.start + w,
-            y.end - h,
-            y.end,
-        ),
-        (
-            SeriesLabelPosition::UpperRight,
-            x.end - w,
-            x.end,
-            y.end - h,
-            y.end,
-        ),
-        (
-            SeriesLabelPosition::LowerRight,
-            x.end - w,
-            x.end,
-            y.start,
-            y.start + h,
-        ),
-        (
-            SeriesLabelPosition::LowerLeft,
-            x.start,
-            x.start + w,
-            y.start,
-            y.start + h,
-        ),
-        (
-            SeriesLabelPosition::MiddleRight,
-            x.end - w,
-            x.end,
-            mid - h / 2.0,
-            mid + h / 2.0,
-        ),
-        (
-            SeriesLabelPosition::MiddleLeft,
-            x.start,
-            x.start + w,
-            mid - h / 2.0,
-            mid + h / 2.0,
-        ),
-    ];
-    candidates
-        .into_iter()
-        .min_by_key(|&(_, x0, x1, y0, y1)| {
-            drawn
-                .iter()
-                .filter(|&&(px, py)| px >= x0 && px <= x1 && py >= y0 && py <= y1)
-                .count()
-        })
-        .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
+/// How far a curve's fits are drawn: twice its largest measured core count, within the chart.
+fn fit_reach(c: &Curve<'_>, x_end: f64) -> f64 {
+    let measured = c.points.iter().map(|p| p.cores).max().unwrap_or(1) as f64;
+    (2.0 * measured).min(x_end)
+}
+
+/// The legend, in its own column: a swatch drawn as the line is (solid or dashed), a label.
+fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[Entry]) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let row = 30;
+    for (i, e) in entries.iter().enumerate() {
+        let y = 90 + i as i32 * row;
+        let segments: &[(i32, i32)] = if e.dashed {
+            &[(0, 7), (11, 18), (22, 29)]
+        } else {
+            &[(0, 30)]
+        };
+        for &(a, b) in segments {
+            area.draw(&PathElement::new(vec![(10 + a, y), (10 + b, y)], e.style))
+                .map_err(|x| err(&x))?;
+        }
+        area.draw(&Text::new(e.label.clone(), (48, y - 10), ("sans-serif", 19)))
+            .map_err(|x| err(&x))?;
+    }
+    Ok(())
 }

@@ -119,3 +119,39 @@ fn svg_charts_are_written_too() {
         &svg[..100.min(svg.len())]
     );
 }
+
+#[test]
+fn the_legend_sits_beside_the_plot_and_covers_none_of_it() {
+    use plotters::prelude::*;
+    let run = results("demo", 1.0);
+    let (w, h) = SIZE;
+    for metric in Metric::ALL {
+        let draw = |legend: bool| {
+            let mut buffer = vec![0u8; (w * h * 3) as usize];
+            {
+                let root = BitMapBackend::with_buffer(&mut buffer, SIZE).into_drawing_area();
+                crate::chart::render_with(metric, std::slice::from_ref(&run), &root, legend).unwrap();
+                root.present().unwrap();
+            }
+            buffer
+        };
+        let (with, without) = (draw(true), draw(false));
+        let plot_width = (w - crate::chart::LEGEND_WIDTH) as usize;
+        let mut legend_pixels = 0;
+        for y in 0..h as usize {
+            for x in 0..w as usize {
+                let at = (y * w as usize + x) * 3;
+                let same = with[at..at + 3] == without[at..at + 3];
+                if x < plot_width {
+                    assert!(same, "{metric:?}: the legend changed the plot at ({x}, {y})");
+                } else if !same {
+                    legend_pixels += 1;
+                }
+            }
+        }
+        assert!(
+            legend_pixels > 500,
+            "{metric:?}: the legend is drawn ({legend_pixels} pixels)"
+        );
+    }
+}
