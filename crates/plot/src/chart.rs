@@ -548,6 +548,38 @@ where
         }
         let measured_end = c.points.iter().map(|p| p.cores).max().unwrap_or(1) as f64;
         let reach = fit_reach(c, x_end);
+        // The USL fit's band: σ and κ each one standard error either way (speed-up falls as
+        // either grows), over the fit's reach.
+        if let Some(fit) = c.usl.filter(|f| f.sigma_se.is_some() || f.kappa_se.is_some())
+            && metric != Metric::Latency
+        {
+            let (ds, dk) = (fit.sigma_se.unwrap_or(0.0), fit.kappa_se.unwrap_or(0.0));
+            let at = |sigma: f64, kappa: f64, n: f64| {
+                let f = UslFit {
+                    sigma: sigma.max(0.0),
+                    kappa: kappa.max(0.0),
+                    ..fit
+                };
+                fitted(metric, &f, n)
+            };
+            let ns: Vec<f64> = grid.iter().copied().filter(|&n| n <= reach).collect();
+            let clamp = |v: f64| y.to(v).clamp(y_range.start, y_range.end);
+            let upper: Vec<(f64, f64)> = ns
+                .iter()
+                .filter_map(|&n| Some((x.to(n), clamp(at(fit.sigma - ds, fit.kappa - dk, n)?))))
+                .collect();
+            let lower: Vec<(f64, f64)> = ns
+                .iter()
+                .rev()
+                .filter_map(|&n| Some((x.to(n), clamp(at(fit.sigma + ds, fit.kappa + dk, n)?))))
+                .collect();
+            if upper.len() > 1 && lower.len() > 1 {
+                let outline: Vec<(f64, f64)> = upper.into_iter().chain(lower).collect();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.12).filled())))
+                    .map_err(|e| err(&e))?;
+            }
+        }
         for (fit, name, dash) in [(c.usl, "USL", 12u32), (c.amdahl, "Amdahl", 5u32)] {
             let Some(fit) = fit else { continue };
             let Some(line) = grid
@@ -586,8 +618,8 @@ where
                 ))
                 .map_err(|e| err(&e))?;
             let label = match name {
-                "USL" => format!("   USL fit: sigma {:.3}, kappa {:.4}", fit.sigma, fit.kappa),
-                _ => format!("   Amdahl fit: sigma {:.3}", fit.sigma),
+                "USL" => format!("   USL fit σ {:.3}, κ {:.4} (±1 s.e.)", fit.sigma, fit.kappa),
+                _ => format!("   Amdahl fit σ {:.3}", fit.sigma),
             };
             entries.push(Entry {
                 label,
@@ -626,7 +658,7 @@ where
             area.draw(&PathElement::new(vec![(10 + a, y), (10 + b, y)], e.style))
                 .map_err(|x| err(&x))?;
         }
-        area.draw(&Text::new(e.label.clone(), (48, y - 10), ("sans-serif", 19)))
+        area.draw(&Text::new(e.label.clone(), (48, y - 9), ("sans-serif", 17)))
             .map_err(|x| err(&x))?;
     }
     Ok(())
