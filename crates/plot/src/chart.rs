@@ -270,8 +270,68 @@ where
 {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     full.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut entries: Vec<Entry> = Vec::new();
     let curves = curves(runs);
+    let f = frame(metric, &curves);
+    // The title over the whole width; below it the plot, and the legend in a column of its own.
+    let area = full
+        .titled(&title(metric, runs), ("sans-serif", 36))
+        .map_err(|e| err(&e))?;
+    let (plot_area, legend_area) = area.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+    let mut chart = ChartBuilder::on(&plot_area)
+        .margin(24)
+        .x_label_area_size(70)
+        .y_label_area_size(110)
+        .build_cartesian_2d(f.x_range.clone(), f.y_range.clone())
+        .map_err(|e| err(&e))?;
+    let (x, y) = (f.x, f.y);
+    chart
+        .configure_mesh()
+        .x_desc(if x.log { "cores (log2 scale)" } else { "cores" })
+        .y_desc(metric.y_label())
+        .axis_desc_style(("sans-serif", 26))
+        .label_style(("sans-serif", 22))
+        .x_label_formatter(&|v| x.label(*v))
+        .y_label_formatter(&|v| y.label(*v))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(|e| err(&e))?;
+    draw_backdrop(&mut chart, &f, runs)?;
+    let mut entries: Vec<Entry> = Vec::new();
+    draw_ideal(&mut chart, &f, &mut entries)?;
+    for c in &curves {
+        draw_curve(&mut chart, &f, c, &mut entries)?;
+        draw_fits(&mut chart, &f, c, &mut entries)?;
+    }
+    if legend {
+        draw_legend(&legend_area, &entries)?;
+    }
+    Ok(())
+}
+
+/// The plot's coordinates, in the axes' (possibly log) space.
+type Chart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// What every step of a chart needs: the axes, their ranges, the grid fits are drawn on.
+struct Frame {
+    metric: Metric,
+    x: Axis,
+    y: Axis,
+    /// The largest core count of any curve.
+    max_cores: f64,
+    /// The last core count the x axis shows.
+    x_end: f64,
+    x_range: std::ops::Range<f64>,
+    y_range: std::ops::Range<f64>,
+    /// Core counts from 1 to `x_end` that lines are drawn through.
+    grid: Vec<f64>,
+}
+
+/// The axes and ranges of a chart of `metric` over `curves`.
+fn frame(metric: Metric, curves: &[Curve<'_>]) -> Frame {
     let max_cores = curves
         .iter()
         .flat_map(|c| c.points.iter().map(|p| p.cores))
@@ -296,7 +356,6 @@ where
     let grid: Vec<f64> = (0..=200)
         .map(|i| 1.0 + (x_end - 1.0) * i as f64 / 200.0)
         .collect();
-
     let mut y_values: Vec<f64> = curves
         .iter()
         .flat_map(|c| {
@@ -306,7 +365,7 @@ where
                 .flat_map(|(v, lo, hi)| [v, lo, hi])
         })
         .collect();
-    for c in &curves {
+    for c in curves {
         let reach = fit_reach(c, x_end);
         for fit in c.usl.iter().chain(&c.amdahl) {
             y_values.extend(
@@ -329,14 +388,27 @@ where
     } else {
         0.0..y_max * 1.15
     };
+    Frame {
+        metric,
+        x,
+        y,
+        max_cores,
+        x_end,
+        x_range,
+        y_range,
+        grid,
+    }
+}
 
+/// The chart's title: the workload and the machine, or how many runs are overlaid.
+fn title(metric: Metric, runs: &[Results]) -> String {
     let first = &runs[0];
     let name = first
         .series
         .first()
         .map_or("workload", |s| s.workload.name.as_str());
     let kind = first.series.first().map_or("", |s| s.workload.kind.name());
-    let title = if runs.len() > 1 {
+    if runs.len() > 1 {
         let same_machine = runs.iter().all(|r| r.machine == first.machine);
         let machine = if same_machine {
             format!(
@@ -354,28 +426,27 @@ where
             first.machine.cpu_model,
             first.machine.logical_cores
         )
-    };
-    // The title over the whole width; below it the plot, and the legend in a column of its own.
-    let area = full.titled(&title, ("sans-serif", 36)).map_err(|e| err(&e))?;
-    let (plot_area, legend_area) = area.split_horizontally(SIZE.0 - LEGEND_WIDTH);
-    let mut chart = ChartBuilder::on(&plot_area)
-        .margin(24)
-        .x_label_area_size(70)
-        .y_label_area_size(110)
-        .build_cartesian_2d(x_range.clone(), y_range.clone())
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc(if x.log { "cores (log2 scale)" } else { "cores" })
-        .y_desc(metric.y_label())
-        .axis_desc_style(("sans-serif", 26))
-        .label_style(("sans-serif", 22))
-        .x_label_formatter(&|v| x.label(*v))
-        .y_label_formatter(&|v| y.label(*v))
-        .light_line_style(WHITE.mix(0.0))
-        .draw()
-        .map_err(|e| err(&e))?;
+    }
+}
 
+/// The Martelli bands, the oversubscribed region, and where measurement ends.
+fn draw_backdrop<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    f: &Frame,
+    runs: &[Results],
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let (x, x_end, x_range, y_range, metric, max_cores) = (
+        f.x,
+        f.x_end,
+        f.x_range.clone(),
+        f.y_range.clone(),
+        f.metric,
+        f.max_cores,
+    );
     // The three Martelli bands, shaded and labelled.
     for (lo, hi, fill, text) in BANDS {
         let (l, h) = (
@@ -452,6 +523,21 @@ where
         )))
         .map_err(|e| err(&e))?;
 
+    Ok(())
+}
+
+/// The ideal line, where the metric has one.
+fn draw_ideal<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    f: &Frame,
+    entries: &mut Vec<Entry>,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let (x, y, grid, x_range, y_range, metric) =
+        (f.x, f.y, &f.grid, f.x_range.clone(), f.y_range.clone(), f.metric);
     match metric {
         Metric::Speedup => {
             let ideal: Vec<(f64, f64)> = grid
@@ -482,160 +568,186 @@ where
         _ => {}
     }
 
-    for c in &curves {
-        let color = c.color;
-        let line_names: &[&str] = if metric == Metric::Latency {
-            &["p50", "p99", "first result"]
+    Ok(())
+}
+
+/// A curve's lines (three for latency), error bars and points.
+fn draw_curve<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    f: &Frame,
+    c: &Curve<'_>,
+    entries: &mut Vec<Entry>,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let (x, y, metric) = (f.x, f.y, f.metric);
+    let color = c.color;
+    let line_names: &[&str] = if metric == Metric::Latency {
+        &["p50", "p99", "first result"]
+    } else {
+        &[""]
+    };
+    for (k, line_name) in line_names.iter().enumerate() {
+        let pts: Vec<(f64, f64, f64, f64, bool)> = c
+            .points
+            .iter()
+            .map(|p| {
+                let (v, lo, hi) = value(metric, p)[k];
+                (x.to(p.cores as f64), y.to(v), y.to(lo), y.to(hi), p.predicted)
+            })
+            .filter(|t| t.1.is_finite())
+            .collect();
+        let width = if k == 0 { 3 } else { 2 };
+        let label = if line_name.is_empty() {
+            c.label.clone()
         } else {
-            &[""]
+            format!("{} {line_name}", c.label)
         };
-        for (k, line_name) in line_names.iter().enumerate() {
-            let pts: Vec<(f64, f64, f64, f64, bool)> = c
-                .points
-                .iter()
-                .map(|p| {
-                    let (v, lo, hi) = value(metric, p)[k];
-                    (x.to(p.cores as f64), y.to(v), y.to(lo), y.to(hi), p.predicted)
-                })
-                .filter(|t| t.1.is_finite())
-                .collect();
-            let width = if k == 0 { 3 } else { 2 };
-            let label = if line_name.is_empty() {
-                c.label.clone()
-            } else {
-                format!("{} {line_name}", c.label)
-            };
-            let style = if k == 2 {
-                color.mix(0.6).stroke_width(width)
-            } else {
-                color.stroke_width(width)
-            };
-            let line = pts.iter().map(|t| (t.0, t.1));
-            // p99 dashed, so the three latency lines of one curve read apart; a predicted
-            // curve dashed throughout (long dashes), so prediction never passes for measurement.
-            let series = if c.predicted && k != 1 {
-                chart
-                    .draw_series(DashedLineSeries::new(line, 18, 8, style))
-                    .map_err(|e| err(&e))?
-            } else if k == 1 {
-                chart
-                    .draw_series(DashedLineSeries::new(line, 10, 6, style))
-                    .map_err(|e| err(&e))?
-            } else {
-                chart
-                    .draw_series(LineSeries::new(line, style))
-                    .map_err(|e| err(&e))?
-            };
-            let _ = series;
-            // The swatch shows the line as drawn: solid, dashed (p99), or light (first
-            // result), so the legend tells the three latency lines of one curve apart.
-            entries.push(Entry {
-                label,
-                style,
-                dashed: k == 1 || c.predicted,
-            });
-            // Measured points filled, predicted ones hollow; min-max error bars over the repeats.
+        let style = if k == 2 {
+            color.mix(0.6).stroke_width(width)
+        } else {
+            color.stroke_width(width)
+        };
+        let line = pts.iter().map(|t| (t.0, t.1));
+        // p99 dashed, so the three latency lines of one curve read apart; a predicted
+        // curve dashed throughout (long dashes), so prediction never passes for measurement.
+        let series = if c.predicted && k != 1 {
             chart
-                .draw_series(
-                    pts.iter()
-                        .map(|t| ErrorBar::new_vertical(t.0, t.2, t.1, t.3, color.stroke_width(2), 12)),
-                )
-                .map_err(|e| err(&e))?;
+                .draw_series(DashedLineSeries::new(line, 18, 8, style))
+                .map_err(|e| err(&e))?
+        } else if k == 1 {
             chart
-                .draw_series(pts.iter().map(|t| {
-                    let style = if t.4 {
-                        color.stroke_width(2)
-                    } else {
-                        color.filled()
-                    };
-                    Circle::new((t.0, t.1), 7, style)
-                }))
-                .map_err(|e| err(&e))?;
-        }
-        let measured_end = c.points.iter().map(|p| p.cores).max().unwrap_or(1) as f64;
-        let reach = fit_reach(c, x_end);
-        // The USL fit's band: σ and κ each one standard error either way (speed-up falls as
-        // either grows), over the fit's reach.
-        if let Some(fit) = c.usl.filter(|f| f.sigma_se.is_some() || f.kappa_se.is_some())
-            && metric != Metric::Latency
-        {
-            let (ds, dk) = (fit.sigma_se.unwrap_or(0.0), fit.kappa_se.unwrap_or(0.0));
-            let at = |sigma: f64, kappa: f64, n: f64| {
-                let f = UslFit {
-                    sigma: sigma.max(0.0),
-                    kappa: kappa.max(0.0),
-                    ..fit
+                .draw_series(DashedLineSeries::new(line, 10, 6, style))
+                .map_err(|e| err(&e))?
+        } else {
+            chart
+                .draw_series(LineSeries::new(line, style))
+                .map_err(|e| err(&e))?
+        };
+        let _ = series;
+        // The swatch shows the line as drawn: solid, dashed (p99), or light (first
+        // result), so the legend tells the three latency lines of one curve apart.
+        entries.push(Entry {
+            label,
+            style,
+            dashed: k == 1 || c.predicted,
+        });
+        // Measured points filled, predicted ones hollow; min-max error bars over the repeats.
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|t| ErrorBar::new_vertical(t.0, t.2, t.1, t.3, color.stroke_width(2), 12)),
+            )
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(pts.iter().map(|t| {
+                let style = if t.4 {
+                    color.stroke_width(2)
+                } else {
+                    color.filled()
                 };
-                fitted(metric, &f, n)
+                Circle::new((t.0, t.1), 7, style)
+            }))
+            .map_err(|e| err(&e))?;
+    }
+    Ok(())
+}
+
+/// A curve's fitted laws: the USL's band, then each fit, faint past the measured range.
+fn draw_fits<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    f: &Frame,
+    c: &Curve<'_>,
+    entries: &mut Vec<Entry>,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let (x, y, grid, y_range, metric, x_end) = (f.x, f.y, &f.grid, f.y_range.clone(), f.metric, f.x_end);
+    let color = c.color;
+    let measured_end = c.points.iter().map(|p| p.cores).max().unwrap_or(1) as f64;
+    let reach = fit_reach(c, x_end);
+    // The USL fit's band: σ and κ each one standard error either way (speed-up falls as
+    // either grows), over the fit's reach.
+    if let Some(fit) = c.usl.filter(|f| f.sigma_se.is_some() || f.kappa_se.is_some())
+        && metric != Metric::Latency
+    {
+        let (ds, dk) = (fit.sigma_se.unwrap_or(0.0), fit.kappa_se.unwrap_or(0.0));
+        let at = |sigma: f64, kappa: f64, n: f64| {
+            let f = UslFit {
+                sigma: sigma.max(0.0),
+                kappa: kappa.max(0.0),
+                ..fit
             };
-            let ns: Vec<f64> = grid.iter().copied().filter(|&n| n <= reach).collect();
-            let clamp = |v: f64| y.to(v).clamp(y_range.start, y_range.end);
-            let upper: Vec<(f64, f64)> = ns
-                .iter()
-                .filter_map(|&n| Some((x.to(n), clamp(at(fit.sigma - ds, fit.kappa - dk, n)?))))
-                .collect();
-            let lower: Vec<(f64, f64)> = ns
-                .iter()
-                .rev()
-                .filter_map(|&n| Some((x.to(n), clamp(at(fit.sigma + ds, fit.kappa + dk, n)?))))
-                .collect();
-            if upper.len() > 1 && lower.len() > 1 {
-                let outline: Vec<(f64, f64)> = upper.into_iter().chain(lower).collect();
-                chart
-                    .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.12).filled())))
-                    .map_err(|e| err(&e))?;
-            }
-        }
-        for (fit, name, dash) in [(c.usl, "USL", 12u32), (c.amdahl, "Amdahl", 5u32)] {
-            let Some(fit) = fit else { continue };
-            let Some(line) = grid
-                .iter()
-                .filter(|&&n| n <= reach)
-                .map(|&n| fitted(metric, &fit, n).map(|v| (n, x.to(n), y.to(v))))
-                .collect::<Option<Vec<_>>>()
-            else {
-                continue;
-            };
-            let inside = |p: &&(f64, f64, f64)| p.2 <= y_range.end && p.2 >= y_range.start;
-            // Over the measured range in the curve's colour; beyond it (at most to twice the
-            // largest core count measured) fainter: extrapolation, and it looks it.
-            let measured: Vec<(f64, f64)> = line
-                .iter()
-                .filter(inside)
-                .filter(|p| p.0 <= measured_end)
-                .map(|p| (p.1, p.2))
-                .collect();
-            let beyond: Vec<(f64, f64)> = line
-                .iter()
-                .filter(inside)
-                .filter(|p| p.0 >= measured_end)
-                .map(|p| (p.1, p.2))
-                .collect();
-            let style = color.mix(0.8).stroke_width(2);
+            fitted(metric, &f, n)
+        };
+        let ns: Vec<f64> = grid.iter().copied().filter(|&n| n <= reach).collect();
+        let clamp = |v: f64| y.to(v).clamp(y_range.start, y_range.end);
+        let upper: Vec<(f64, f64)> = ns
+            .iter()
+            .filter_map(|&n| Some((x.to(n), clamp(at(fit.sigma - ds, fit.kappa - dk, n)?))))
+            .collect();
+        let lower: Vec<(f64, f64)> = ns
+            .iter()
+            .rev()
+            .filter_map(|&n| Some((x.to(n), clamp(at(fit.sigma + ds, fit.kappa + dk, n)?))))
+            .collect();
+        if upper.len() > 1 && lower.len() > 1 {
+            let outline: Vec<(f64, f64)> = upper.into_iter().chain(lower).collect();
             chart
-                .draw_series(DashedLineSeries::new(measured, dash, dash, style))
+                .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.12).filled())))
                 .map_err(|e| err(&e))?;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    beyond,
-                    dash,
-                    dash,
-                    color.mix(0.35).stroke_width(2),
-                ))
-                .map_err(|e| err(&e))?;
-            let label = match name {
-                "USL" => format!("   USL fit σ {:.3}, κ {:.4} (±1 s.e.)", fit.sigma, fit.kappa),
-                _ => format!("   Amdahl fit σ {:.3}", fit.sigma),
-            };
-            entries.push(Entry {
-                label,
-                style,
-                dashed: true,
-            });
         }
     }
-    if legend {
-        draw_legend(&legend_area, &entries)?;
+    for (fit, name, dash) in [(c.usl, "USL", 12u32), (c.amdahl, "Amdahl", 5u32)] {
+        let Some(fit) = fit else { continue };
+        let Some(line) = grid
+            .iter()
+            .filter(|&&n| n <= reach)
+            .map(|&n| fitted(metric, &fit, n).map(|v| (n, x.to(n), y.to(v))))
+            .collect::<Option<Vec<_>>>()
+        else {
+            continue;
+        };
+        let inside = |p: &&(f64, f64, f64)| p.2 <= y_range.end && p.2 >= y_range.start;
+        // Over the measured range in the curve's colour; beyond it (at most to twice the
+        // largest core count measured) fainter: extrapolation, and it looks it.
+        let measured: Vec<(f64, f64)> = line
+            .iter()
+            .filter(inside)
+            .filter(|p| p.0 <= measured_end)
+            .map(|p| (p.1, p.2))
+            .collect();
+        let beyond: Vec<(f64, f64)> = line
+            .iter()
+            .filter(inside)
+            .filter(|p| p.0 >= measured_end)
+            .map(|p| (p.1, p.2))
+            .collect();
+        let style = color.mix(0.8).stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new(measured, dash, dash, style))
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(DashedLineSeries::new(
+                beyond,
+                dash,
+                dash,
+                color.mix(0.35).stroke_width(2),
+            ))
+            .map_err(|e| err(&e))?;
+        let label = match name {
+            "USL" => format!("   USL fit σ {:.3}, κ {:.4} (±1 s.e.)", fit.sigma, fit.kappa),
+            _ => format!("   Amdahl fit σ {:.3}", fit.sigma),
+        };
+        entries.push(Entry {
+            label,
+            style,
+            dashed: true,
+        });
     }
     Ok(())
 }
