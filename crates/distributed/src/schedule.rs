@@ -280,6 +280,16 @@ struct Origin {
     sent: HashMap<u64, Instant>,
 }
 
+impl Origin {
+    /// Notes that `items` leave now (in a traced run only).
+    fn sent_now(&mut self, items: &[(u64, u32)], tracing: bool) {
+        if tracing {
+            let now = Instant::now();
+            self.sent.extend(items.iter().map(|&(id, _)| (id, now)));
+        }
+    }
+}
+
 /// Feeds one worker and collects its results until the run is over or the worker is lost.
 async fn drive(
     mut s: Opened,
@@ -310,10 +320,7 @@ async fn drive(
         let items = driver.next_batch(&mut shared.tasks()).to_vec();
         if !items.is_empty() {
             let mut tasks = Vec::with_capacity(items.len());
-            if recorder.tracing() {
-                let now = Instant::now();
-                origin.sent.extend(items.iter().map(|&(id, _)| (id, now)));
-            }
+            origin.sent_now(&items, recorder.tracing());
             for (id, attempt) in items {
                 let task = workload.task(id);
                 fill_payload(workload.seed, &task, &mut payload);
