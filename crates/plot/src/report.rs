@@ -204,10 +204,15 @@ fn seconds(s: f64) -> String {
     }
 }
 
-/// A value with its standard error, when there is one.
+/// A value with its 95% interval (1.96 standard errors either way, none below 0), when the
+/// fit has a standard error.
 fn with_se(value: f64, se: Option<f64>) -> String {
     match se {
-        Some(se) => format!("{value:.4} &plusmn; {se:.4}"),
+        Some(se) => format!(
+            "{value:.4}<br><small>95%: {:.4}&ndash;{:.4}</small>",
+            (value - 1.96 * se).max(0.0),
+            value + 1.96 * se
+        ),
         None => format!("{value:.4}"),
     }
 }
