@@ -311,7 +311,7 @@ pub enum TierArg {
     Single,
     /// A pool of N threads on this machine.
     Multi,
-    /// Worker processes across machines (not available yet).
+    /// `martelli worker` processes on this machine or others (the config's [distributed]).
     Distributed,
     /// Every tier that can run here.
     Auto,

@@ -10,6 +10,7 @@ use martelli_results::Results;
 use martelli_results::trace::TracedRun;
 
 use crate::cli::RunArgs;
+use crate::exit::UsageError;
 use crate::progress::{Progress, TraceLog};
 
 /// Loads the config, runs every planned point, prints the summary and writes the results.
@@ -25,6 +26,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         expect_workers: args.expect_workers,
     };
     let config = martelli_config::load(&args.config, &overrides)?;
+    writable(&config.output_dir)?;
+    if let Some(trace) = args
+        .trace
+        .as_deref()
+        .and_then(Path::parent)
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        writable(trace)?;
+    }
     let (results, timeline) = measure(&config, args.trace.as_deref())?;
     report(&config, &results, args.format.into(), timeline.as_ref())
 }
@@ -59,6 +69,17 @@ pub fn measure(config: &Config, trace: Option<&Path>) -> anyhow::Result<(Results
         timeline = log.runs.pop();
     }
     Ok((results, timeline))
+}
+
+/// Checks, before anything is measured, that results can be written into `dir` (creating
+/// it), so that a sweep is never run only to be lost: exit code 2 when they cannot.
+pub fn writable(dir: &Path) -> Result<(), UsageError> {
+    let fail = |e: std::io::Error| UsageError(format!("cannot write results to {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(".martelli-write-check");
+    std::fs::write(&probe, b"").map_err(fail)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Writes the Chrome trace-event file of a sweep's traced runs (atomically).

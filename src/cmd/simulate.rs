@@ -39,6 +39,7 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         Some(list) => martelli_config::normalise_cores(list.iter().map(|&c| c as usize)),
         None => config.sweep.cores.clone(),
     };
+    run::writable(&config.output_dir)?;
     // Refuse a cluster too small for the sweep before measuring anything.
     martelli_sim::check_fits(config.cluster.as_ref(), cores.iter().copied().max().unwrap_or(1))?;
     let calibration = calibration(args.calibration.as_deref())?;

@@ -757,3 +757,42 @@ fn a_sweep_over_task_sizes_reports_each_tiers_metg() {
     let page = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(page.contains("Task size: METG"), "and shown in the report");
 }
+
+#[test]
+fn bad_outputs_and_bad_files_are_refused_before_anything_runs_each_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "a-file", "");
+    // --out under a file: refused before measuring (exit 2, no table), the OS's reason once.
+    let out = file.join("sub");
+    let o = martelli(&["run", "configs/quickstart.toml", "--out", out.to_str().unwrap()]);
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(!text(&o.stdout).contains("speed-up"), "nothing was measured");
+    assert_eq!(stderr.matches("Not a directory").count(), 1, "{stderr}");
+    // A missing config: its OS error once.
+    let o = martelli(&["run", "configs/no-such-config.toml"]);
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
+    // validate checks every file, says which are bad, and fails.
+    let o = martelli(&[
+        "validate",
+        "configs/no-such-config.toml",
+        "configs/quickstart.toml",
+        file.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stdout.contains("ok: configs/quickstart.toml"),
+        "the good one is still checked: {stdout}"
+    );
+    assert!(stderr.contains("2 of 3 configs are bad"), "{stderr}");
+    assert!(
+        stderr.contains("a-file"),
+        "the second bad one is named too: {stderr}"
+    );
+    // The help no longer calls the distributed tier unavailable.
+    let help = text(&martelli(&["run", "--help"]).stdout);
+    assert!(!help.contains("not available"), "{help}");
+}

@@ -347,7 +347,9 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::Read { path, source } => {
-                write!(f, "cannot read config file {}: {source}", path.display())
+                // The OS's reason is the source: printed once, by whoever prints the chain.
+                let _ = source;
+                write!(f, "cannot read config file {}", path.display())
             }
             ConfigError::Invalid(e) => {
                 write!(f, "{}", e.file.display())?;

@@ -8,7 +8,7 @@ use crate::schema::Results;
 
 /// A results file could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write {path}: {source}")]
+#[error("cannot write {path}")]
 pub struct WriteError {
     /// The file (or folder) that could not be written.
     pub path: PathBuf,
