@@ -796,3 +796,23 @@ fn bad_outputs_and_bad_files_are_refused_before_anything_runs_each_said_once() {
     let help = text(&martelli(&["run", "--help"]).stdout);
     assert!(!help.contains("not available"), "{help}");
 }
+
+#[test]
+fn a_tier_from_the_command_line_is_checked_as_if_the_file_said_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "ex.toml",
+        "tier = \"multi\"\n[workload]\ntasks = 10\nkind = \"cpu\"\niterations = 10\n[executor]\ngil = true\n\
+         [distributed]\nspawn_local = 1\n",
+    );
+    // The distributed tier would silently drop the [executor]: refused, as in the file.
+    let stderr = run_fails(
+        &config,
+        &dir.path().join("o"),
+        &["--tier", "distributed"],
+        2,
+        &["[executor]"],
+    );
+    assert!(stderr.contains("ex.toml:6:1"), "{stderr}");
+}

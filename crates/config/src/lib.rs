@@ -447,6 +447,11 @@ pub fn parse(path: &Path, source: &str, overrides: &Overrides) -> Result<Config,
     }
     let mut raw: raw::RawConfig = toml::from_str(source)
         .map_err(|e| ConfigError::at_span(path, source, e.span(), e.message().trim_end().to_string()))?;
+    // `--tier` is validated as if the file said it: the checks that depend on the tier (an
+    // [executor] the distributed tier would drop, say) apply to the tier that will run.
+    if let Some(tier) = overrides.tier {
+        raw.tier = Some(tier);
+    }
     // `--listen` supplies the section a distributed config without one needs (the rest of
     // the override is applied with the others, below).
     if let (Some(listen), None) = (overrides.listen, &raw.distributed) {
