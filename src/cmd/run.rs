@@ -73,11 +73,24 @@ pub fn measure(config: &Config, trace: Option<&Path>) -> anyhow::Result<(Results
 
 /// Checks, before anything is measured, that results can be written into `dir` (creating
 /// it), so that a sweep is never run only to be lost: exit code 2 when they cannot.
+/// Nothing is created: the folder (or its nearest existing parent, where it will be made)
+/// must be a folder this process can write in.
 pub fn writable(dir: &Path) -> Result<(), UsageError> {
-    let fail = |e: std::io::Error| UsageError(format!("cannot write results to {}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let probe = dir.join(".martelli-write-check");
-    std::fs::write(&probe, b"").map_err(fail)?;
+    let fail = |why: String| UsageError(format!("cannot write results to {}: {why}", dir.display()));
+    let mut existing = dir;
+    while !existing.as_os_str().is_empty() && !existing.exists() {
+        existing = existing.parent().unwrap_or(Path::new(""));
+    }
+    let existing = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    };
+    if !existing.is_dir() {
+        return Err(fail(format!("{} is not a folder", existing.display())));
+    }
+    let probe = existing.join(format!(".martelli-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| fail(e.to_string()))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }

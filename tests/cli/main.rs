@@ -768,7 +768,8 @@ fn bad_outputs_and_bad_files_are_refused_before_anything_runs_each_said_once() {
     let stderr = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(!text(&o.stdout).contains("speed-up"), "nothing was measured");
-    assert_eq!(stderr.matches("Not a directory").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("is not a folder").count(), 1, "{stderr}");
+    assert!(!out.exists(), "nothing is created");
     // A missing config: its OS error once.
     let o = martelli(&["run", "configs/no-such-config.toml"]);
     let stderr = text(&o.stderr);

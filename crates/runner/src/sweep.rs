@@ -230,6 +230,15 @@ pub fn run_sweep(
             if let Some(warning) = spread_warning(&point) {
                 results.warnings.push(warning);
             }
+            // Only where the CPU time measured is all the point's work: this process's
+            // threads, on compute that never waits, with no lock that serialises it on purpose.
+            let local = matches!(planned.tier, Tier::Single | Tier::Multi)
+                && series.executor.model == martelli_config::Model::Threads
+                && series.executor.gil.is_none()
+                && point_workload.io_wait_ns == 0;
+            if let Some(warning) = local.then(|| busy_warning(&point)).flatten() {
+                results.warnings.push(warning);
+            }
             observer.point_finished(&point);
             results.points.push(point);
         }
@@ -330,6 +339,31 @@ fn run_point(
         }
     }
     Ok(samples)
+}
+
+/// Below this share of its cores' time in CPU, a compute-bound point did not have its cores.
+const BUSY_SHARE: f64 = 0.75;
+
+/// A warning when a compute-bound point's CPU time says it could not have had its cores (the
+/// machine was busy with something else): its speed-up measures the machine, not the work.
+pub(crate) fn busy_warning(point: &Point) -> Option<String> {
+    // Runs shorter than this are mostly the pool's start: too short to judge.
+    if point.oversubscribed || point.wall_s < 0.05 {
+        return None;
+    }
+    let used = point.cpu_s / point.wall_s;
+    (used < BUSY_SHARE * point.cores as f64).then(|| {
+        let cores = if point.cores == 1 {
+            "1 core".to_string()
+        } else {
+            format!("{} cores", point.cores)
+        };
+        format!(
+            "{} / {} / {cores}: the run kept {used:.2} cores busy on average (CPU {:.4}s in {:.4}s): \
+             it did not have its {cores}, the machine is busy; its speed-up says so, not the workload",
+            point.series, point.tier, point.cpu_s, point.wall_s
+        )
+    })
 }
 
 /// A warning when a point's repeats disagree enough to doubt its median.

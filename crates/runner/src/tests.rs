@@ -184,3 +184,28 @@ fn latency_and_first_result_are_measured_per_task() {
         );
     }
 }
+
+#[test]
+fn a_compute_point_that_did_not_have_its_cores_is_said_to_be_on_a_busy_machine() {
+    let point = |cores: usize, cpu_s: f64, wall_s: f64, oversubscribed: bool| -> martelli_results::Point {
+        serde_json::from_value(serde_json::json!({
+            "series": "s", "tier": "multi", "cores": cores, "tasks": 10, "iterations": 1, "repeats": 1,
+            "wall_s": wall_s, "wall_s_min": wall_s, "wall_s_max": wall_s, "wall_s_repeats": [wall_s],
+            "tasks_per_s": 1.0, "speedup": 1.0, "efficiency": 1.0,
+            "latency_us": {"p50": 1.0, "p95": 1.0, "p99": 1.0}, "mean_task_us": 1.0,
+            "first_result_s": 0.1, "cpu_s": cpu_s, "tasks_completed": 10, "checksum": "1",
+            "oversubscribed": oversubscribed
+        }))
+        .unwrap()
+    };
+    // Two threads, one core's worth of CPU: the machine was busy.
+    let w = crate::sweep::busy_warning(&point(2, 0.5, 0.5, false)).expect("a warning");
+    assert!(
+        w.contains("kept 1.00 cores busy") && w.contains("its 2 cores"),
+        "{w}"
+    );
+    // Both cores used: nothing to say; past the machine's cores, or too short a run: not judged.
+    assert!(crate::sweep::busy_warning(&point(2, 0.98, 0.5, false)).is_none());
+    assert!(crate::sweep::busy_warning(&point(4, 0.5, 0.5, true)).is_none());
+    assert!(crate::sweep::busy_warning(&point(2, 0.01, 0.01, false)).is_none());
+}
