@@ -31,7 +31,7 @@ fn main() {
     }
     // This machine's kernels and pool; a nominal 10 GbE network (the speed of the simulator
     // does not depend on the values).
-    let kernels = martelli_runner::measure_kernels(|_| {});
+    let kernels = martelli_runner::measure_kernels(|_| {}).expect("the kernel probes run");
     // The pool's costs do not change how fast the simulator runs: nominal ones, so the
     // benchmark does not start pools of hundreds of threads before it measures memory.
     let multi = MultiCosts {

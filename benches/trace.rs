@@ -29,12 +29,14 @@ fn main() {
                 set_tracing(false);
                 off.extend(
                     samples(runner, cores, &workload, 1)
+                        .expect("the probe runs")
                         .iter()
                         .map(|s| s.wall.as_secs_f64()),
                 );
                 set_tracing(true);
                 on.extend(
                     samples(runner, cores, &workload, 1)
+                        .expect("the probe runs")
                         .iter()
                         .map(|s| s.wall.as_secs_f64()),
                 );

@@ -51,8 +51,9 @@ pub fn measure() -> anyhow::Result<Calibration> {
         tracing::info!(step = what, "calibrating");
         bar.set_message(what.to_string());
     };
-    let kernels = martelli_runner::measure_kernels(step);
-    let multi = martelli_runner::measure_pool(&kernels, machine.logical_cores, step);
+    let kernels = martelli_runner::measure_kernels(step).context("calibration failed")?;
+    let multi =
+        martelli_runner::measure_pool(&kernels, machine.logical_cores, step).context("calibration failed")?;
     let exe = std::env::current_exe().context("cannot find the martelli binary to spawn a worker")?;
     let distributed = martelli_distributed::measure_network(&exe, &kernels, step);
     bar.finish_and_clear();

@@ -149,7 +149,11 @@ pub fn measure_network(
     let task_ns = kernels.task_fixed_ns + kernels.cpu_ns_per_iteration + kernels.record_ns;
 
     step("run start and end");
-    let one = median_run(&runner, 1, &probe_workload(Kind::Cpu, 1, 1), 51).as_nanos() as f64;
+    let probe =
+        |e: martelli_runner::RunError| DistributedError::Run(format!("a calibration probe failed: {e}"));
+    let one = median_run(&runner, 1, &probe_workload(Kind::Cpu, 1, 1), 51)
+        .map_err(probe)?
+        .as_nanos() as f64;
     let per_task = coordinator.per_task_ns + worker.per_task_ns + task_ns;
     let messages = 2.0 * (coordinator.per_message_ns + worker.per_message_ns);
     let run_overhead_ns = (one - 2.0 * latency_ns - per_task - messages).max(0.0);
@@ -157,8 +161,10 @@ pub fn measure_network(
     step("payload shipping");
     let mut heavy = probe_workload(Kind::Cpu, 2000, 1);
     heavy.payload_bytes = PAYLOAD;
-    let heavy_wall = median_run(&runner, 1, &heavy, 5).as_nanos() as f64;
-    let light_wall = median_run(&runner, 1, &probe_workload(Kind::Cpu, 2000, 1), 5).as_nanos() as f64;
+    let heavy_wall = median_run(&runner, 1, &heavy, 5).map_err(probe)?.as_nanos() as f64;
+    let light_wall = median_run(&runner, 1, &probe_workload(Kind::Cpu, 2000, 1), 5)
+        .map_err(probe)?
+        .as_nanos() as f64;
     let per_byte = ((heavy_wall - light_wall) / 2000.0 / PAYLOAD as f64).max(0.0);
     let serialize_ns_per_byte = serialize_ns_per_byte();
     let transfer =

@@ -8,7 +8,7 @@ use martelli_results::Sample;
 use martelli_workload::{Executor, Kind, SizeDistribution, Workload, fill_payload};
 
 use crate::calibrate::calibrate;
-use crate::{Job, MultiRunner, Runner, SingleRunner};
+use crate::{Job, MultiRunner, RunError, Runner, SingleRunner};
 
 /// Payload size the per-byte costs are measured with.
 const PAYLOAD: u64 = 64 << 10;
@@ -39,31 +39,40 @@ pub fn probe_workload(kind: Kind, tasks: u64, iterations: u64) -> Workload {
 }
 
 /// Median wall time of `runs` runs of `workload` on `runner` at `cores` cores: the same
-/// statistic the sweep reports for a point, so that costs and measurements compare alike.
-pub fn median_run(runner: &dyn Runner, cores: usize, workload: &Workload, runs: usize) -> Duration {
-    let mut walls: Vec<Duration> = samples(runner, cores, workload, runs)
+/// statistic the sweep reports for a point, so that costs and measurements compare alike. A
+/// probe that cannot run fails with its cause, never a zero that a calibration would keep.
+pub fn median_run(
+    runner: &dyn Runner,
+    cores: usize,
+    workload: &Workload,
+    runs: usize,
+) -> Result<Duration, RunError> {
+    let mut walls: Vec<Duration> = samples(runner, cores, workload, runs)?
         .iter()
         .map(|s| s.wall)
         .collect();
     walls.sort();
-    walls.get(walls.len() / 2).copied().unwrap_or_default()
+    Ok(walls[walls.len() / 2])
 }
 
-/// `runs` runs of `workload` on `runner` at `cores` (none when the point cannot run).
-pub fn samples(runner: &dyn Runner, cores: usize, workload: &Workload, runs: usize) -> Vec<Sample> {
+/// `runs` (at least one) runs of `workload` on `runner` at `cores`; the first failure fails.
+pub fn samples(
+    runner: &dyn Runner,
+    cores: usize,
+    workload: &Workload,
+    runs: usize,
+) -> Result<Vec<Sample>, RunError> {
     let executor = Executor::new(workload);
     let job = Job {
         workload,
         executor: &executor,
     };
-    let Ok(mut point) = runner.prepare(cores) else {
-        return Vec::new();
-    };
-    (0..runs).filter_map(|_| point.run(&job).ok()).collect()
+    let mut point = runner.prepare(cores)?;
+    (0..runs.max(1)).map(|_| point.run(&job)).collect()
 }
 
 /// Measures the kernels, the measuring and the I/O wait of this machine (a few seconds).
-pub fn measure_kernels(mut step: impl FnMut(&str)) -> KernelCosts {
+pub fn measure_kernels(mut step: impl FnMut(&str)) -> Result<KernelCosts, RunError> {
     step("cpu kernel");
     let cpu = calibrate(&probe_workload(Kind::Cpu, 1, 1), Duration::from_millis(1));
     step("payload generation and reading");
@@ -76,7 +85,7 @@ pub fn measure_kernels(mut step: impl FnMut(&str)) -> KernelCosts {
     step("measuring overhead");
     // A single-tier run of one-iteration tasks, less what the tasks cost: the measuring.
     let tasks = 200_000;
-    let wall = median_run(&SingleRunner, 1, &probe_workload(Kind::Cpu, tasks, 1), 5);
+    let wall = median_run(&SingleRunner, 1, &probe_workload(Kind::Cpu, tasks, 1), 5)?;
     let record_ns = (wall.as_nanos() as f64 / tasks as f64 - cpu.fixed_ns - cpu.ns_per_iteration).max(0.0);
 
     step("I/O wait overshoot");
@@ -99,7 +108,7 @@ pub fn measure_kernels(mut step: impl FnMut(&str)) -> KernelCosts {
             ns_per_iteration: calibrate(&w, Duration::from_millis(1)).ns_per_iteration,
         });
     }
-    KernelCosts {
+    Ok(KernelCosts {
         cpu_ns_per_iteration: cpu.ns_per_iteration,
         task_fixed_ns: cpu.fixed_ns,
         record_ns,
@@ -107,7 +116,7 @@ pub fn measure_kernels(mut step: impl FnMut(&str)) -> KernelCosts {
         payload_read_ns_per_byte: read,
         io_overshoot_ns: overshoots[overshoots.len() / 2].max(0.0),
         memory,
-    }
+    })
 }
 
 /// Reading a shipped payload (no generation), per byte, best of a few batches.
@@ -134,12 +143,16 @@ fn read_ns_per_byte(workload: &Workload, fixed_ns: f64) -> f64 {
 
 /// Measures the multi tier's pool: hand-off per task, start and join per run, and how much
 /// memory-bound tasks slow each other down (a few seconds).
-pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl FnMut(&str)) -> MultiCosts {
+pub fn measure_pool(
+    kernels: &KernelCosts,
+    logical_cores: usize,
+    mut step: impl FnMut(&str),
+) -> Result<MultiCosts, RunError> {
     step("thread pool hand-off");
     let tasks = 200_000;
     let tiny = probe_workload(Kind::Cpu, tasks, 1);
-    let single = median_run(&SingleRunner, 1, &tiny, 5);
-    let pooled = median_run(&MultiRunner::default(), 1, &tiny, 5);
+    let single = median_run(&SingleRunner, 1, &tiny, 5)?;
+    let pooled = median_run(&MultiRunner::default(), 1, &tiny, 5)?;
     let dispatch_ns = (pooled.as_nanos() as f64 - single.as_nanos() as f64).max(0.0) / tasks as f64;
 
     step("thread pool start and join");
@@ -149,7 +162,7 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
         cores,
         &probe_workload(Kind::Cpu, cores as u64, 1),
         200,
-    )
+    )?
     .as_nanos() as f64;
     let run_overhead_ns = (run_overhead - kernels.record_ns - kernels.task_fixed_ns).max(0.0);
 
@@ -160,8 +173,8 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
         let per_task = calibrate(&w, Duration::from_millis(1));
         let mut w = probe_workload(Kind::Memory, 300, per_task.iterations);
         w.working_set = CONTENTION_SET;
-        let one = median_run(&SingleRunner, 1, &w, 5).as_secs_f64();
-        let two = median_run(&MultiRunner::default(), 2, &w, 5).as_secs_f64();
+        let one = median_run(&SingleRunner, 1, &w, 5)?.as_secs_f64();
+        let two = median_run(&MultiRunner::default(), 2, &w, 5)?.as_secs_f64();
         if one > 0.0 {
             (2.0 * two / one - 1.0).max(0.0)
         } else {
@@ -177,7 +190,7 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
         let per_task = kernels.task_fixed_ns + kernels.record_ns + dispatch_ns;
         let tasks = waits.tasks as f64;
         // The first run warms the pool up (its threads' first sleeps and wake-ups) and is left out.
-        let runs = samples(&MultiRunner::default(), threads as usize, &waits, 6);
+        let runs = samples(&MultiRunner::default(), threads as usize, &waits, 6)?;
         let runs = runs.get(1..).unwrap_or_default();
         let mut per_wait: Vec<f64> = runs
             .iter()
@@ -193,12 +206,12 @@ pub fn measure_pool(kernels: &KernelCosts, logical_cores: usize, mut step: impl 
             probe_wall_ns: median(&mut walls),
         });
     }
-    MultiCosts {
+    Ok(MultiCosts {
         dispatch_ns,
         run_overhead_ns,
         memory_contention,
         wait_cpu,
-    }
+    })
 }
 
 /// The middle of `values` (0 when empty).

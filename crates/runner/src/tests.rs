@@ -209,3 +209,13 @@ fn a_compute_point_that_did_not_have_its_cores_is_said_to_be_on_a_busy_machine()
     assert!(crate::sweep::busy_warning(&point(4, 0.5, 0.5, true)).is_none());
     assert!(crate::sweep::busy_warning(&point(2, 0.01, 0.01, false)).is_none());
 }
+
+#[test]
+fn a_calibration_probe_that_cannot_run_fails_with_its_cause_never_a_zero() {
+    // The single tier refuses two cores: the probe's error comes back, not Duration::ZERO.
+    let w = crate::probe_workload(Kind::Cpu, 10, 10);
+    let e = crate::median_run(&SingleRunner, 2, &w, 3).expect_err("the probe cannot run");
+    assert!(!e.to_string().is_empty());
+    assert!(crate::samples(&SingleRunner, 2, &w, 3).is_err());
+    assert_eq!(crate::samples(&SingleRunner, 1, &w, 3).unwrap().len(), 3);
+}
