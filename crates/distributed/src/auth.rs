@@ -80,13 +80,27 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The shared token, for a worker and a coordinator alike: from `file` when given, else from
 /// the `MARTELLI_TOKEN` environment variable when it is set and not blank, else none.
 pub fn shared_token(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
-    match file {
-        Some(path) => read_token_file(path).map(Some),
-        None => Ok(std::env::var("MARTELLI_TOKEN")
+    let token = match file {
+        Some(path) => Some(read_token_file(path)?),
+        None => std::env::var("MARTELLI_TOKEN")
             .ok()
-            .filter(|t| !t.trim().is_empty())),
+            .filter(|t| !t.trim().is_empty()),
+    };
+    match token {
+        // Refused at start-up: HTTP/2 peers reject headers this big (status 431) only later.
+        Some(t) if t.len() > MAX_TOKEN_BYTES => Err(format!(
+            "the token is {} bytes; at most {MAX_TOKEN_BYTES} fit in a request's headers",
+            t.len()
+        )),
+        Some(t) if !t.bytes().all(|b| b.is_ascii_graphic() || b == b' ') => {
+            Err("the token must be printable ASCII".into())
+        }
+        token => Ok(token),
     }
 }
+
+/// Longest token accepted: well inside every HTTP/2 peer's header limit.
+pub const MAX_TOKEN_BYTES: usize = 4096;
 
 /// Reads a token file: the first line, trimmed; an empty token is an error.
 fn read_token_file(path: &std::path::Path) -> Result<String, String> {
@@ -115,6 +129,14 @@ mod tests {
         let e = check.call(Request::new(())).unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
         assert!(CheckToken::new(None).call(Request::new(())).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let long = dir.path().join("long");
+        std::fs::write(&long, "x".repeat(MAX_TOKEN_BYTES + 1)).unwrap();
+        let e = shared_token(Some(&long)).unwrap_err();
+        assert!(e.contains("at most 4096"), "{e}");
+        let fine = dir.path().join("fine");
+        std::fs::write(&fine, "x".repeat(MAX_TOKEN_BYTES)).unwrap();
+        assert!(shared_token(Some(&fine)).is_ok());
         assert!(!constant_time_eq(b"ab", b"abc"));
     }
 }
