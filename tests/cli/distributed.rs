@@ -509,3 +509,26 @@ fn a_traced_run_writes_one_slice_per_task_on_every_tier_in_chrome_trace_format()
         assert!(names.iter().any(|n| n.ends_with(wanted)), "{wanted} in {names:?}");
     }
 }
+
+#[test]
+fn a_coordinator_with_a_token_warns_about_a_worker_that_takes_calls_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = write(dir.path(), "token", "s3cret-token\n");
+    let open = Worker::start(&["--threads", "1"]);
+    let config = write(
+        dir.path(),
+        "open.toml",
+        &format!(
+            "tier = \"distributed\"\n[workload]\ntasks = 20\nkind = \"cpu\"\niterations = 1000\n[sweep]\ncores = [1, 1]\n\
+             repeats = 1\nwarmup = 0\n[distributed]\nworkers = [\"{}\"]\ntoken_file = \"{}\"\n",
+            open.address,
+            token.display()
+        ),
+    );
+    let out = dir.path().join("out");
+    let o = crate::martelli(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let stderr = text(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("takes calls without a token"), "{stderr}");
+    assert!(stderr.contains(&open.address), "{stderr}");
+}

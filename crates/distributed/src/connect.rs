@@ -102,6 +102,13 @@ pub(crate) async fn connect(address: &str, options: &ClientOptions) -> Result<Co
         threads = reply.threads,
         "worker connected"
     );
+    if options.token.is_some() && !reply.requires_token {
+        tracing::warn!(
+            address,
+            "this worker takes calls without a token: anyone who reaches it can run work on it; \
+             start it with the same token (--token-file or MARTELLI_TOKEN)"
+        );
+    }
     Ok(Connection {
         address: address.to_string(),
         client,

@@ -50,6 +50,8 @@ struct Shared {
     worker_id: String,
     threads: usize,
     max_message_bytes: usize,
+    /// Whether calls must carry a token (said in the handshake).
+    requires_token: bool,
     /// Runs started since the worker started.
     runs_served: AtomicU64,
     /// Tasks executed since the worker started.
@@ -76,6 +78,7 @@ pub async fn serve(
         worker_id: worker_name(local),
         threads: options.threads.max(1),
         max_message_bytes: options.max_message_bytes,
+        requires_token: options.token.is_some(),
         runs_served: AtomicU64::new(0),
         tasks_executed: AtomicU64::new(0),
         active_runs: AtomicU32::new(0),
@@ -137,6 +140,7 @@ impl worker_server::Worker for WorkerService {
             threads: self.shared.threads as u32,
             martelli_version: env!("CARGO_PKG_VERSION").into(),
             max_message_bytes: self.shared.max_message_bytes as u64,
+            requires_token: self.shared.requires_token,
         }))
     }
 
