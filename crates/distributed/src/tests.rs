@@ -192,6 +192,7 @@ impl crate::wire::worker_server::Worker for FutureWorker {
             threads: 1,
             martelli_version: "9.9.9".into(),
             max_message_bytes: 1 << 20,
+            requires_token: false,
         }))
     }
 
