@@ -61,7 +61,7 @@ impl Metric {
 }
 
 /// Colours of the curves (Tableau 10), one per curve, in order.
-const PALETTE: [RGBColor; 8] = [
+pub(crate) const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),

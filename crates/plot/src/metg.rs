@@ -8,15 +8,8 @@ use plotters::prelude::*;
 use martelli_results::{METG_EFFICIENCY, Metg, Results, human_seconds};
 
 use crate::SIZE;
+use crate::chart::PALETTE;
 
-const COLOURS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(255, 127, 14),
-    RGBColor(23, 190, 207),
-];
 
 /// Whether any run has METG curves to draw.
 pub(crate) fn has_metg(runs: &[Results]) -> bool {
@@ -105,7 +98,7 @@ where
         .map_err(|e| err(&e))?;
     let mut entries = Vec::new();
     for (i, m) in all.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
+        let colour = PALETTE[i % PALETTE.len()];
         let style = ShapeStyle::from(&colour).stroke_width(3);
         let line: Vec<(f64, f64)> = m.curve.iter().map(|p| (p.task_s, p.efficiency)).collect();
         chart

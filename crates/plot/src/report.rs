@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use martelli_results::{Change, Comparison, Point, Results};
+use martelli_results::{Change, Comparison, Point, Results, human_seconds};
 
 use crate::chart::{self, Metric};
 use crate::{PlotError, register_font};
@@ -168,14 +168,14 @@ fn summary_table(r: &Results) -> String {
             escape(&p.tier),
             if p.oversubscribed { " (oversubscribed)" } else { "" },
             p.cores,
-            seconds(p.wall_s),
+            human_seconds(p.wall_s),
             spread(p),
             p.speedup,
             p.efficiency * 100.0,
             p.tasks_per_s,
-            seconds(p.latency_us.p50 / 1e6),
-            seconds(p.latency_us.p99 / 1e6),
-            seconds(p.first_result_s),
+            human_seconds(p.latency_us.p50 / 1e6),
+            human_seconds(p.latency_us.p99 / 1e6),
+            human_seconds(p.first_result_s),
             escape(if p.predicted { "predicted" } else { &p.checksum }),
         );
     }
@@ -194,15 +194,6 @@ fn spread(p: &Point) -> String {
     }
 }
 
-fn seconds(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{s:.2}s")
-    } else if s >= 1e-3 {
-        format!("{:.2}ms", s * 1e3)
-    } else {
-        format!("{:.1}&micro;s", s * 1e6)
-    }
-}
 
 /// A value with its 95% interval (1.96 standard errors either way, none below 0), when the
 /// fit has a standard error.
@@ -277,8 +268,8 @@ fn comparison_table(c: &Comparison) -> String {
             escape(&p.series),
             escape(&p.tier),
             p.cores,
-            seconds(p.baseline_wall_s),
-            seconds(p.new_wall_s),
+            human_seconds(p.baseline_wall_s),
+            human_seconds(p.new_wall_s),
             p.wall_change * 100.0,
             p.throughput_change * 100.0,
             p.noise * 100.0,
@@ -383,7 +374,7 @@ pub fn timeline_svg(run: &martelli_results::trace::TracedRun) -> String {
         svg,
         "<text x=\"{label_w}\" y=\"13\">0</text><text x=\"{:.0}\" y=\"13\" text-anchor=\"end\">{}</text></svg>",
         width - 10.0,
-        escape(&seconds_plain(span / 1e6))
+        escape(&human_seconds(span / 1e6))
     );
     let mut caption = format!(
         "<p>{}: one bar per task{}; dark: running, light: between the coordinator and a worker's thread. {} of {} tracks shown.</p>",
@@ -400,12 +391,3 @@ pub fn timeline_svg(run: &martelli_results::trace::TracedRun) -> String {
     caption
 }
 
-fn seconds_plain(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{s:.2} s")
-    } else if s >= 1e-3 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{:.1} us", s * 1e6)
-    }
-}

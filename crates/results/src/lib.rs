@@ -15,9 +15,9 @@ mod write;
 
 pub use compare::{Change, CompareError, Comparison, PointChange, compare, render_comparison};
 pub use machine::Machine;
-pub use metg::{METG_EFFICIENCY, Metg, MetgPoint, human_seconds, metg_line};
+pub use metg::{METG_EFFICIENCY, Metg, MetgPoint, metg_line};
 pub use schema::{
     CurveFit, Latency, Point, Results, RunTrace, SCHEMA_VERSION, Sample, SeriesInfo, WireStats, utc_now,
 };
-pub use table::render_table;
+pub use table::{human_seconds, render_table};
 pub use write::{WriteError, write_atomic, write_results};

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Point, Results};
+use crate::{Point, Results, human_seconds};
 
 /// The efficiency the METG is defined at.
 pub const METG_EFFICIENCY: f64 = 0.5;
@@ -142,19 +142,6 @@ fn crossing(curve: &[MetgPoint]) -> (Option<f64>, bool) {
             let log = a.task_s.ln() + t * (b.task_s.ln() - a.task_s.ln());
             (Some(log.exp()), false)
         }
-    }
-}
-
-/// A task size for people: "1.3us", "420us", "2.1ms".
-pub fn human_seconds(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{s:.2}s")
-    } else if s >= 1e-3 {
-        format!("{:.2}ms", s * 1e3)
-    } else if s >= 1e-6 {
-        format!("{:.1}us", s * 1e6)
-    } else {
-        format!("{:.0}ns", s * 1e9)
     }
 }
 

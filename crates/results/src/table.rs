@@ -4,8 +4,8 @@ use std::fmt::Write;
 
 use crate::schema::Results;
 
-/// Formats seconds with a unit that keeps three significant digits readable.
-pub(crate) fn seconds(s: f64) -> String {
+/// Formats seconds with a unit that keeps three significant digits readable: "2.10ms".
+pub fn human_seconds(s: f64) -> String {
     if s >= 1.0 {
         format!("{s:.2}s")
     } else if s >= 1e-3 {
@@ -56,7 +56,7 @@ pub fn render_table(results: &Results) -> String {
         let mut row = vec![
             p.tier.clone(),
             p.cores.to_string(),
-            seconds(p.wall_s),
+            human_seconds(p.wall_s),
             if p.predicted {
                 "predicted".into()
             } else {
@@ -65,9 +65,9 @@ pub fn render_table(results: &Results) -> String {
             format!("{:.2}x", p.speedup),
             format!("{:.0}%", p.efficiency * 100.0),
             format!("{:.0}", p.tasks_per_s),
-            seconds(p.latency_us.p50 / 1e6),
-            seconds(p.latency_us.p99 / 1e6),
-            seconds(p.first_result_s),
+            human_seconds(p.latency_us.p50 / 1e6),
+            human_seconds(p.latency_us.p99 / 1e6),
+            human_seconds(p.first_result_s),
             p.peak_rss_mib.map_or_else(|| "-".into(), mebibytes),
             if p.predicted {
                 "-".into()
