@@ -9,7 +9,7 @@ use martelli_workload::{Kind, SizeDistribution, Workload};
 
 use crate::locate::FieldPath;
 use crate::raw::{DistributionName, RawCluster, RawConfig, RawDistributed, RawExecutor, RawWorkload};
-use crate::units::{Durations, format_duration, parse_duration, parse_rate};
+use crate::units::{Durations, HumanDuration, HumanSize, format_duration, parse_duration, parse_rate};
 use crate::{
     ClusterSpec, Config, DEFAULT_CONCURRENCY, DEFAULT_HEARTBEAT, DEFAULT_JOIN_TIMEOUT, DEFAULT_TIMEOUT,
     Dispatch, Distributed, ExecutorOptions, Model, Scaling, Series, Sweep, Tier, WorkerSource,
@@ -307,8 +307,51 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
         ));
     }
 
-    // Compute cost: exactly one of iterations / task_cost for kinds that compute, none for io.
-    let (iterations, task_cost) = match (kind.computes(), raw.iterations, raw.task_cost) {
+    let (iterations, task_cost) = compute_cost(kind, raw.iterations, raw.task_cost, at)?;
+    let (io_wait, cycle) = io_waits(kind, raw.io_wait, at)?;
+    let distribution = size_distribution(raw.size_distribution, raw.spread, cycle, at)?;
+
+    let serial_fraction = raw.serial_fraction.unwrap_or(0.0);
+    if !(0.0..1.0).contains(&serial_fraction) {
+        return Err(invalid(
+            &field("serial_fraction"),
+            format!("must be at least 0 and below 1 (got {serial_fraction})"),
+        ));
+    }
+    let payload_bytes = raw.payload_bytes.map_or(0, |s| s.0);
+    if payload_bytes > MAX_PAYLOAD {
+        return Err(invalid(
+            &field("payload_bytes"),
+            format!("must be at most 1GiB (got {payload_bytes} bytes)"),
+        ));
+    }
+    let working_set = working_set(kind, raw.working_set, at)?;
+
+    let workload = Workload {
+        name: raw.name.unwrap_or_else(|| stem.to_string()),
+        seed: raw.seed.unwrap_or(0),
+        tasks,
+        kind,
+        iterations,
+        io_wait_ns: io_wait.as_nanos() as u64,
+        distribution,
+        serial_fraction,
+        serial_basis_tasks: tasks,
+        payload_bytes,
+        working_set,
+    };
+    Ok((workload, task_cost))
+}
+
+/// A computing workload's cost: exactly one of `iterations` and `task_cost` (none for io).
+fn compute_cost(
+    kind: Kind,
+    iterations: Option<u64>,
+    task_cost: Option<HumanDuration>,
+    at: &str,
+) -> Result<(u64, Option<Duration>), Invalid> {
+    let field = |name: &str| format!("{at}.{name}");
+    let cost = match (kind.computes(), iterations, task_cost) {
         (true, Some(_), Some(_)) => {
             return Err(invalid(
                 &field("task_cost"),
@@ -356,9 +399,18 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
         }
         (false, None, None) => (0, None),
     };
+    Ok(cost)
+}
 
-    // A list of waits gives each task its own in turn: the mean, and a cycle of sizes.
-    let (io_wait, cycle) = match (kind.waits(), raw.io_wait) {
+/// A waiting workload's wait: one, or a list that gives each task its own in turn (then its
+/// mean, and the cycle of sizes); none for work that does not wait.
+fn io_waits(
+    kind: Kind,
+    io_wait: Option<Durations>,
+    at: &str,
+) -> Result<(Duration, Option<SizeDistribution>), Invalid> {
+    let field = |name: &str| format!("{at}.{name}");
+    let (io_wait, cycle) = match (kind.waits(), io_wait) {
         (true, Some(Durations::One(w))) => (w, None),
         (true, Some(Durations::Each(list))) => {
             if list.is_empty() || list.len() > MAX_CYCLE {
@@ -414,12 +466,19 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
             ),
         ));
     }
+    Ok((io_wait, cycle))
+}
 
-    let distribution = match (
-        raw.size_distribution.unwrap_or(DistributionName::Fixed),
-        raw.spread,
-    ) {
-        (_, _) if cycle.is_some() && (raw.size_distribution.is_some() || raw.spread.is_some()) => {
+/// The task sizes: fixed, uniform or log-normal with its spread, or a list of waits' cycle.
+fn size_distribution(
+    name: Option<DistributionName>,
+    spread: Option<f64>,
+    cycle: Option<SizeDistribution>,
+    at: &str,
+) -> Result<SizeDistribution, Invalid> {
+    let field = |name: &str| format!("{at}.{name}");
+    let distribution = match (name.unwrap_or(DistributionName::Fixed), spread) {
+        (_, _) if cycle.is_some() && (name.is_some() || spread.is_some()) => {
             return Err(invalid(
                 &field("size_distribution"),
                 "a list of waits already sets each task's size; drop size_distribution and spread",
@@ -453,22 +512,13 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
             SizeDistribution::LogNormal { sigma }
         }
     };
+    Ok(distribution)
+}
 
-    let serial_fraction = raw.serial_fraction.unwrap_or(0.0);
-    if !(0.0..1.0).contains(&serial_fraction) {
-        return Err(invalid(
-            &field("serial_fraction"),
-            format!("must be at least 0 and below 1 (got {serial_fraction})"),
-        ));
-    }
-    let payload_bytes = raw.payload_bytes.map_or(0, |s| s.0);
-    if payload_bytes > MAX_PAYLOAD {
-        return Err(invalid(
-            &field("payload_bytes"),
-            format!("must be at most 1GiB (got {payload_bytes} bytes)"),
-        ));
-    }
-    let working_set = match (kind, raw.working_set) {
+/// A memory workload's working set (a default when not given); none for other kinds.
+fn working_set(kind: Kind, working_set: Option<HumanSize>, at: &str) -> Result<u64, Invalid> {
+    let field = |name: &str| format!("{at}.{name}");
+    let working_set = match (kind, working_set) {
         (Kind::Memory, Some(s)) if s.0 < 8 || s.0 > MAX_WORKING_SET => {
             return Err(invalid(
                 &field("working_set"),
@@ -485,21 +535,7 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
         }
         (_, None) => 0,
     };
-
-    let workload = Workload {
-        name: raw.name.unwrap_or_else(|| stem.to_string()),
-        seed: raw.seed.unwrap_or(0),
-        tasks,
-        kind,
-        iterations,
-        io_wait_ns: io_wait.as_nanos() as u64,
-        distribution,
-        serial_fraction,
-        serial_basis_tasks: tasks,
-        payload_bytes,
-        working_set,
-    };
-    Ok((workload, task_cost))
+    Ok(working_set)
 }
 
 /// Validates the `[distributed]` section.

@@ -10,7 +10,6 @@ use martelli_results::{METG_EFFICIENCY, Metg, Results, human_seconds};
 use crate::SIZE;
 use crate::chart::PALETTE;
 
-
 /// Whether any run has METG curves to draw.
 pub(crate) fn has_metg(runs: &[Results]) -> bool {
     runs.iter().any(|r| !r.metg.is_empty())

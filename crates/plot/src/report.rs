@@ -194,7 +194,6 @@ fn spread(p: &Point) -> String {
     }
 }
 
-
 /// A value with its 95% interval (1.96 standard errors either way, none below 0), when the
 /// fit has a standard error.
 fn with_se(value: f64, se: Option<f64>) -> String {
@@ -390,4 +389,3 @@ pub fn timeline_svg(run: &martelli_results::trace::TracedRun) -> String {
     caption.push_str(&svg);
     caption
 }
-
