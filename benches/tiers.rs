@@ -57,8 +57,14 @@ fn main() {
         return;
     }
     println!("martelli tier benchmarks ({ROUNDS} alternating rounds, medians)\n");
+    multi_against_single();
+    single_against_a_bare_loop();
+    multi_dispatch();
+    executor_options();
+}
 
-    // 1. Multi tier on 2 threads vs the single tier, 1 ms CPU-bound tasks.
+/// The multi tier on 2 threads against the single tier, 1 ms CPU-bound tasks.
+fn multi_against_single() {
     let w = cpu_workload(400, iterations_for(Duration::from_millis(1)), 0);
     let e = Executor::new(&w);
     let mut single = SingleRunner.prepare(1).unwrap();
@@ -72,8 +78,10 @@ fn main() {
         t[0], t[1]
     );
     println!("  speed-up {speedup:.3}x, efficiency {:.3}\n", speedup / 2.0);
+}
 
-    // 2. Single tier vs a bare loop over the same kernel, at three task sizes.
+/// The single tier against a bare loop over the same kernel, at four task sizes.
+fn single_against_a_bare_loop() {
     for (label, cost, tasks) in [
         ("1ms", Duration::from_millis(1), 400),
         ("100us", Duration::from_micros(100), 4_000),
@@ -95,8 +103,10 @@ fn main() {
         );
     }
     println!();
+}
 
-    // 3. Multi tier dispatch overhead on ~1 us tasks.
+/// The multi tier's dispatch overhead on ~1 us tasks.
+fn multi_dispatch() {
     let tasks = 1_000_000u64;
     let w = cpu_workload(tasks, iterations_for(Duration::from_micros(1)), 0);
     let e = Executor::new(&w);
@@ -122,9 +132,11 @@ fn main() {
         per_task(t[2] - t[1]),
         per_task(2.0 * t[3] - t[1])
     );
+}
 
-    // 4. Each executor option on ~1 us tasks, 2 threads: core time per task over the single
-    // tier's (the lecture's models side by side).
+/// Each executor option on ~1 us tasks, 2 threads: core time per task over the single tier's
+/// (the lecture's models side by side).
+fn executor_options() {
     let tasks = 200_000u64;
     let w = cpu_workload(tasks, iterations_for(Duration::from_micros(1)), 0);
     let e = Executor::new(&w);
