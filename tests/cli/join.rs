@@ -34,6 +34,17 @@ fn join_config(dir: &Path, port: u16, expect: u32, timeout: &str, extra: &str) -
     )
 }
 
+/// `martelli run CONFIG --out OUT` in the background, logging its warnings.
+fn coordinator(config: &Path, out: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_martelli"))
+        .args(["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn run(config: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()];
     args.extend_from_slice(extra);
@@ -106,13 +117,7 @@ fn a_worker_with_the_wrong_token_is_refused_and_both_sides_log_it() {
         &format!("token_file = \"{}\"\n", token.display()),
     );
     let out = dir.path().join("out");
-    let mut coordinator = Command::new(env!("CARGO_BIN_EXE_martelli"))
-        .args(["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut coordinator = coordinator(&config, &out);
     let refused = intruder.wait_for_log("the coordinator refused this worker");
     assert!(refused.contains("wrong token"), "{refused}");
     for w in &good {
@@ -136,13 +141,7 @@ fn a_worker_that_joins_and_vanishes_before_the_run_is_not_counted() {
     let port = free_port();
     let config = join_config(dir.path(), port, 2, "30s", "");
     let out = dir.path().join("out");
-    let coordinator = Command::new(env!("CARGO_BIN_EXE_martelli"))
-        .args(["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let coordinator = coordinator(&config, &out);
     let early = joining(port, &[]);
     early.wait_for_log("joined as");
     early.signal("-KILL");
