@@ -175,7 +175,20 @@ impl Recorder {
     /// Records a task that completed elsewhere (on a remote worker), now, with the latency
     /// measured where it ran.
     pub fn record_remote(&mut self, digest: u64, latency_ns: u64) {
-        self.record_elsewhere(None, digest, latency_ns, Lane::Unknown, None);
+        if self.trace.is_some() {
+            // Where it ran is unknown here: the export lays such spans on as few tracks as
+            // keep them apart.
+            let end_ns = self.since_start(Instant::now());
+            self.span(TraceSpan {
+                id: None,
+                lane: Lane::Unknown,
+                start_ns: end_ns.saturating_sub(latency_ns),
+                end_ns,
+                sent_ns: None,
+                arrived_ns: None,
+            });
+        }
+        self.arrived(digest, latency_ns);
     }
 
     /// Records the result, arriving now, of task `id` that ran on `thread` of distributed
@@ -201,28 +214,6 @@ impl Recorder {
                 end_ns: on.started_ns + latency_ns,
                 sent_ns: sent.map(|t| self.since_start(t)),
                 arrived_ns: Some(now),
-            });
-        }
-        self.arrived(digest, latency_ns);
-    }
-
-    fn record_elsewhere(
-        &mut self,
-        id: Option<u64>,
-        digest: u64,
-        latency_ns: u64,
-        lane: Lane,
-        sent: Option<Instant>,
-    ) {
-        if self.trace.is_some() {
-            let end_ns = self.since_start(Instant::now());
-            self.span(TraceSpan {
-                id,
-                lane,
-                start_ns: end_ns.saturating_sub(latency_ns),
-                end_ns,
-                sent_ns: sent.map(|t| self.since_start(t)),
-                arrived_ns: None,
             });
         }
         self.arrived(digest, latency_ns);
