@@ -280,11 +280,7 @@ fn compare(config: &Config, name: &str, calibration: &Calibration) -> anyhow::Re
                 measured_speedup: p.speedup,
                 predicted_speedup: q.speedup,
                 error: relative(q.speedup, p.speedup),
-                spread: if p.wall_s > 0.0 {
-                    (p.wall_s_max - p.wall_s_min) / p.wall_s / 2.0
-                } else {
-                    0.0
-                },
+                spread: p.spread(),
                 measured_wall_s: p.wall_s,
                 predicted_wall_s: q.wall_s,
                 wall_error: relative(q.wall_s, p.wall_s),

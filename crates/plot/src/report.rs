@@ -187,11 +187,7 @@ fn spread(p: &Point) -> String {
     if p.predicted {
         return "-".into();
     }
-    if p.wall_s > 0.0 {
-        format!("&plusmn;{:.1}%", (p.wall_s_max - p.wall_s_min) / p.wall_s * 50.0)
-    } else {
-        "-".into()
-    }
+    format!("&plusmn;{:.1}%", p.spread() * 100.0)
 }
 
 /// A value with its 95% interval (1.96 standard errors either way, none below 0), when the

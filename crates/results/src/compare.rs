@@ -162,15 +162,6 @@ fn same_workload(
     Ok(None)
 }
 
-/// Half the repeats' range over their median.
-fn spread(p: &Point) -> f64 {
-    if p.wall_s > 0.0 {
-        (p.wall_s_max - p.wall_s_min) / p.wall_s / 2.0
-    } else {
-        0.0
-    }
-}
-
 fn change(b: &Point, n: &Point, threshold: f64) -> PointChange {
     let relative = |new: f64, old: f64| if old > 0.0 { (new - old) / old } else { 0.0 };
     let wall_change = relative(n.wall_s, b.wall_s);
@@ -181,7 +172,7 @@ fn change(b: &Point, n: &Point, threshold: f64) -> PointChange {
     } else {
         0.0
     };
-    let noise = spread(b).max(spread(n)) + calibration;
+    let noise = b.spread().max(n.spread()) + calibration;
     // Outside the noise: the two runs' repeats do not overlap, and the medians differ by more
     // than either run's own spread.
     let apart = n.wall_s_min > b.wall_s_max || n.wall_s_max < b.wall_s_min;

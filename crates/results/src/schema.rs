@@ -231,6 +231,15 @@ pub struct RunTrace {
 }
 
 impl Point {
+    /// How far the repeats moved: half their range over the median (0 without a wall time).
+    pub fn spread(&self) -> f64 {
+        if self.wall_s > 0.0 {
+            (self.wall_s_max - self.wall_s_min) / self.wall_s / 2.0
+        } else {
+            0.0
+        }
+    }
+
     /// Summarises the repeats of one point. Speed-up and efficiency are filled in by
     /// [`Results::fill_speedups`] once the baseline is known. `samples` must not be empty and
     /// must agree on the checksum (the caller checks it and fails the run otherwise).

@@ -48,11 +48,6 @@ pub fn render_table(results: &Results) -> String {
     }
     let mut rows: Vec<Vec<String>> = Vec::new();
     for p in &results.points {
-        let spread = if p.wall_s > 0.0 {
-            (p.wall_s_max - p.wall_s_min) / p.wall_s * 100.0
-        } else {
-            0.0
-        };
         let mut row = vec![
             p.tier.clone(),
             p.cores.to_string(),
@@ -60,7 +55,7 @@ pub fn render_table(results: &Results) -> String {
             if p.predicted {
                 "predicted".into()
             } else {
-                format!("±{:.1}%", spread / 2.0)
+                format!("±{:.1}%", p.spread() * 100.0)
             },
             format!("{:.2}x", p.speedup),
             format!("{:.0}%", p.efficiency * 100.0),
