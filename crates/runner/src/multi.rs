@@ -38,10 +38,24 @@ impl MultiRunner {
     }
 }
 
-/// A pool of exactly N threads, reused by every repeat of one point.
+/// N threads that take the next task ids from one shared counter, as a ThreadPoolExecutor's
+/// threads take the next submitted future.
 struct FuturesPoint {
-    pool: rayon::ThreadPool,
+    threads: Threads,
     gil: Option<Gil>,
+}
+
+/// The threads of a futures point.
+enum Threads {
+    /// No more threads than this machine has cores: a rayon pool of exactly N threads, reused
+    /// by every repeat of the point; its idle threads spin briefly before they sleep, which
+    /// costs nothing on cores of their own and picks work up fastest.
+    Rayon(rayon::ThreadPool),
+    /// More threads than cores (work that waits): N plain threads started for each run, which
+    /// block when they have nothing to do. A rayon pool's idle threads spin, looking for work
+    /// to steal in every other thread's deque: at 512 threads on 2 cores that spinning at the
+    /// end of each run took more CPU than the tasks did (41 us per 1 ms wait against 11 us).
+    Plain(usize),
 }
 
 /// N daemon worker threads started for each run, fed through one bounded queue.
@@ -87,16 +101,23 @@ impl Runner for MultiRunner {
         let gil = options.gil.map(Gil::new);
         Ok(match options.dispatch {
             Dispatch::Futures => {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(cores)
-                    .thread_name(|i| format!("martelli-multi-{i}"))
-                    .build()
-                    .map_err(|e| RunError::Setup {
-                        tier: Tier::Multi,
-                        cores,
-                        reason: e.to_string(),
-                    })?;
-                Box::new(FuturesPoint { pool, gil })
+                let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let threads = if cores > logical {
+                    Threads::Plain(cores)
+                } else {
+                    Threads::Rayon(
+                        rayon::ThreadPoolBuilder::new()
+                            .num_threads(cores)
+                            .thread_name(|i| format!("martelli-multi-{i}"))
+                            .build()
+                            .map_err(|e| RunError::Setup {
+                                tier: Tier::Multi,
+                                cores,
+                                reason: e.to_string(),
+                            })?,
+                    )
+                };
+                Box::new(FuturesPoint { threads, gil })
             }
             Dispatch::Queue => Box::new(QueuePoint { threads: cores, gil }),
         })
@@ -107,17 +128,15 @@ impl PreparedPoint for FuturesPoint {
     fn run(&mut self, job: &Job<'_>) -> Result<Sample, RunError> {
         let workload = job.workload;
         let gil = self.gil.as_ref();
-        let threads = self.pool.current_num_threads();
         timed_run(job, |start| {
-            // Every pool thread takes the next ids from one shared counter until none are left,
-            // as a ThreadPoolExecutor's threads take the next submitted future; each regenerates
-            // its tasks from their ids, so no task list is ever materialised. Not rayon's
-            // splitting and stealing: a thread blocked in a task's wait would leave its stolen
-            // halves' owners spinning on their latches, and on a machine with fewer cores than
-            // threads that spinning takes the cores the woken waits need (at 256 threads of
-            // 1 ms waits on 2 cores a run took 3x as long, and varied by a third).
+            // Every thread takes the next ids from one shared counter until none are left; each
+            // regenerates its tasks from their ids, so no task list is ever materialised. Not
+            // rayon's splitting and stealing: a thread blocked in a task's wait would leave its
+            // stolen halves' owners spinning on their latches, and on a machine with fewer cores
+            // than threads that spinning takes the cores the woken waits need (at 256 threads
+            // of 1 ms waits on 2 cores a run took 3x as long, and varied by a third).
             let next = AtomicU64::new(0);
-            let recorders = self.pool.broadcast(|_| {
+            let work = |threads: usize| {
                 let mut recorder = Recorder::new(start);
                 while let Some(ids) = take_chunk(&next, workload.tasks, threads) {
                     for id in ids {
@@ -125,7 +144,14 @@ impl PreparedPoint for FuturesPoint {
                     }
                 }
                 recorder
-            });
+            };
+            let recorders = match &self.threads {
+                Threads::Rayon(pool) => {
+                    let threads = pool.current_num_threads();
+                    pool.broadcast(|_| work(threads))
+                }
+                Threads::Plain(threads) => plain_threads(*threads, &|| work(*threads))?,
+            };
             // Futures hand their results to the caller when gathered, all at once: the
             // caller's first result is the last task's (the notes' latency problem).
             let mut merged = recorders
@@ -136,6 +162,29 @@ impl PreparedPoint for FuturesPoint {
             Ok(merged)
         })
     }
+}
+
+/// Runs `work` on `threads` plain threads started for it; their recorders.
+fn plain_threads(threads: usize, work: &(dyn Fn() -> Recorder + Sync)) -> Result<Vec<Recorder>, RunError> {
+    std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let handle = std::thread::Builder::new()
+                .name(format!("martelli-multi-{i}"))
+                .spawn_scoped(scope, work)
+                .map_err(|e| RunError::Setup {
+                    tier: Tier::Multi,
+                    cores: threads,
+                    reason: format!("cannot start thread {i}: {e}"),
+                })?;
+            handles.push(handle);
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .map(Ok)
+            .collect()
+    })
 }
 
 /// Guided self-scheduling: the next run of task ids for a thread to take from `next`, a
