@@ -274,6 +274,77 @@ fn a_stopped_worker_is_declared_lost_and_its_late_results_do_not_count() {
     assert!(workers[0].is_running(), "the stopped worker keeps serving");
 }
 
+/// A sweep over three one-thread workers, quick heartbeats, a warm-up and two repeats: long
+/// enough that a worker killed in the warm-up of the first point misses its later runs.
+fn sweep_config(dir: &Path, workers: &[&Worker], cores: &str) -> std::path::PathBuf {
+    write(
+        dir,
+        "sweep.toml",
+        &format!(
+            "tier = \"distributed\"\n[workload]\ntasks = 300\nkind = \"cpu\"\niterations = 2000000\n\
+             [sweep]\ncores = {cores}\nrepeats = 2\nwarmup = 1\n\
+             [distributed]\nworkers = {}\nheartbeat = \"100ms\"\ntimeout = \"1s\"\n",
+            workers_list(workers)
+        ),
+    )
+}
+
+#[test]
+fn a_worker_lost_in_a_warm_up_is_dropped_and_the_sweep_goes_on_without_it() {
+    let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&["--threads", "1"])).collect();
+    let refs: Vec<&Worker> = workers.iter().collect();
+    let dir = tempfile::tempdir().unwrap();
+    // Two cores: the first two workers; the third takes over when one of them is gone.
+    let config = sweep_config(dir.path(), &refs, "[2]");
+    let coordinator = run_in_background(&config, &dir.path().join("out"));
+    workers[0].wait_for_run();
+    std::thread::sleep(Duration::from_millis(200));
+    workers[0].signal("-KILL");
+    let o = coordinator.wait_with_output().unwrap();
+    let stderr = text(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "worker {} is dropped for the rest of the sweep",
+            workers[0].address
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("refused"),
+        "a worker that is gone refused nothing: {stderr}"
+    );
+    let results = read_json(&dir.path().join("out/results.json"));
+    let (single, distributed) = split(&results);
+    let p = &distributed[0];
+    assert_eq!(p["checksum"], single.as_str(), "{p}");
+    assert_eq!(p["tasks_completed"], 300, "{p}");
+    assert_eq!(p["workers"], 2, "the repeats ran on the two workers left: {p}");
+    assert!(workers[2].saw_log("run started"), "the third worker took over");
+}
+
+#[test]
+fn a_sweep_that_loses_the_threads_a_point_needs_fails_naming_the_point() {
+    let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&["--threads", "1"])).collect();
+    let refs: Vec<&Worker> = workers.iter().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let config = sweep_config(dir.path(), &refs, "[3]");
+    let coordinator = run_in_background(&config, &dir.path().join("out"));
+    workers[1].wait_for_run();
+    std::thread::sleep(Duration::from_millis(200));
+    workers[1].signal("-KILL");
+    let o = coordinator.wait_with_output().unwrap();
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("on 3 cores")
+            && stderr.contains("the point needs 3 threads and the workers left have 2")
+            && stderr.contains(&workers[1].address),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out/results.json").exists(), "nothing written");
+}
+
 #[test]
 fn losing_every_worker_fails_the_run_clearly() {
     let worker = Worker::start(&["--threads", "1"]);

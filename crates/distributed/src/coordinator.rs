@@ -1,6 +1,7 @@
 //! The coordinator: the distributed tier's [`Runner`]. It holds the worker connections for the
 //! whole sweep, spreads each point's cores over the workers, and runs the serial phase itself.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use martelli_config::Tier;
@@ -10,6 +11,7 @@ use martelli_runner::{Job, PreparedPoint, RunError, Runner, timed_run};
 use crate::connect::{ClientOptions, Connection, connect};
 use crate::join::{JoinOptions, JoinServer};
 use crate::local::LocalWorkers;
+use crate::schedule::{OpenError, Opened};
 use crate::{DistributedError, schedule};
 use martelli_schedule::place;
 
@@ -18,6 +20,9 @@ pub struct DistributedRunner {
     /// Drives the gRPC streams; the sweep itself is synchronous.
     pub(crate) runtime: tokio::runtime::Runtime,
     pub(crate) connections: Vec<Connection>,
+    /// Why each connection's worker is gone, if it is: a worker lost in a run, or that cannot
+    /// open the next one, is dropped for the rest of the sweep.
+    gone: Mutex<Vec<Option<String>>>,
     options: ClientOptions,
     /// Local workers this runner started (stopped when it is dropped), if any.
     _local: Option<LocalWorkers>,
@@ -61,6 +66,7 @@ impl DistributedRunner {
         })?;
         Ok(DistributedRunner {
             runtime,
+            gone: Mutex::new(vec![None; connections.len()]),
             connections,
             options,
             _local: local,
@@ -87,6 +93,7 @@ impl DistributedRunner {
         })?;
         Ok(DistributedRunner {
             runtime,
+            gone: Mutex::new(vec![None; connections.len()]),
             connections,
             options,
             _local: None,
@@ -97,6 +104,63 @@ impl DistributedRunner {
     /// Threads of each connected worker, in config order.
     pub fn worker_threads(&self) -> Vec<usize> {
         self.connections.iter().map(|c| c.threads).collect()
+    }
+
+    /// Threads of each worker still in the sweep (0 for one that is gone), in config order.
+    fn live_threads(&self) -> Vec<usize> {
+        let gone = self.gone.lock().expect("gone lock");
+        self.connections
+            .iter()
+            .zip(gone.iter())
+            .map(|(c, gone)| if gone.is_some() { 0 } else { c.threads })
+            .collect()
+    }
+
+    /// Drops worker `index` for the rest of the sweep, saying why once.
+    fn drop_worker(&self, index: usize, why: &str) {
+        let mut gone = self.gone.lock().expect("gone lock");
+        if gone[index].is_none() {
+            tracing::warn!(
+                "worker {} is dropped for the rest of the sweep: {why}",
+                self.connections[index].address
+            );
+            gone[index] = Some(why.to_string());
+        }
+    }
+
+    /// Which workers run how many threads of a point of `cores` cores, over the workers still
+    /// in the sweep (connection index, threads); fails naming the point when they no longer
+    /// have the threads.
+    fn assign(&self, cores: usize) -> Result<Vec<(usize, usize)>, RunError> {
+        let live = self.live_threads();
+        let allocation = place(&live, cores).ok_or_else(|| {
+            let gone = self.gone.lock().expect("gone lock");
+            let dropped: Vec<String> = self
+                .connections
+                .iter()
+                .zip(gone.iter())
+                .filter_map(|(c, why)| why.as_ref().map(|why| format!("{} ({why})", c.address)))
+                .collect();
+            let left = live.iter().sum::<usize>();
+            RunError::Setup {
+                tier: Tier::Distributed,
+                cores,
+                reason: if dropped.is_empty() {
+                    format!("the workers have {left} threads in all")
+                } else {
+                    format!(
+                        "the point needs {cores} threads and the workers left have {left}, since \
+                         the sweep dropped {}",
+                        dropped.join(", ")
+                    )
+                },
+            }
+        })?;
+        Ok(allocation
+            .into_iter()
+            .enumerate()
+            .filter(|(_, threads)| *threads > 0)
+            .collect())
     }
 }
 
@@ -117,66 +181,80 @@ impl Runner for DistributedRunner {
     }
 
     fn prepare(&self, cores: usize) -> Result<Box<dyn PreparedPoint + '_>, RunError> {
-        let allocation = place(&self.worker_threads(), cores).ok_or_else(|| RunError::Setup {
-            tier: Tier::Distributed,
-            cores,
-            reason: format!(
-                "the workers have {} threads in all",
-                self.max_cores().unwrap_or(0)
-            ),
-        })?;
-        let assignment = self
-            .connections
-            .iter()
-            .zip(allocation)
-            .filter(|(_, threads)| *threads > 0)
-            .map(|(c, threads)| (c.clone(), threads))
-            .collect();
-        Ok(Box::new(DistributedPoint {
-            runner: self,
-            assignment,
-        }))
+        self.assign(cores)?;
+        Ok(Box::new(DistributedPoint { runner: self, cores }))
     }
 }
 
-/// One point: which workers run how many threads.
+/// One point: its cores, spread over the workers still in the sweep at each run.
 struct DistributedPoint<'a> {
     runner: &'a DistributedRunner,
-    assignment: Vec<(Connection, usize)>,
+    cores: usize,
+}
+
+impl DistributedPoint<'_> {
+    /// Opens the run's streams on the workers still in the sweep; a worker that is gone is
+    /// dropped and the point spread again over the others, while they have the threads.
+    fn open(&self, workload: &martelli_workload::Workload) -> Result<Vec<(usize, Opened)>, RunError> {
+        let runner = self.runner;
+        let options = &runner.options;
+        loop {
+            let assignment = runner.assign(self.cores)?;
+            let outcomes = runner.runtime.block_on(futures_join(
+                assignment
+                    .iter()
+                    .map(|&(i, threads)| {
+                        schedule::open(
+                            &runner.connections[i],
+                            threads,
+                            workload,
+                            options.heartbeat,
+                            options.timeout,
+                        )
+                    })
+                    .collect(),
+            ));
+            let mut streams = Vec::with_capacity(outcomes.len());
+            let mut dropped = false;
+            for (&(i, _), outcome) in assignment.iter().zip(outcomes) {
+                match outcome {
+                    Ok(stream) => streams.push((i, stream)),
+                    Err(OpenError::Gone(e)) => {
+                        runner.drop_worker(i, &e.to_string());
+                        dropped = true;
+                    }
+                    Err(OpenError::Refused(e)) => return Err(RunError::Distributed(e.to_string())),
+                }
+            }
+            if !dropped {
+                return Ok(streams);
+            }
+        }
+    }
 }
 
 impl PreparedPoint for DistributedPoint<'_> {
     fn run(&mut self, job: &Job<'_>) -> Result<Sample, RunError> {
-        let options = &self.runner.options;
-        let runtime = &self.runner.runtime;
+        let runner = self.runner;
         let failed = |e: DistributedError| RunError::Distributed(e.to_string());
         // Opening the streams (and the workers building their buffers) is set-up, not run time.
-        let streams = runtime
-            .block_on(async {
-                let mut opened = Vec::with_capacity(self.assignment.len());
-                for (connection, threads) in &self.assignment {
-                    opened.push(schedule::open(
-                        connection,
-                        *threads,
-                        job.workload,
-                        options.heartbeat,
-                        options.timeout,
-                    ));
-                }
-                let mut streams = Vec::with_capacity(opened.len());
-                for stream in futures_join(opened).await {
-                    streams.push(stream?);
-                }
-                Ok(streams)
-            })
-            .map_err(failed)?;
+        let (workers, streams): (Vec<usize>, Vec<Opened>) = self.open(job.workload)?.into_iter().unzip();
         let mut wire = None;
         let mut sample = timed_run(job, |start: Instant| {
-            let (recorder, stats) = runtime
-                .block_on(schedule::run(streams, job.workload, start, options.timeout))
+            let end = runner
+                .runtime
+                .block_on(schedule::run(
+                    streams,
+                    job.workload,
+                    start,
+                    runner.options.timeout,
+                ))
                 .map_err(failed)?;
-            wire = Some(stats);
-            Ok(recorder)
+            for lost in end.lost {
+                runner.drop_worker(workers[lost], "lost during a run");
+            }
+            wire = Some(end.stats);
+            Ok(end.recorder)
         })?;
         sample.distributed = wire;
         Ok(sample)

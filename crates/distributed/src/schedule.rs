@@ -139,6 +139,14 @@ pub(crate) struct Opened {
     inbound: Streaming<wire::WorkerMessage>,
 }
 
+/// Why a run could not be opened on a worker.
+pub(crate) enum OpenError {
+    /// The worker is gone (no connection, a broken stream, no answer): the sweep goes on without it.
+    Gone(DistributedError),
+    /// The worker answered that this run cannot work there: the sweep fails.
+    Refused(DistributedError),
+}
+
 /// Opens a run on `connection` with `threads` threads and waits until the worker is ready.
 pub(crate) async fn open(
     connection: &Connection,
@@ -146,7 +154,7 @@ pub(crate) async fn open(
     workload: &Workload,
     heartbeat: Duration,
     timeout: Duration,
-) -> Result<Opened, DistributedError> {
+) -> Result<Opened, OpenError> {
     let fail = |reason: String| DistributedError::Worker {
         address: connection.address.clone(),
         reason,
@@ -154,11 +162,11 @@ pub(crate) async fn open(
     // One task (its payload and a little framing) must fit one message, or nothing can run.
     let smallest = workload.payload_bytes as usize + 64;
     if smallest > connection.max_message_bytes {
-        return Err(fail(format!(
+        return Err(OpenError::Refused(fail(format!(
             "one task of {} payload bytes does not fit its message limit of {} bytes \
              (raise --max-message on the worker and max_message in [distributed])",
             workload.payload_bytes, connection.max_message_bytes
-        )));
+        ))));
     }
     let (out, rx) = mpsc::channel(64);
     let start = wire::CoordinatorMessage {
@@ -170,14 +178,23 @@ pub(crate) async fn open(
     };
     out.send(start)
         .await
-        .map_err(|_| fail("stream closed before Start".into()))?;
+        .map_err(|_| OpenError::Gone(fail("stream closed before Start".into())))?;
+    // A status that says the run can never work there is a refusal; anything else (no
+    // connection, a broken stream) means the worker is gone.
+    let status = |s: tonic::Status| {
+        if is_fatal(s.code()) {
+            OpenError::Refused(fail(format!("refused the run: {} ({:?})", s.message(), s.code())))
+        } else {
+            OpenError::Gone(fail(format!("is gone: {} ({:?})", s.message(), s.code())))
+        }
+    };
     let opening = async {
         let mut inbound = connection
             .client
             .clone()
             .run(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
-            .map_err(|s| fail(format!("refused the run: {} ({:?})", s.message(), s.code())))?
+            .map_err(status)?
             .into_inner();
         loop {
             match inbound.message().await {
@@ -185,15 +202,19 @@ pub(crate) async fn open(
                     body: Some(worker_message::Body::Ready(_)),
                 })) => return Ok(inbound),
                 Ok(Some(_)) => continue,
-                Ok(None) => return Err(fail("closed the stream before it was ready".into())),
-                Err(s) => return Err(fail(format!("refused the run: {} ({:?})", s.message(), s.code()))),
+                Ok(None) => {
+                    return Err(OpenError::Gone(fail(
+                        "closed the stream before it was ready".into(),
+                    )));
+                }
+                Err(s) => return Err(status(s)),
             }
         }
     };
     // Building a large memory buffer takes a while: allow for it on top of the timeout.
     let inbound = tokio::time::timeout(timeout + Duration::from_secs(30), opening)
         .await
-        .map_err(|_| fail("did not get ready in time".into()))??;
+        .map_err(|_| OpenError::Gone(fail("did not get ready in time".into())))??;
     Ok(Opened {
         address: connection.address.clone(),
         threads,
@@ -211,9 +232,18 @@ enum Outcome {
 }
 
 struct DriverEnd {
+    /// The worker's index in the run's streams.
+    worker: usize,
     recorder: Recorder,
     stats: WireStats,
     outcome: Outcome,
+}
+
+/// What a run measured, and the workers (by their index in the streams given) it lost.
+pub(crate) struct RunEnd {
+    pub(crate) recorder: Recorder,
+    pub(crate) stats: WireStats,
+    pub(crate) lost: Vec<usize>,
 }
 
 /// Runs every task of `workload` over the opened streams; returns the merged measurements.
@@ -222,7 +252,7 @@ pub(crate) async fn run(
     workload: &Workload,
     start: Instant,
     timeout: Duration,
-) -> Result<(Recorder, WireStats), DistributedError> {
+) -> Result<RunEnd, DistributedError> {
     let shared = Arc::new(Shared::new(workload.tasks, streams.len() as u64));
     let workload = Arc::new(workload.clone());
     let workers = streams.len() as u64;
@@ -246,7 +276,7 @@ pub(crate) async fn run(
         workers,
         ..WireStats::default()
     };
-    let mut losses = Vec::new();
+    let (mut losses, mut lost) = (Vec::new(), Vec::new());
     while let Some(end) = drivers.join_next().await {
         let end = end.map_err(|e| DistributedError::Run(format!("a worker driver failed: {e}")))?;
         recorder = recorder.merge(end.recorder);
@@ -254,8 +284,10 @@ pub(crate) async fn run(
         if let Outcome::Lost(reason) = end.outcome {
             stats.lost_workers += 1;
             losses.push(reason);
+            lost.push(end.worker);
         }
     }
+    lost.sort_unstable();
     stats.workers = workers;
     stats.retried_tasks = shared.tasks().retried();
     if let Some(reason) = shared.failure.lock().expect("failure lock").take() {
@@ -271,7 +303,11 @@ pub(crate) async fn run(
         )));
     }
     drop(tasks);
-    Ok((recorder, stats))
+    Ok(RunEnd {
+        recorder,
+        stats,
+        lost,
+    })
 }
 
 /// Which worker a driver feeds, and (in a traced run) when it sent each task in flight.
@@ -405,6 +441,7 @@ async fn drive(
         }
     }
     DriverEnd {
+        worker: origin.worker as usize,
         recorder,
         stats,
         outcome,

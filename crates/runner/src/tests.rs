@@ -104,7 +104,9 @@ fn every_kind_gives_one_checksum_on_every_tier_and_core_count() {
                         "{kind:?} {distribution:?} payload {payload} serial {serial}: single, {options:?}"
                     );
                 }
-                for cores in [2, 3, 4, 8] {
+                // More threads than this machine has cores run as plain threads, fewer on rayon.
+                let oversubscribed = std::thread::available_parallelism().map_or(1, |n| n.get()) + 3;
+                for cores in [2, 3, 4, 8, oversubscribed] {
                     for options in executors() {
                         assert_eq!(
                             checksum_with(&MultiRunner::default(), cores, &w, &options),
