@@ -27,9 +27,10 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     }
     if let Some(out) = &args.out {
         let runs = [baseline, new];
-        let mut charts = martelli_plot::draw_all(&runs, out, args.format.into())?;
-        charts.push(martelli_plot::write_report(&runs, out, Some(&comparison), None)?);
-        let names: Vec<String> = charts.iter().map(|p| p.display().to_string()).collect();
+        let mut staged = martelli_results::Staged::new(out)?;
+        martelli_plot::stage_charts(&runs, &mut staged, args.format.into())?;
+        martelli_plot::stage_report(&runs, &mut staged, Some(&comparison), None)?;
+        let names: Vec<String> = staged.commit()?.iter().map(|p| p.display().to_string()).collect();
         println!("wrote {}", names.join(", "));
     }
     let slower: Vec<String> = comparison

@@ -20,9 +20,10 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<()> {
             .parent()
             .map_or_else(|| ".".into(), Path::to_path_buf),
     };
-    let mut charts = martelli_plot::draw_all(&runs, &out, args.format.into())?;
-    charts.push(martelli_plot::write_report(&runs, &out, None, None)?);
-    let names: Vec<String> = charts.iter().map(|p| p.display().to_string()).collect();
+    let mut staged = martelli_results::Staged::new(&out)?;
+    martelli_plot::stage_charts(&runs, &mut staged, args.format.into())?;
+    martelli_plot::stage_report(&runs, &mut staged, None, None)?;
+    let names: Vec<String> = staged.commit()?.iter().map(|p| p.display().to_string()).collect();
     println!("wrote {}", names.join(", "));
     Ok(())
 }

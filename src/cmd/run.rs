@@ -129,16 +129,14 @@ pub fn report(
     timeline: Option<&TracedRun>,
 ) -> anyhow::Result<()> {
     say(&martelli_results::render_table(results))?;
-    let written = martelli_results::write_results(&config.output_dir, results)?;
+    // Every file is written under a temporary name first and put in place only when all are:
+    // a chart that cannot be drawn (a full disk) leaves the previous run's files as they were.
+    let mut staged = martelli_results::Staged::new(&config.output_dir)?;
+    martelli_results::stage_results(&mut staged, results)?;
     let runs = std::slice::from_ref(results);
-    let charts = martelli_plot::draw_all(runs, &config.output_dir, format)?;
-    let page = martelli_plot::write_report(runs, &config.output_dir, None, timeline)?;
-    let names: Vec<String> = written
-        .iter()
-        .chain(&charts)
-        .chain([&page])
-        .map(|p| p.display().to_string())
-        .collect();
+    martelli_plot::stage_charts(runs, &mut staged, format)?;
+    martelli_plot::stage_report(runs, &mut staged, None, timeline)?;
+    let names: Vec<String> = staged.commit()?.iter().map(|p| p.display().to_string()).collect();
     say(&format!("wrote {}\n", names.join(", ")))
 }
 

@@ -817,3 +817,36 @@ fn a_tier_from_the_command_line_is_checked_as_if_the_file_said_it() {
     );
     assert!(stderr.contains("ex.toml:6:1"), "{stderr}");
 }
+
+#[test]
+fn a_chart_that_cannot_be_written_replaces_none_of_the_previous_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "small.toml",
+        "[workload]\ntasks = 40\nkind = \"cpu\"\niterations = 1000\n[sweep]\ncores = [1, 2]\nrepeats = 1\nwarmup = 0\n",
+    );
+    let out = dir.path().join("out");
+    let o = martelli(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let before: Vec<(String, Vec<u8>)> = ["results.json", "results.csv", "speedup.png", "report.html"]
+        .iter()
+        .map(|name| (name.to_string(), std::fs::read(out.join(name)).unwrap()))
+        .collect();
+    // The next run cannot draw its second chart: where it would be drawn, a folder stands.
+    std::fs::create_dir(out.join(".efficiency.partial.png")).unwrap();
+    let stderr = run_fails(&config, &out, &[], 1, &["efficiency.png"]);
+    for (name, bytes) in &before {
+        assert_eq!(
+            &std::fs::read(out.join(name)).unwrap(),
+            bytes,
+            "{name} was replaced by a run that failed: {stderr}"
+        );
+    }
+    let partials: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial.") && n != ".efficiency.partial.png")
+        .collect();
+    assert!(partials.is_empty(), "temporaries left: {partials:?}");
+}

@@ -13,7 +13,7 @@ mod report;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-use martelli_results::Results;
+use martelli_results::{Results, Staged};
 
 pub use chart::Metric;
 pub use report::{escape, report_html};
@@ -70,62 +70,53 @@ fn register_font() {
 
 /// Draws the four charts (speedup, efficiency, throughput, latency) of `runs` into `dir`, and
 /// the METG chart when the runs' series differ in task size. Several runs are overlaid, each
-/// with its own colours and legend entries.
+/// with its own colours and legend entries. The charts replace the previous ones together,
+/// once all are drawn.
 pub fn draw_all(runs: &[Results], dir: &Path, format: Format) -> Result<Vec<PathBuf>, PlotError> {
+    let mut staged = Staged::new(dir).map_err(write_failed)?;
+    stage_charts(runs, &mut staged, format)?;
+    staged.commit().map_err(write_failed)
+}
+
+/// A write that failed, as a drawing error.
+fn write_failed(e: martelli_results::WriteError) -> PlotError {
+    PlotError::Draw {
+        path: e.path,
+        reason: e.source.to_string(),
+    }
+}
+
+/// Draws the charts of `runs` (as [`draw_all`]) into `staged`, to be put in place with the
+/// other files of the output.
+pub fn stage_charts(runs: &[Results], staged: &mut Staged, format: Format) -> Result<(), PlotError> {
     register_font();
     if runs.iter().all(|r| r.points.is_empty()) {
         return Err(PlotError::Empty);
     }
-    let fail = |path: &Path, e: std::io::Error| PlotError::Draw {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
-    let mut written = Vec::new();
     for metric in Metric::ALL {
-        let path = dir.join(format!("{}.{}", metric.file_stem(), format.extension()));
-        // Draw under a temporary name with the right extension (the encoder goes by it).
-        let partial = dir.join(format!(".{}.partial.{}", metric.file_stem(), format.extension()));
-        let drawn = chart::draw(metric, runs, &partial, format);
-        if let Err(reason) = drawn {
-            let _ = std::fs::remove_file(&partial);
-            return Err(PlotError::Draw { path, reason });
-        }
-        std::fs::rename(&partial, &path).map_err(|e| fail(&path, e))?;
-        written.push(path);
+        let (partial, path) = staged.file(&format!("{}.{}", metric.file_stem(), format.extension()));
+        chart::draw(metric, runs, &partial, format).map_err(|reason| PlotError::Draw { path, reason })?;
     }
     if metg::has_metg(runs) {
-        let path = dir.join(format!("metg.{}", format.extension()));
-        let partial = dir.join(format!(".metg.partial.{}", format.extension()));
-        if let Err(reason) = metg::draw(runs, &partial, format) {
-            let _ = std::fs::remove_file(&partial);
-            return Err(PlotError::Draw { path, reason });
-        }
-        std::fs::rename(&partial, &path).map_err(|e| fail(&path, e))?;
-        written.push(path);
+        let (partial, path) = staged.file(&format!("metg.{}", format.extension()));
+        metg::draw(runs, &partial, format).map_err(|reason| PlotError::Draw { path, reason })?;
     }
-    Ok(written)
+    Ok(())
 }
 
-/// Writes `report.html` for `runs` into `dir` (under a temporary name, then renamed), with
-/// `comparison` when the runs were compared and the `timeline` of one traced run.
-pub fn write_report(
+/// Stages `report.html` for `runs` in `staged`, with `comparison` when the runs were compared
+/// and the `timeline` of one traced run.
+pub fn stage_report(
     runs: &[Results],
-    dir: &Path,
+    staged: &mut Staged,
     comparison: Option<&martelli_results::Comparison>,
     timeline: Option<&martelli_results::trace::TracedRun>,
-) -> Result<PathBuf, PlotError> {
+) -> Result<(), PlotError> {
     let page = report_html(runs, comparison, timeline)?;
-    let path = dir.join("report.html");
-    let partial = dir.join(".report.html.partial");
-    let fail = |e: std::io::Error| PlotError::Draw {
-        path: path.clone(),
-        reason: e.to_string(),
-    };
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    std::fs::write(&partial, page).map_err(fail)?;
-    std::fs::rename(&partial, &path).map_err(fail)?;
-    Ok(path)
+    staged
+        .write("report.html", page.as_bytes())
+        .map_err(write_failed)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,4 +20,4 @@ pub use schema::{
     CurveFit, Latency, Point, Results, RunTrace, SCHEMA_VERSION, Sample, SeriesInfo, WireStats, utc_now,
 };
 pub use table::{human_seconds, render_table};
-pub use write::{WriteError, write_atomic, write_results};
+pub use write::{Staged, WriteError, stage_results, write_atomic};

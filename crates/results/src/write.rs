@@ -43,18 +43,101 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     Ok(())
 }
 
-/// Writes `results.json` and `results.csv` into `dir`, each atomically. Returns their paths.
-pub fn write_results(dir: &Path, results: &Results) -> Result<Vec<PathBuf>, WriteError> {
-    let json_path = dir.join("results.json");
+/// The files of one output, written under temporary names in their folder and put in place
+/// together by [`Staged::commit`] once every one of them is written: a run whose chart or
+/// report fails (a full disk) replaces none of the previous run's files. What is not committed
+/// is removed when this is dropped.
+#[derive(Debug)]
+pub struct Staged {
+    dir: PathBuf,
+    /// (temporary, final) paths, in the order staged.
+    files: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Staged {
+    /// Output into `dir` (created if missing).
+    pub fn new(dir: &Path) -> Result<Staged, WriteError> {
+        std::fs::create_dir_all(dir).map_err(|source| WriteError {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(Staged {
+            dir: dir.to_path_buf(),
+            files: Vec::new(),
+        })
+    }
+
+    /// The folder the files go to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stages the file `name` (`speedup.png`): returns the temporary path to write it at, which
+    /// keeps the extension (encoders go by it), and the path it will have.
+    pub fn file(&mut self, name: &str) -> (PathBuf, PathBuf) {
+        let (stem, extension) = name.rsplit_once('.').unwrap_or((name, "tmp"));
+        let partial = self.dir.join(format!(".{stem}.partial.{extension}"));
+        let path = self.dir.join(name);
+        self.files.push((partial.clone(), path.clone()));
+        (partial, path)
+    }
+
+    /// Stages the file `name` with `bytes` in it, flushed to the disk.
+    pub fn write(&mut self, name: &str, bytes: &[u8]) -> Result<PathBuf, WriteError> {
+        let (partial, path) = self.file(name);
+        let fail = |source| WriteError {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::File::create(&partial).map_err(fail)?;
+        file.write_all(bytes).map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+        Ok(path)
+    }
+
+    /// Puts every staged file in place (renames within one folder); returns their paths.
+    pub fn commit(mut self) -> Result<Vec<PathBuf>, WriteError> {
+        let files = std::mem::take(&mut self.files);
+        let mut written = Vec::with_capacity(files.len());
+        for (i, (partial, path)) in files.iter().enumerate() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(partial, std::fs::Permissions::from_mode(0o644));
+            }
+            if let Err(source) = std::fs::rename(partial, path) {
+                for (rest, _) in &files[i..] {
+                    let _ = std::fs::remove_file(rest);
+                }
+                return Err(WriteError {
+                    path: path.clone(),
+                    source,
+                });
+            }
+            written.push(path.clone());
+        }
+        Ok(written)
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for (partial, _) in &self.files {
+            let _ = std::fs::remove_file(partial);
+        }
+    }
+}
+
+/// Stages `results.json` and `results.csv`.
+pub fn stage_results(staged: &mut Staged, results: &Results) -> Result<(), WriteError> {
     let mut json = serde_json::to_vec_pretty(results).map_err(|e| WriteError {
-        path: json_path.clone(),
+        path: staged.dir().join("results.json"),
         source: std::io::Error::other(e),
     })?;
     json.push(b'\n');
-    write_atomic(&json_path, &json)?;
-    let csv_path = dir.join("results.csv");
-    write_atomic(&csv_path, to_csv(results).as_bytes())?;
-    Ok(vec![json_path, csv_path])
+    staged.write("results.json", &json)?;
+    staged.write("results.csv", to_csv(results).as_bytes())?;
+    Ok(())
 }
 
 /// The points as CSV, one row per point, latency flattened into three columns.
@@ -132,5 +215,35 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o644, "results are readable like any file, not private");
         }
+    }
+
+    #[test]
+    fn staged_files_appear_together_on_commit_and_vanish_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.json"), "old").unwrap();
+        let mut staged = Staged::new(dir.path()).unwrap();
+        staged.write("a.json", b"new").unwrap();
+        let (partial, _) = staged.file("b.png");
+        std::fs::write(&partial, b"png").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("a.json")).unwrap(),
+            b"old",
+            "nothing replaced yet"
+        );
+        drop(staged);
+        assert_eq!(std::fs::read(dir.path().join("a.json")).unwrap(), b"old");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporaries left"
+        );
+
+        let mut staged = Staged::new(dir.path()).unwrap();
+        staged.write("a.json", b"new").unwrap();
+        staged.write("b.csv", b"csv").unwrap();
+        let written = staged.commit().unwrap();
+        assert_eq!(written, vec![dir.path().join("a.json"), dir.path().join("b.csv")]);
+        assert_eq!(std::fs::read(dir.path().join("a.json")).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }
