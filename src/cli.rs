@@ -241,6 +241,35 @@ pub struct WorkerArgs {
     /// Largest message accepted or sent, e.g. 16MiB.
     #[arg(long, default_value_t = martelli_schedule::DEFAULT_MAX_MESSAGE_BYTES as u64, value_parser = parse_size)]
     pub max_message: u64,
+    /// Runs served at once; more are refused (RESOURCE_EXHAUSTED).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_runs: u32,
+    /// Working set (the buffer `memory` tasks read) all runs together may hold, e.g. 8GiB
+    /// (default: half of this machine's memory).
+    #[arg(long, value_parser = martelli_config::units::parse_size)]
+    pub max_working_set: Option<u64>,
+    /// Tasks one run may have queued (received, not started).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_queued_tasks: u64,
+    /// Payload bytes one run may have queued, e.g. 1GiB.
+    #[arg(long, default_value = "1GiB", value_parser = martelli_config::units::parse_size)]
+    pub max_queued_bytes: u64,
+    /// Results one run may have finished that its coordinator has not read; past them the run
+    /// ends.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_unread_results: u64,
+    /// How long a new connection may stay silent before it is closed, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    pub handshake_timeout: std::time::Duration,
+}
+
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let d = martelli_config::units::parse_duration(text)?;
+    if d.is_zero() {
+        Err("must be longer than 0".into())
+    } else {
+        Ok(d)
+    }
 }
 
 fn parse_host_port(text: &str) -> Result<String, String> {

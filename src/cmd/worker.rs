@@ -3,7 +3,10 @@
 use std::io::Write;
 
 use anyhow::Context;
-use martelli_distributed::{JoinTarget, LISTENING, WorkerOptions, keep_joining, shared_token, worker_name};
+use martelli_distributed::{
+    JoinTarget, LISTENING, Limits, WorkerOptions, default_working_set, keep_joining, shared_token,
+    worker_name,
+};
 
 use crate::cli::WorkerArgs;
 use crate::exit::UsageError;
@@ -29,6 +32,14 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         token,
         max_message_bytes: args.max_message as usize,
         tls,
+        limits: Limits {
+            runs: args.max_runs as usize,
+            working_set_bytes: args.max_working_set.unwrap_or_else(default_working_set),
+            queued_tasks: usize::try_from(args.max_queued_tasks).unwrap_or(usize::MAX),
+            queued_bytes: args.max_queued_bytes,
+            unread_results: args.max_unread_results,
+            handshake_timeout: args.handshake_timeout,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -53,6 +64,9 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         println!("{LISTENING}{local}");
         std::io::stdout().flush()?;
         tracing::info!(%local, threads, auth = options.token.is_some(), tls = options.tls.is_some(), "worker listening");
+        if let Some(warning) = open_port_warning(local, options.token.is_some()) {
+            tracing::warn!("{warning}");
+        }
         if let Some(coordinator) = args.join {
             let target = JoinTarget {
                 coordinator,
@@ -73,6 +87,18 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     })
 }
 
+/// What to say of a worker listening at `local`: one without a token that listens where more
+/// than this machine can reach it serves anyone who does.
+fn open_port_warning(local: std::net::SocketAddr, token: bool) -> Option<String> {
+    (!token && !local.ip().is_loopback()).then(|| {
+        format!(
+            "{local} takes calls from anyone who can reach it: no token is set. Listen only where \
+             nobody but the coordinator can reach this port, or set --token-file or \
+             MARTELLI_TOKEN (the same on the coordinator)"
+        )
+    })
+}
+
 /// Completes on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
@@ -87,4 +113,18 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_port_warning;
+
+    #[test]
+    fn a_worker_without_a_token_on_a_reachable_address_is_warned_about() {
+        let anywhere = "0.0.0.0:7070".parse().unwrap();
+        let warning = open_port_warning(anywhere, false).unwrap();
+        assert!(warning.contains("no token is set"), "{warning}");
+        assert!(open_port_warning(anywhere, true).is_none());
+        assert!(open_port_warning("127.0.0.1:7070".parse().unwrap(), false).is_none());
+    }
 }

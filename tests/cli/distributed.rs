@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{checksums, read_json, run_fails, run_ok, text, write};
+use crate::{checksums, martelli, read_json, run_fails, run_ok, text, write};
 
 /// A worker process, killed when the test ends (whatever happens).
 pub(crate) struct Worker {
@@ -21,7 +21,22 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub(crate) fn start(extra: &[&str]) -> Worker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_martelli"))
+        Worker::spawn(Command::new(env!("CARGO_BIN_EXE_martelli")), extra)
+    }
+
+    /// A worker whose address space is limited to `kib` KiB (`ulimit -v`).
+    pub(crate) fn start_limited(kib: u64, extra: &[&str]) -> Worker {
+        let mut shell = Command::new("sh");
+        shell.args([
+            "-c",
+            &format!("ulimit -v {kib} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_martelli"),
+        ]);
+        Worker::spawn(shell, extra)
+    }
+
+    fn spawn(mut command: Command, extra: &[&str]) -> Worker {
+        let mut child = command
             .args(["worker", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "info")
@@ -343,6 +358,60 @@ fn a_sweep_that_loses_the_threads_a_point_needs_fails_naming_the_point() {
         "{stderr}"
     );
     assert!(!dir.path().join("out/results.json").exists(), "nothing written");
+}
+
+#[test]
+fn a_working_set_the_worker_cannot_allocate_is_refused_and_the_worker_serves_on() {
+    // 1 GiB of address space; a peer asks for 1.5 GiB, within --max-working-set. (The point at
+    // 1 core is the single tier's, run by the coordinator: the worker serves the 2-core one.)
+    let mut worker = Worker::start_limited(1 << 20, &["--threads", "2", "--max-working-set", "8GiB"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "greedy.toml",
+        &format!(
+            "tier = \"distributed\"\n[workload]\ntasks = 4\nkind = \"memory\"\niterations = 10\n\
+             working_set = \"1536MiB\"\n[sweep]\ncores = [2]\nrepeats = 1\nwarmup = 0\n\
+             [distributed]\nworkers = {}\n",
+            workers_list(&[&worker])
+        ),
+    );
+    let o = martelli(&[
+        "run",
+        config.to_str().unwrap(),
+        "--tier",
+        "distributed",
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot allocate a working set"), "{stderr}");
+    assert!(worker.is_running(), "the worker did not abort");
+    // Past the limit it is refused before anything is allocated.
+    let limited = Worker::start(&["--threads", "2", "--max-working-set", "1GiB"]);
+    let config = write(
+        dir.path(),
+        "greedy.toml",
+        &format!(
+            "tier = \"distributed\"\n[workload]\ntasks = 4\nkind = \"memory\"\niterations = 10\n\
+             working_set = \"1536MiB\"\n[sweep]\ncores = [2]\nrepeats = 1\nwarmup = 0\n\
+             [distributed]\nworkers = {}\n",
+            workers_list(&[&limited])
+        ),
+    );
+    let out = dir.path().join("out");
+    let o = martelli(&[
+        "run",
+        config.to_str().unwrap(),
+        "--tier",
+        "distributed",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--max-working-set"), "{stderr}");
 }
 
 #[test]

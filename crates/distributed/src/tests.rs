@@ -8,7 +8,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::convert::{task_to_wire, workload_to_wire};
 use crate::wire::{self, coordinator_message, worker_client::WorkerClient, worker_message};
-use crate::{PROTOCOL_VERSION, WorkerOptions, serve};
+use crate::{Limits, PROTOCOL_VERSION, WorkerOptions, serve};
 
 fn workload(payload_bytes: u64, iterations: u64) -> Workload {
     Workload {
@@ -28,6 +28,11 @@ fn workload(payload_bytes: u64, iterations: u64) -> Workload {
 
 /// Starts a worker with one thread and a 64 KiB message limit; returns its address.
 async fn start_worker() -> (String, tokio::sync::oneshot::Sender<()>) {
+    start_worker_with(Limits::default()).await
+}
+
+/// Starts a worker with one thread, a 64 KiB message limit and `limits`; returns its address.
+async fn start_worker_with(limits: Limits) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -36,6 +41,7 @@ async fn start_worker() -> (String, tokio::sync::oneshot::Sender<()>) {
         token: None,
         max_message_bytes: 64 << 10,
         tls: None,
+        limits,
     };
     tokio::spawn(serve(listener, options, async {
         let _ = stopped.await;
@@ -336,4 +342,137 @@ async fn joining_checks_the_protocol_version_dials_back_and_never_takes_more_tha
         "{extra:?}"
     );
     assert_eq!(gathering.await.unwrap().unwrap(), 1);
+}
+
+/// Opens a run and waits until the worker is ready; returns the sender of further messages and
+/// the worker's stream (not read from again unless the caller does).
+async fn open_run(
+    address: &str,
+    w: &Workload,
+) -> Result<
+    (
+        tokio::sync::mpsc::Sender<wire::CoordinatorMessage>,
+        tonic::Streaming<wire::WorkerMessage>,
+    ),
+    tonic::Status,
+> {
+    let mut client = WorkerClient::connect(format!("http://{address}")).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tx.send(start(w, 1)).await.unwrap();
+    let mut inbound = client.run(ReceiverStream::new(rx)).await?.into_inner();
+    loop {
+        match inbound.message().await? {
+            Some(wire::WorkerMessage {
+                body: Some(worker_message::Body::Ready(_)),
+            }) => return Ok((tx, inbound)),
+            Some(_) => continue,
+            None => return Err(tonic::Status::unknown("closed before ready")),
+        }
+    }
+}
+
+async fn worker_status(address: &str) -> wire::StatusReply {
+    let mut client = WorkerClient::connect(format!("http://{address}")).await.unwrap();
+    client.status(wire::StatusRequest {}).await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn a_peer_cannot_take_more_runs_memory_or_queue_than_the_worker_allows() {
+    let limits = Limits {
+        runs: 2,
+        working_set_bytes: 64 << 20,
+        queued_tasks: 100,
+        ..Limits::default()
+    };
+    let (address, _stop) = start_worker_with(limits).await;
+    // A working set past the limit: refused before anything is allocated.
+    let mut greedy = workload(0, 10);
+    greedy.kind = Kind::Memory;
+    greedy.working_set = 16 << 30;
+    let refused = open_run(&address, &greedy).await.err().unwrap();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("--max-working-set"), "{refused:?}");
+    // Two runs at once, not three; the third is let in once one ends.
+    let w = workload(0, 10).with_tasks(1000);
+    let first = open_run(&address, &w).await.unwrap();
+    let second = open_run(&address, &w).await.unwrap();
+    let third = open_run(&address, &w).await.err().unwrap();
+    assert_eq!(third.code(), tonic::Code::ResourceExhausted, "{third:?}");
+    assert!(third.message().contains("at most 2 runs"), "{third:?}");
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while worker_status(&address).await.active_runs > 1 {
+        assert!(Instant::now() < deadline, "the ended run is let go");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (tx, mut inbound) = open_run(&address, &w).await.unwrap();
+    // More tasks than a run may queue: the batch is refused and the run ends.
+    let ids: Vec<u64> = (0..101).collect();
+    tx.send(batch(&w, &ids, None)).await.unwrap();
+    let queued = loop {
+        match inbound.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the run ended without saying why"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(queued.code(), tonic::Code::ResourceExhausted, "{queued:?}");
+    assert!(queued.message().contains("--max-queued-tasks"), "{queued:?}");
+    drop(second);
+}
+
+#[tokio::test]
+async fn a_coordinator_that_never_reads_its_results_ends_its_run() {
+    let limits = Limits {
+        unread_results: 100,
+        ..Limits::default()
+    };
+    let (address, _stop) = start_worker_with(limits).await;
+    let w = workload(0, 1).with_tasks(200_000);
+    let (tx, _never_read) = open_run(&address, &w).await.unwrap();
+    for first in (0..200_000).step_by(2000) {
+        let ids: Vec<u64> = (first..first + 2000).collect();
+        if tx.send(batch(&w, &ids, None)).await.is_err() {
+            break;
+        }
+        // Within the limit on queued tasks: as many as the thread keeps up with.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if worker_status(&address).await.active_runs == 0 {
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = worker_status(&address).await;
+        if status.active_runs == 0 {
+            assert!(status.tasks_executed < 200_000, "the run ended early: {status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run is ended: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_after_the_handshake_timeout() {
+    use tokio::io::AsyncReadExt;
+    let limits = Limits {
+        handshake_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let (address, _stop) = start_worker_with(limits).await;
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    for mut connection in idle {
+        let mut buffer = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), connection.read(&mut buffer)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "the worker closed the silent connection: {read:?}"
+        );
+    }
+    // A real client still gets in.
+    assert_eq!(worker_status(&address).await.threads, 1);
 }

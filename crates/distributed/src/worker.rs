@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::PROTOCOL_VERSION;
 use crate::auth::CheckToken;
 use crate::convert::{task_from_wire, workload_from_wire};
+use crate::limits::{Admission, Limits};
 use crate::wire::{self, coordinator_message, worker_message, worker_server};
 
 /// How a worker serves.
@@ -32,6 +33,8 @@ pub struct WorkerOptions {
     pub max_message_bytes: usize,
     /// PEM certificate and key, to serve over TLS.
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// What peers may ask of this worker.
+    pub limits: Limits,
 }
 
 /// Why a worker could not serve.
@@ -58,6 +61,9 @@ struct Shared {
     tasks_executed: AtomicU64,
     /// Runs in progress now.
     active_runs: AtomicU32,
+    limits: Limits,
+    /// The runs served now and the working sets they hold, within `limits`.
+    admission: Arc<Admission>,
 }
 
 struct WorkerService {
@@ -82,6 +88,8 @@ pub async fn serve(
         runs_served: AtomicU64::new(0),
         tasks_executed: AtomicU64::new(0),
         active_runs: AtomicU32::new(0),
+        limits: options.limits,
+        admission: Arc::new(Admission::default()),
     });
     let service = worker_server::WorkerServer::new(WorkerService { shared })
         .max_decoding_message_size(options.max_message_bytes)
@@ -103,9 +111,7 @@ pub async fn serve(
     builder
         .add_service(service)
         .serve_with_incoming_shutdown(
-            // Connections from a custom listener do not get the builder's TCP options: without
-            // TCP_NODELAY, small result messages wait ~40 ms for delayed ACKs.
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            handshaking(listener, options.limits.handshake_timeout, options.tls.is_some()),
             shutdown,
         )
         .await
@@ -158,7 +164,8 @@ impl worker_server::Worker for WorkerService {
         }))
     }
 
-    type RunStream = ReceiverStream<Result<wire::WorkerMessage, Status>>;
+    type RunStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<wire::WorkerMessage, Status>> + Send>>;
 
     async fn run(
         &self,
@@ -185,20 +192,50 @@ impl worker_server::Worker for WorkerService {
             )));
         }
         let heartbeat = Duration::from_millis(start.heartbeat_interval_ms.clamp(10, 60_000));
+        let working_set = if workload.kind == martelli_workload::Kind::Memory {
+            workload.working_set
+        } else {
+            0
+        };
+        let admitted = self
+            .shared
+            .admission
+            .admit(&self.shared.limits, working_set)
+            .inspect_err(|refusal| tracing::warn!(%peer, reason = refusal.message(), "run refused"))?;
         tracing::info!(%peer, workload = workload.name, tasks = workload.tasks, threads, "run started");
         let (tx, rx) = mpsc::channel(256);
+        // Results finished and not yet taken by the transport (which stops taking them when the
+        // coordinator stops reading), and the alarm when there are too many.
+        let unread = Arc::new(Unread {
+            results: AtomicU64::new(0),
+            limit: self.shared.limits.unread_results,
+            over: tokio::sync::Notify::new(),
+        });
+        let taken = unread.clone();
+        let outbound = tokio_stream::StreamExt::map(ReceiverStream::new(rx), move |message| {
+            if let Ok(wire::WorkerMessage {
+                body: Some(worker_message::Body::Results(batch)),
+            }) = &message
+            {
+                taken
+                    .results
+                    .fetch_sub(batch.results.len() as u64, Ordering::Relaxed);
+            }
+            message
+        });
         let shared = self.shared.clone();
         shared.runs_served.fetch_add(1, Ordering::Relaxed);
         shared.active_runs.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            let outcome = run_session(&shared, workload, threads, heartbeat, inbound, tx).await;
+            let outcome = run_session(&shared, workload, threads, heartbeat, inbound, tx, unread).await;
+            drop(admitted);
             shared.active_runs.fetch_sub(1, Ordering::Relaxed);
             match outcome {
                 Ok(tasks) => tracing::info!(%peer, tasks, "run finished"),
                 Err(reason) => tracing::warn!(%peer, %reason, "run ended early"),
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(Box::pin(outbound)))
     }
 }
 
@@ -217,14 +254,20 @@ async fn run_session(
     heartbeat: Duration,
     mut inbound: Streaming<wire::CoordinatorMessage>,
     tx: Outbound,
+    unread: Arc<Unread>,
 ) -> Result<u64, String> {
     let executor = {
         let w = workload.clone();
-        Arc::new(
-            tokio::task::spawn_blocking(move || Executor::new(&w))
-                .await
-                .map_err(|e| e.to_string())?,
-        )
+        let built = tokio::task::spawn_blocking(move || Executor::try_new(&w))
+            .await
+            .map_err(|e| e.to_string())?;
+        match built {
+            Ok(executor) => Arc::new(executor),
+            Err(reason) => {
+                let _ = tx.send(Err(Status::resource_exhausted(reason.clone()))).await;
+                return Err(reason);
+            }
+        }
     };
     // Tasks still to run are dropped once the run is over.
     let inbox = Arc::new(Inbox::default());
@@ -236,7 +279,7 @@ async fn run_session(
     let (results_tx, results_rx) = mpsc::unbounded_channel::<Vec<wire::TaskResult>>();
     for i in 0..threads {
         let (inbox, executor, in_flight) = (inbox.clone(), executor.clone(), in_flight.clone());
-        let sink = ResultSink::new(results_tx.clone(), shared.clone(), ran.clone());
+        let sink = ResultSink::new(results_tx.clone(), shared.clone(), ran.clone(), unread.clone());
         std::thread::Builder::new()
             .name(format!("martelli-worker-{i}"))
             .spawn(move || run_tasks(&inbox, &executor, sink, &in_flight, epoch, i as u32))
@@ -253,7 +296,18 @@ async fn run_session(
     let forwarder = tokio::spawn(forward_results(tx.clone(), results_rx));
 
     let outcome = loop {
-        match inbound.message().await {
+        let message = tokio::select! {
+            message = inbound.message() => message,
+            () = unread.over.notified() => {
+                let reason = format!(
+                    "the coordinator left more than {} results unread (--max-unread-results)",
+                    unread.limit
+                );
+                let _ = tx.try_send(Err(Status::resource_exhausted(reason.clone())));
+                break Err(reason);
+            }
+        };
+        match message {
             Ok(Some(wire::CoordinatorMessage {
                 body: Some(coordinator_message::Body::Tasks(batch)),
             })) => {
@@ -275,8 +329,12 @@ async fn run_session(
                     first = tasks.first().map(|t| t.0.id),
                     "task batch"
                 );
-                in_flight.fetch_add(tasks.len() as u32, Ordering::Relaxed);
-                inbox.push(tasks);
+                let count = tasks.len();
+                if let Err(reason) = inbox.push(tasks, &shared.limits) {
+                    let _ = tx.send(Err(Status::resource_exhausted(reason.clone()))).await;
+                    break Err(reason);
+                }
+                in_flight.fetch_add(count as u32, Ordering::Relaxed);
             }
             Ok(Some(_)) => {
                 let _ = tx
@@ -360,6 +418,8 @@ struct Inbox {
 #[derive(Default)]
 struct InboxState {
     tasks: VecDeque<Queued>,
+    /// Payload bytes of the queued tasks.
+    bytes: u64,
     /// Set when the run is over: queued tasks are dropped, threads end.
     closed: bool,
 }
@@ -373,27 +433,57 @@ enum Next {
 }
 
 impl Inbox {
-    fn push(&self, batch: Vec<Queued>) {
+    /// Queues a batch; refuses it (queuing none of it) past the limits on queued tasks.
+    fn push(&self, batch: Vec<Queued>, limits: &Limits) -> Result<(), String> {
         let n = batch.len();
-        if let Ok(mut state) = self.state.lock() {
+        let bytes: u64 = batch.iter().map(|(_, _, payload)| payload.len() as u64).sum();
+        {
+            let Ok(mut state) = self.state.lock() else {
+                return Ok(());
+            };
+            if state.tasks.len() + n > limits.queued_tasks {
+                return Err(format!(
+                    "{} tasks would be queued, more than the {} a run may queue here (--max-queued-tasks)",
+                    state.tasks.len() + n,
+                    limits.queued_tasks
+                ));
+            }
+            if state.bytes + bytes > limits.queued_bytes {
+                return Err(format!(
+                    "{} payload bytes would be queued, more than the {} a run may queue here \
+                     (--max-queued-bytes)",
+                    state.bytes + bytes,
+                    limits.queued_bytes
+                ));
+            }
+            state.bytes += bytes;
             state.tasks.extend(batch);
         }
         for _ in 0..n {
             self.ready.notify_one();
         }
+        Ok(())
+    }
+
+    /// Takes the next queued task, if any.
+    fn pop(state: &mut InboxState) -> Option<Queued> {
+        let task = state.tasks.pop_front()?;
+        state.bytes -= task.2.len() as u64;
+        Some(task)
     }
 
     fn close(&self) {
         if let Ok(mut state) = self.state.lock() {
             state.closed = true;
             state.tasks.clear();
+            state.bytes = 0;
         }
         self.ready.notify_all();
     }
 
     fn try_next(&self) -> Next {
         match self.state.lock() {
-            Ok(mut state) if !state.closed => state.tasks.pop_front().map_or(Next::Empty, Next::Task),
+            Ok(mut state) if !state.closed => Inbox::pop(&mut state).map_or(Next::Empty, Next::Task),
             _ => Next::Closed,
         }
     }
@@ -405,7 +495,7 @@ impl Inbox {
             if state.closed {
                 return None;
             }
-            if let Some(task) = state.tasks.pop_front() {
+            if let Some(task) = Inbox::pop(&mut state) {
                 return Some(task);
             }
             state = self.ready.wait(state).ok()?;
@@ -463,6 +553,16 @@ struct ResultSink {
     group: ResultGroup,
     /// The group's clock starts here.
     epoch: Instant,
+    unread: Arc<Unread>,
+}
+
+/// The results of a run handed over and not yet taken by the coordinator.
+struct Unread {
+    results: AtomicU64,
+    /// How many may be.
+    limit: u64,
+    /// Told when there are more.
+    over: tokio::sync::Notify,
 }
 
 impl ResultSink {
@@ -470,11 +570,13 @@ impl ResultSink {
         tx: mpsc::UnboundedSender<Vec<wire::TaskResult>>,
         shared: Arc<Shared>,
         ran: Arc<AtomicU64>,
+        unread: Arc<Unread>,
     ) -> ResultSink {
         ResultSink {
             tx,
             shared,
             ran,
+            unread,
             buffer: Vec::new(),
             group: ResultGroup::new(0),
             epoch: Instant::now(),
@@ -495,6 +597,9 @@ impl ResultSink {
         let n = self.buffer.len() as u64;
         self.shared.tasks_executed.fetch_add(n, Ordering::Relaxed);
         self.ran.fetch_add(n, Ordering::Relaxed);
+        if self.unread.results.fetch_add(n, Ordering::Relaxed) + n > self.unread.limit {
+            self.unread.over.notify_one();
+        }
         let _ = self.tx.send(std::mem::take(&mut self.buffer));
     }
 }
@@ -503,4 +608,60 @@ impl Drop for ResultSink {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+/// The connections `listener` accepts that send their first bytes (the HTTP/2 preface, or a
+/// TLS hello) within `timeout`; the others are closed, so that connections that never speak
+/// cannot hold the worker's file descriptors. Each waits on a task of its own: a silent one
+/// holds up no other.
+fn handshaking(
+    listener: tokio::net::TcpListener,
+    timeout: Duration,
+    tls: bool,
+) -> ReceiverStream<std::io::Result<tokio::net::TcpStream>> {
+    // The HTTP/2 client preface is 24 bytes; a TLS record header 5.
+    let needed = if tls { 5 } else { 24 };
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                // The server is gone.
+                () = tx.closed() => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                // Without TCP_NODELAY, small result messages wait ~40 ms for delayed ACKs.
+                let _ = stream.set_nodelay(true);
+                let mut buffer = [0u8; 24];
+                let spoke = tokio::time::timeout(timeout, async {
+                    loop {
+                        match stream.peek(&mut buffer).await {
+                            Ok(0) | Err(_) => return false,
+                            Ok(n) if n >= needed => return true,
+                            Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                        }
+                    }
+                })
+                .await;
+                match spoke {
+                    Ok(true) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(false) => {}
+                    Err(_) => tracing::info!(%peer, "closed a connection that sent nothing in {timeout:?}"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
 }

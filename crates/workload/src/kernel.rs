@@ -32,6 +32,30 @@ pub struct Scratch {
 }
 
 impl Executor {
+    /// Prepares to run tasks of `workload`, or says why its buffer cannot be had: what a server
+    /// must use for a working set a peer asked for (an allocation that fails is an answer,
+    /// never an abort).
+    pub fn try_new(workload: &Workload) -> Result<Executor, String> {
+        let arena: Arc<[u64]> = if workload.kind == Kind::Memory {
+            let words = (workload.working_set / 8).max(1);
+            let mut buffer: Vec<u64> = Vec::new();
+            usize::try_from(words)
+                .ok()
+                .and_then(|n| buffer.try_reserve_exact(n).ok())
+                .ok_or_else(|| format!("cannot allocate a working set of {} bytes", workload.working_set))?;
+            buffer.extend((0..words).map(|i| hash2(workload.seed, i)));
+            Arc::from(buffer)
+        } else {
+            Arc::from(Vec::new())
+        };
+        Ok(Executor {
+            kind: workload.kind,
+            seed: workload.seed,
+            fingerprint: workload.fingerprint(),
+            arena,
+        })
+    }
+
     /// Prepares to run tasks of `workload`.
     pub fn new(workload: &Workload) -> Executor {
         let arena: Arc<[u64]> = if workload.kind == Kind::Memory {
