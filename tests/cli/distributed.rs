@@ -415,6 +415,51 @@ fn a_working_set_the_worker_cannot_allocate_is_refused_and_the_worker_serves_on(
 }
 
 #[test]
+fn a_stalled_but_live_worker_does_not_hold_up_the_end_of_a_run() {
+    let workers: Vec<Worker> = (0..2).map(|_| Worker::start(&["--threads", "1"])).collect();
+    let refs: Vec<&Worker> = workers.iter().collect();
+    let dir = tempfile::tempdir().unwrap();
+    // A minute's timeout: the stalled worker is never declared lost within the test.
+    let config = write(
+        dir.path(),
+        "stall.toml",
+        &format!(
+            "tier = \"distributed\"\n[workload]\ntasks = 600\nkind = \"cpu\"\niterations = 2000000\n\
+             [sweep]\ncores = [2]\nrepeats = 1\nwarmup = 0\n\
+             [distributed]\nworkers = {}\nheartbeat = \"100ms\"\ntimeout = \"60s\"\n",
+            workers_list(&refs)
+        ),
+    );
+    let mut coordinator = run_in_background(&config, &dir.path().join("out"));
+    workers[1].wait_for_run();
+    std::thread::sleep(Duration::from_millis(200));
+    // The second worker stalls with tasks in flight, alive (its connection open) but silent.
+    workers[1].signal("-STOP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while coordinator.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run waits for the stalled worker's tasks"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    workers[1].signal("-CONT");
+    let o = coordinator.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let results = read_json(&dir.path().join("out/results.json"));
+    let (single, distributed) = split(&results);
+    let p = &distributed[0];
+    assert_eq!(p["checksum"], single.as_str(), "{p}");
+    assert_eq!(p["lost_workers"], 0, "{p}");
+    assert!(p["reissued_tasks"].as_u64().unwrap() > 0, "{p}");
+    assert!(
+        text(&o.stdout).contains("tasks re-issued to idle workers at the end"),
+        "the count is shown: {}",
+        text(&o.stdout)
+    );
+}
+
+#[test]
 fn losing_every_worker_fails_the_run_clearly() {
     let worker = Worker::start(&["--threads", "1"]);
     let second = Worker::start(&["--threads", "1"]);

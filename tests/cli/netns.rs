@@ -323,7 +323,11 @@ fn a_capped_link_takes_fewer_tasks_and_the_run_still_balances() {
     assert_eq!(p["lost_workers"], 0, "{p}");
     let tasks: Vec<u64> = bed.workers.iter().map(NsWorker::tasks_of_finished_run).collect();
     eprintln!("tasks per host, the capped one first: {tasks:?}");
-    assert_eq!(tasks.iter().sum::<u64>(), 300, "{tasks:?}");
+    // Every task ran once, and some twice: the copies of the capped host's last tasks that
+    // idle hosts ran at the end (the first result won).
+    let reissued = p["reissued_tasks"].as_u64().unwrap();
+    let ran = tasks.iter().sum::<u64>();
+    assert!((300..=300 + reissued).contains(&ran), "{tasks:?}, {reissued} re-issued");
     assert!(
         tasks[0] * 2 < tasks[1].min(tasks[2]),
         "the host behind the capped link takes far fewer tasks: {tasks:?}"

@@ -290,6 +290,7 @@ pub(crate) async fn run(
     lost.sort_unstable();
     stats.workers = workers;
     stats.retried_tasks = shared.tasks().retried();
+    stats.reissued_tasks = shared.tasks().reissued();
     if let Some(reason) = shared.failure.lock().expect("failure lock").take() {
         return Err(DistributedError::Run(reason));
     }

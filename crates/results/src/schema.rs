@@ -179,6 +179,10 @@ pub struct WireStats {
     pub lost_workers: u64,
     /// Late or duplicate results dropped (the first result of a task wins).
     pub dropped_results: u64,
+    /// Second copies of tasks in flight, sent to idle workers at the end of a run (a
+    /// straggler's tasks, say); the first result of each task wins.
+    #[serde(default)]
+    pub reissued_tasks: u64,
 }
 
 impl WireStats {
@@ -191,6 +195,7 @@ impl WireStats {
         self.retried_tasks += other.retried_tasks;
         self.lost_workers += other.lost_workers;
         self.dropped_results += other.dropped_results;
+        self.reissued_tasks += other.reissued_tasks;
     }
 }
 

@@ -107,6 +107,19 @@ pub fn render_table(results: &Results) -> String {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         line(&mut out, &cells);
     }
+    for p in &results.points {
+        if let Some(w) = p
+            .distributed
+            .filter(|w| !p.predicted && (w.reissued_tasks > 0 || w.lost_workers > 0))
+        {
+            let _ = writeln!(
+                out,
+                "{} at {} cores: {} tasks re-issued to idle workers at the end, {} re-sent after {} lost \
+                 worker(s), {} late or duplicate results dropped (first result wins)",
+                p.tier, p.cores, w.reissued_tasks, w.retried_tasks, w.lost_workers, w.dropped_results
+            );
+        }
+    }
     for w in &results.warnings {
         let _ = writeln!(out, "warning: {w}");
     }

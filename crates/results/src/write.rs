@@ -145,7 +145,7 @@ pub(crate) fn to_csv(results: &Results) -> String {
     let mut out = String::from(
         "series,tier,cores,tasks,iterations,repeats,wall_s,wall_s_min,wall_s_max,tasks_per_s,speedup,efficiency,\
          latency_p50_us,latency_p95_us,latency_p99_us,mean_task_us,first_result_s,cpu_s,tasks_completed,checksum,predicted,peak_rss_mib,\
-         workers,bytes_sent,bytes_received,rpc_batches,retried_tasks,lost_workers,dropped_results\n",
+         workers,bytes_sent,bytes_received,rpc_batches,retried_tasks,lost_workers,dropped_results,reissued_tasks\n",
     );
     for p in &results.points {
         let series = if p.series.contains([',', '"', '\n']) {
@@ -154,17 +154,18 @@ pub(crate) fn to_csv(results: &Results) -> String {
             p.series.clone()
         };
         let wire = p.distributed.map_or_else(
-            || ",,,,,,".to_string(),
+            || ",,,,,,,".to_string(),
             |w| {
                 format!(
-                    "{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{}",
                     w.workers,
                     w.bytes_sent,
                     w.bytes_received,
                     w.rpc_batches,
                     w.retried_tasks,
                     w.lost_workers,
-                    w.dropped_results
+                    w.dropped_results,
+                    w.reissued_tasks
                 )
             },
         );

@@ -44,14 +44,18 @@ impl Feed {
 
     /// Takes the tasks to send now from `queue` into `out` (cleared first) and counts them as
     /// sent; returns how many (0: nothing to send now). Callers send the batch and ask again
-    /// until it returns 0.
+    /// until it returns 0. A worker with nothing in flight when nothing is left to send gets
+    /// second copies of the tasks in flight longest elsewhere ([`TaskQueue::reissue`]).
     pub fn refill(&mut self, queue: &mut TaskQueue, out: &mut Vec<(u64, u32)>) -> usize {
         out.clear();
         let want = self.want();
         if want == 0 {
             return 0;
         }
-        let count = queue.take(want, out);
+        let mut count = queue.take(want, out);
+        if count == 0 && self.in_flight == 0 {
+            count = queue.reissue(want, out);
+        }
         self.sent(count);
         count
     }

@@ -1,5 +1,7 @@
 //! Which task goes out next: tasks not yet sent in id order, after the tasks of lost workers,
-//! each at most [`MAX_ATTEMPTS`] times; one bit per task marks its first result.
+//! each at most [`MAX_ATTEMPTS`] times; one bit per task marks its first result. When nothing
+//! is left to send, a worker with nothing to do gets a second copy of the tasks in flight
+//! longest elsewhere (a straggler's, say; each task at most once), and the first result wins.
 
 use std::collections::VecDeque;
 
@@ -17,6 +19,12 @@ pub struct TaskQueue {
     done: Vec<u64>,
     completed: u64,
     retried: u64,
+    /// Tasks sent and maybe not done, in the order they were sent (done ones are skipped
+    /// lazily), for the second copies at the end of a run.
+    sent: VecDeque<(u64, u32)>,
+    /// One bit per task, set when its second copy went out.
+    copied: Vec<u64>,
+    reissued: u64,
 }
 
 /// A task that was lost [`MAX_ATTEMPTS`] times: the run cannot complete.
@@ -36,6 +44,9 @@ impl TaskQueue {
             done: vec![0; total.div_ceil(64) as usize],
             completed: 0,
             retried: 0,
+            sent: VecDeque::new(),
+            copied: vec![0; total.div_ceil(64) as usize],
+            reissued: 0,
         }
     }
 
@@ -55,6 +66,35 @@ impl TaskQueue {
                 break;
             }
         }
+        self.sent.extend(out[before..].iter().copied());
+        // Tasks finish roughly in the order they were sent: the done ones at the front go, so
+        // the list holds about what is in flight.
+        while self.sent.front().is_some_and(|&(id, _)| self.is_done(id)) {
+            self.sent.pop_front();
+        }
+        out.len() - before
+    }
+
+    /// Appends up to `n` second copies `(id, attempt + 1)` of the tasks in flight longest, for a
+    /// worker with nothing to do once nothing is left to send: each task gets one copy at most,
+    /// and none while tasks wait to be sent. Returns how many.
+    pub fn reissue(&mut self, n: usize, out: &mut Vec<(u64, u32)>) -> usize {
+        let before = out.len();
+        if !self.drained() {
+            return 0;
+        }
+        while out.len() - before < n {
+            let Some((id, attempt)) = self.sent.pop_front() else {
+                break;
+            };
+            let (word, bit) = ((id / 64) as usize, 1u64 << (id % 64));
+            if self.is_done(id) || self.copied[word] & bit != 0 {
+                continue;
+            }
+            self.copied[word] |= bit;
+            out.push((id, attempt + 1));
+        }
+        self.reissued += (out.len() - before) as u64;
         out.len() - before
     }
 
@@ -111,6 +151,11 @@ impl TaskQueue {
     /// Tasks sent again after their worker was lost.
     pub fn retried(&self) -> u64 {
         self.retried
+    }
+
+    /// Second copies sent to idle workers at the end of the run.
+    pub fn reissued(&self) -> u64 {
+        self.reissued
     }
 
     /// True when nothing is left to send (tasks may still be in flight).

@@ -85,3 +85,38 @@ fn lost_tasks_come_back_once_each_and_give_up_after_four_attempts() {
     assert!(q.drained());
     assert_eq!(q.requeue([(0, MAX_ATTEMPTS - 1)]), Err(Lost { id: 0 }));
 }
+
+#[test]
+fn idle_workers_get_one_second_copy_of_the_longest_in_flight_tasks_once_nothing_is_left() {
+    let mut q = TaskQueue::new(6);
+    let mut out = Vec::new();
+    q.take(4, &mut out);
+    assert_eq!(q.reissue(8, &mut out), 0, "no copies while tasks wait to be sent");
+    out.clear();
+    q.take(8, &mut out);
+    assert!(q.drained());
+    assert!(q.finish(0) && q.finish(2) && q.finish(5));
+    out.clear();
+    assert_eq!(q.reissue(2, &mut out), 2);
+    assert_eq!(
+        out,
+        vec![(1, 1), (3, 1)],
+        "the oldest not done, as another attempt"
+    );
+    out.clear();
+    assert_eq!(q.reissue(8, &mut out), 1);
+    assert_eq!(out, vec![(4, 1)]);
+    out.clear();
+    assert_eq!(q.reissue(8, &mut out), 0, "one copy each");
+    assert_eq!(q.reissued(), 3);
+    assert!(q.finish(1), "the first result wins, whichever copy it is");
+    assert!(!q.finish(1));
+
+    // Through a worker's feed: only a worker with nothing in flight takes copies.
+    let mut q = TaskQueue::new(4);
+    let (mut busy, mut idle) = (Feed::new(1, Some(4), 16), Feed::new(1, Some(4), 16));
+    assert_eq!(busy.refill(&mut q, &mut out), 4);
+    assert_eq!(idle.refill(&mut q, &mut out), 4, "copies for the idle worker");
+    assert!(out.iter().all(|&(_, attempt)| attempt == 1), "{out:?}");
+    assert_eq!(busy.refill(&mut q, &mut out), 0, "a busy worker waits");
+}

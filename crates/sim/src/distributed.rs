@@ -259,7 +259,10 @@ impl<'a> Sim<'a> {
             first: self.first.is_finite().then_some(self.first),
             busy: self.nodes.iter().map(|n| n.busy_ns).sum(),
             tasks: self.coordinator.queue.completed(),
-            wire: Some(self.wire),
+            wire: Some(WireStats {
+                reissued_tasks: self.coordinator.queue.reissued(),
+                ..self.wire
+            }),
             events: self.processed,
         }
     }
