@@ -203,6 +203,20 @@ pub struct FitArgs {
     /// Only rows whose `tier` column has this value (for martelli's results.csv).
     #[arg(long)]
     pub tier: Option<String>,
+    /// What the fit minimises: `relative` errors (default: every point weighs the same, as
+    /// timing noise that is a share of the figure does) or `absolute` ones (large throughputs
+    /// weigh more, as in codahale/usl and R's usl package, whose figures it reproduces).
+    #[arg(long, value_enum, default_value_t = FitLoss::Relative)]
+    pub loss: FitLoss,
+}
+
+/// What `martelli fit` minimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FitLoss {
+    /// Squared relative errors.
+    Relative,
+    /// Squared absolute errors.
+    Absolute,
 }
 
 /// `martelli worker`.

@@ -327,7 +327,10 @@ fn a_capped_link_takes_fewer_tasks_and_the_run_still_balances() {
     // idle hosts ran at the end (the first result won).
     let reissued = p["reissued_tasks"].as_u64().unwrap();
     let ran = tasks.iter().sum::<u64>();
-    assert!((300..=300 + reissued).contains(&ran), "{tasks:?}, {reissued} re-issued");
+    assert!(
+        (300..=300 + reissued).contains(&ran),
+        "{tasks:?}, {reissued} re-issued"
+    );
     assert!(
         tasks[0] * 2 < tasks[1].min(tasks[2]),
         "the host behind the capped link takes far fewer tasks: {tasks:?}"

@@ -7,10 +7,14 @@
 #![deny(missing_docs)]
 
 mod linalg;
+mod table;
 mod usl;
 mod verdict;
 
-pub use usl::{GustafsonFit, UslFit, fit_amdahl, fit_gustafson, fit_usl};
+pub use table::{Curve, CurvePoint, TableError, read_curves, series_curves};
+pub use usl::{
+    GustafsonFit, Loss, UslFit, fit_amdahl, fit_amdahl_with, fit_gustafson, fit_usl, fit_usl_with,
+};
 pub use verdict::{no_verdict, verdict};
 
 /// One measurement: throughput (any unit, e.g. tasks per second) at a core count.

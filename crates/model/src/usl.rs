@@ -1,8 +1,9 @@
 //! The fits: USL (σ, κ, λ) by Levenberg–Marquardt with σ, κ ≥ 0; Amdahl as the USL with κ = 0;
 //! Gustafson by linear least squares.
 //!
-//! Residuals are relative (`(model − measured) / measured`), so a 2% error weighs the same at
-//! 10 tasks/s and at 10 million, as measurement noise does.
+//! Residuals are relative by default (`(model − measured) / measured`), so a 2% error weighs
+//! the same at 10 tasks/s and at 10 million, as measurement noise does; [`Loss::Absolute`]
+//! minimises `model − measured` instead, as codahale/usl and R's `usl` package do.
 
 use serde::{Deserialize, Serialize};
 
@@ -78,16 +79,50 @@ pub struct GustafsonFit {
     pub r2: f64,
 }
 
-/// Fits the USL (σ, κ, λ). Needs three distinct core counts.
-pub fn fit_usl(points: &[Observation]) -> Result<UslFit, FitError> {
-    check(points, 3)?;
-    fit(points, true)
+/// What a fit minimises: the sum of squared residuals, each relative to its measurement or
+/// absolute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Loss {
+    /// `(model − measured) / measured`: every point weighs the same whatever its size, as noise
+    /// that is a share of the figure (timing noise) does. martelli's default.
+    #[default]
+    Relative,
+    /// `model − measured`: large throughputs weigh more. What codahale/usl and R's `usl`
+    /// minimise, for reproducing their figures.
+    Absolute,
 }
 
-/// Fits Amdahl's law in throughput form (σ, λ; κ = 0). Needs two distinct core counts.
+impl Loss {
+    /// The weight of a residual at a measured throughput.
+    fn weight(self, throughput: f64) -> f64 {
+        match self {
+            Loss::Relative => 1.0 / throughput,
+            Loss::Absolute => 1.0,
+        }
+    }
+}
+
+/// Fits the USL (σ, κ, λ) with relative residuals. Needs three distinct core counts.
+pub fn fit_usl(points: &[Observation]) -> Result<UslFit, FitError> {
+    fit_usl_with(points, Loss::Relative)
+}
+
+/// Fits the USL (σ, κ, λ), minimising `loss`. Needs three distinct core counts.
+pub fn fit_usl_with(points: &[Observation], loss: Loss) -> Result<UslFit, FitError> {
+    check(points, 3)?;
+    fit(points, true, loss)
+}
+
+/// Fits Amdahl's law in throughput form (σ, λ; κ = 0) with relative residuals. Needs two
+/// distinct core counts.
 pub fn fit_amdahl(points: &[Observation]) -> Result<UslFit, FitError> {
+    fit_amdahl_with(points, Loss::Relative)
+}
+
+/// Fits Amdahl's law in throughput form (σ, λ; κ = 0), minimising `loss`.
+pub fn fit_amdahl_with(points: &[Observation], loss: Loss) -> Result<UslFit, FitError> {
     check(points, 2)?;
-    fit(points, false)
+    fit(points, false, loss)
 }
 
 /// Fits Gustafson's law by linear least squares (σ clamped to [0, 1]). Needs two distinct
@@ -131,23 +166,25 @@ fn positive(x: f64) -> bool {
 /// Parameters in fitting order: λ, σ, κ.
 type Params = [f64; 3];
 
-/// Relative residuals and their Jacobian at `p`; κ's column is zero when it is not fitted.
-fn residuals(points: &[Observation], p: &Params, with_kappa: bool) -> (Vec<f64>, Vec<[f64; 3]>) {
+/// Residuals (weighted as `loss` says) and their Jacobian at `p`; κ's column is zero when it
+/// is not fitted.
+fn residuals(points: &[Observation], p: &Params, with_kappa: bool, loss: Loss) -> (Vec<f64>, Vec<[f64; 3]>) {
     let [lambda, sigma, kappa] = *p;
     let mut r = Vec::with_capacity(points.len());
     let mut j = Vec::with_capacity(points.len());
     for o in points {
+        let w = loss.weight(o.throughput);
         let n = o.cores;
         let d = 1.0 + sigma * (n - 1.0) + kappa * n * (n - 1.0);
         let g = n / d;
-        r.push((lambda * g - o.throughput) / o.throughput);
-        let dsigma = -lambda * n * (n - 1.0) / (d * d) / o.throughput;
+        r.push((lambda * g - o.throughput) * w);
+        let dsigma = -lambda * n * (n - 1.0) / (d * d) * w;
         let dkappa = if with_kappa {
-            -lambda * n * n * (n - 1.0) / (d * d) / o.throughput
+            -lambda * n * n * (n - 1.0) / (d * d) * w
         } else {
             0.0
         };
-        j.push([g / o.throughput, dsigma, dkappa]);
+        j.push([g * w, dsigma, dkappa]);
     }
     (r, j)
 }
@@ -157,17 +194,18 @@ fn cost(r: &[f64]) -> f64 {
 }
 
 /// The best λ for given σ, κ (the model is linear in λ).
-fn best_lambda(points: &[Observation], sigma: f64, kappa: f64) -> f64 {
+fn best_lambda(points: &[Observation], sigma: f64, kappa: f64, loss: Loss) -> f64 {
     let (num, den) = points.iter().fold((0.0, 0.0), |(num, den), o| {
         let n = o.cores;
-        let u = n / (1.0 + sigma * (n - 1.0) + kappa * n * (n - 1.0)) / o.throughput;
-        (num + u, den + u * u)
+        let w = loss.weight(o.throughput);
+        let u = n / (1.0 + sigma * (n - 1.0) + kappa * n * (n - 1.0)) * w;
+        (num + u * o.throughput * w, den + u * u)
     });
     num / den
 }
 
 /// Levenberg–Marquardt from the best point of a coarse grid, σ and κ projected onto ≥ 0.
-fn fit(points: &[Observation], with_kappa: bool) -> Result<UslFit, FitError> {
+fn fit(points: &[Observation], with_kappa: bool, loss: Loss) -> Result<UslFit, FitError> {
     let sigmas = [0.0, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.2, 0.4, 0.7, 0.95];
     let kappas: &[f64] = if with_kappa {
         &[0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1]
@@ -177,8 +215,8 @@ fn fit(points: &[Observation], with_kappa: bool) -> Result<UslFit, FitError> {
     let mut best: Option<(f64, Params)> = None;
     for &sigma in &sigmas {
         for &kappa in kappas {
-            let p = [best_lambda(points, sigma, kappa), sigma, kappa];
-            let c = cost(&residuals(points, &p, with_kappa).0);
+            let p = [best_lambda(points, sigma, kappa, loss), sigma, kappa];
+            let c = cost(&residuals(points, &p, with_kappa, loss).0);
             if c.is_finite() && best.is_none_or(|(b, _)| c < b) {
                 best = Some((c, p));
             }
@@ -188,7 +226,7 @@ fn fit(points: &[Observation], with_kappa: bool) -> Result<UslFit, FitError> {
     let free = if with_kappa { 3 } else { 2 };
     let mut mu = 1e-3;
     for _ in 0..500 {
-        let (r, j) = residuals(points, &p, with_kappa);
+        let (r, j) = residuals(points, &p, with_kappa, loss);
         let mut jtj = [[0.0; 3]; 3];
         let mut jtr = [0.0; 3];
         for (ri, ji) in r.iter().zip(&j) {
@@ -223,7 +261,7 @@ fn fit(points: &[Observation], with_kappa: bool) -> Result<UslFit, FitError> {
             if !positive(next[0]) {
                 next[0] = p[0] / 2.0;
             }
-            let c = cost(&residuals(points, &next, with_kappa).0);
+            let c = cost(&residuals(points, &next, with_kappa, loss).0);
             if c.is_finite() && c <= current {
                 let change = current - c;
                 p = next;
@@ -244,7 +282,7 @@ fn fit(points: &[Observation], with_kappa: bool) -> Result<UslFit, FitError> {
         ));
     }
     // Standard errors from the Jacobian at the optimum, when there are spare degrees of freedom.
-    let (r, j) = residuals(points, &p, with_kappa);
+    let (r, j) = residuals(points, &p, with_kappa, loss);
     let dof = points.len() as f64 - free as f64;
     let mut jtj = [[0.0; 3]; 3];
     for ji in &j {
@@ -319,6 +357,77 @@ mod tests {
 
     fn within(got: f64, want: f64, tolerance: f64) -> bool {
         ((got - want) / want).abs() <= tolerance
+    }
+
+    fn observations(data: &[(f64, f64)]) -> Vec<Observation> {
+        data.iter()
+            .map(|&(cores, throughput)| Observation { cores, throughput })
+            .collect()
+    }
+
+    /// codahale/usl's test measurements (model_test.go) and its fit: σ = 0.02671591,
+    /// κ = 7.690945e-4, λ = 995.6486.
+    const CODAHALE: [(f64, f64); 32] = [
+        (1.0, 955.16),
+        (2.0, 1878.91),
+        (3.0, 2688.01),
+        (4.0, 3548.68),
+        (5.0, 4315.54),
+        (6.0, 5130.43),
+        (7.0, 5931.37),
+        (8.0, 6531.08),
+        (9.0, 7219.8),
+        (10.0, 7867.61),
+        (11.0, 8278.71),
+        (12.0, 8646.7),
+        (13.0, 9047.84),
+        (14.0, 9426.55),
+        (15.0, 9645.37),
+        (16.0, 9897.24),
+        (17.0, 10097.6),
+        (18.0, 10240.5),
+        (19.0, 10532.39),
+        (20.0, 10798.52),
+        (21.0, 11151.43),
+        (22.0, 11518.63),
+        (23.0, 11806.0),
+        (24.0, 12089.37),
+        (25.0, 12075.41),
+        (26.0, 12177.29),
+        (27.0, 12211.41),
+        (28.0, 12158.93),
+        (29.0, 12155.27),
+        (30.0, 12118.04),
+        (31.0, 12140.4),
+        (32.0, 12074.39),
+    ];
+
+    /// R's `usl` package's example, SPEC SDM91 on a Sun SPARCcenter 2000 (Gunther, Guerrilla
+    /// Capacity Planning), and its fit (tests/summary.Rout.save): σ = 2.773e-2,
+    /// κ = 1.044e-4, λ = 90.00.
+    const SPECSDM91: [(f64, f64); 7] = [
+        (1.0, 64.9),
+        (18.0, 995.9),
+        (36.0, 1652.4),
+        (72.0, 1853.2),
+        (108.0, 1828.9),
+        (144.0, 1775.0),
+        (216.0, 1702.2),
+    ];
+
+    #[test]
+    fn absolute_loss_reproduces_the_reference_tools_fits_of_their_own_examples() {
+        let fit = fit_usl_with(&observations(&CODAHALE), Loss::Absolute).unwrap();
+        assert!(within(fit.sigma, 0.02671591, 0.01), "{fit:?}");
+        assert!(within(fit.kappa, 7.690945e-4, 0.01), "{fit:?}");
+        assert!(within(fit.lambda, 995.6486, 0.01), "{fit:?}");
+        let fit = fit_usl_with(&observations(&SPECSDM91), Loss::Absolute).unwrap();
+        assert!(within(fit.sigma, 2.773e-2, 0.01), "{fit:?}");
+        assert!(within(fit.kappa, 1.044e-4, 0.01), "{fit:?}");
+        assert!(within(fit.lambda, 90.00, 0.01), "{fit:?}");
+        // The default weighs every point alike, and lands elsewhere on the same data.
+        let relative = fit_usl(&observations(&SPECSDM91)).unwrap();
+        assert!(!within(relative.sigma, 2.773e-2, 0.05), "{relative:?}");
     }
 
     #[test]

@@ -7,7 +7,8 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use martelli_model::{
-    GustafsonFit, Observation, UslFit, fit_amdahl, fit_gustafson, fit_usl, no_verdict, verdict,
+    CurvePoint, GustafsonFit, Observation, UslFit, fit_amdahl, fit_gustafson, fit_usl, no_verdict,
+    series_curves, verdict,
 };
 use martelli_workload::Workload;
 
@@ -452,38 +453,19 @@ impl Results {
     /// The one grouping that fits and charts share.
     pub fn curves(&self, series: &str) -> Vec<Curve<'_>> {
         let of_series: Vec<&Point> = self.points.iter().filter(|p| p.series == series).collect();
-        // A simulated series crosses the tiers as its core counts grow (single, multi, then
-        // distributed): one curve, in core order, named for the simulation.
-        if !of_series.is_empty() && of_series.iter().all(|p| p.predicted) {
-            let mut points = of_series;
-            points.sort_by_key(|p| p.cores);
-            return vec![Curve {
-                tier: "simulated",
-                points,
-            }];
-        }
-        let baseline: Vec<&Point> = of_series.iter().copied().filter(|p| p.tier == "single").collect();
-        let mut tiers: Vec<&str> = Vec::new();
-        for p in &of_series {
-            if p.tier != "single" && !tiers.contains(&p.tier.as_str()) {
-                tiers.push(&p.tier);
-            }
-        }
-        if tiers.is_empty() {
-            return vec![Curve {
-                tier: "single",
-                points: baseline,
-            }];
-        }
-        tiers
+        let shape: Vec<CurvePoint<'_>> = of_series
+            .iter()
+            .map(|p| CurvePoint {
+                tier: &p.tier,
+                cores: p.cores as f64,
+                predicted: p.predicted,
+            })
+            .collect();
+        series_curves(&shape)
             .into_iter()
-            .map(|tier| Curve {
+            .map(|(tier, indices)| Curve {
                 tier,
-                points: baseline
-                    .iter()
-                    .copied()
-                    .chain(of_series.iter().copied().filter(|p| p.tier == tier))
-                    .collect(),
+                points: indices.iter().map(|&i| of_series[i]).collect(),
             })
             .collect()
     }
