@@ -59,6 +59,7 @@ fn main() {
             run_overhead_us: 100.0,
             worker_wait_cpu: Vec::new(),
         },
+        spread: Default::default(),
     };
     println!("martelli simulator benchmark (median of 3 per case)\n");
     let one_ms = iterations_for(Duration::from_millis(1));

@@ -83,6 +83,10 @@ pub struct CalibrateArgs {
     /// Where to write the calibration file.
     #[arg(long, default_value = "output/calibration.toml")]
     pub out: PathBuf,
+    /// Times to measure everything; each figure is the median across the rounds, and the
+    /// file says how far it moved (a figure that moves more than 10% is warned about).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: u32,
 }
 
 /// `martelli simulate`.

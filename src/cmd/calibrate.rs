@@ -14,7 +14,7 @@ use crate::cli::CalibrateArgs;
 /// Measures, writes the file, prints what was found.
 pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let calibration = measure()?;
+    let calibration = measure(args.rounds as usize)?;
     write(&args.out, &calibration)?;
     crate::cmd::run::say(&format!(
         "{}calibrated in {:.1}s; wrote {}\n",
@@ -33,10 +33,88 @@ pub fn write(path: &Path, calibration: &Calibration) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Measures this machine: kernels, thread pool, loopback network (with a spawned worker). A
-/// spinner names each step when stdout is a terminal.
-pub fn measure() -> anyhow::Result<Calibration> {
+/// Measures this machine `rounds` times over (kernels, thread pool, loopback network with a
+/// spawned worker) and keeps each figure's median across the rounds, with how far it moved
+/// (`spread`). A spinner names each step when stdout is a terminal.
+pub fn measure(rounds: usize) -> anyhow::Result<Calibration> {
     let machine = Machine::current();
+    let rounds = rounds.max(1);
+    let measured = (1..=rounds)
+        .map(|round| measure_round(&machine, round, rounds))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut calibration = combine(&measured)?;
+    fit_wait_costs(&mut calibration, machine.logical_cores);
+    Ok(calibration)
+}
+
+/// The figures of several rounds, each the median across them; `spread` says how far each
+/// figure that moved did (half its range over its median; 1 for one around a median of 0).
+fn combine(rounds: &[Calibration]) -> anyhow::Result<Calibration> {
+    let values = rounds
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut spread = std::collections::BTreeMap::new();
+    let merged = merge(&values, "", &mut spread);
+    let mut combined: Calibration = serde_json::from_value(merged)?;
+    combined.spread = spread;
+    Ok(combined)
+}
+
+/// The median of `values` (the same figure of each round) at `path`, recursively.
+fn merge(
+    values: &[serde_json::Value],
+    path: &str,
+    spread: &mut std::collections::BTreeMap<String, f64>,
+) -> serde_json::Value {
+    use serde_json::Value;
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match &values[0] {
+        Value::Object(first) => Value::Object(
+            first
+                .keys()
+                .map(|key| {
+                    let each: Vec<Value> = values.iter().map(|v| v[key].clone()).collect();
+                    (key.clone(), merge(&each, &join(key), spread))
+                })
+                .collect(),
+        ),
+        Value::Array(first) => Value::Array(
+            (0..first.len())
+                .map(|i| {
+                    let each: Vec<Value> = values.iter().map(|v| v[i].clone()).collect();
+                    merge(&each, &format!("{path}[{i}]"), spread)
+                })
+                .collect(),
+        ),
+        Value::Number(_) => {
+            let mut xs: Vec<f64> = values.iter().filter_map(Value::as_f64).collect();
+            if xs.len() != values.len() || xs.iter().all(|x| *x == xs[0]) {
+                return values[0].clone();
+            }
+            xs.sort_by(f64::total_cmp);
+            let median = xs[xs.len() / 2];
+            let half_range = (xs[xs.len() - 1] - xs[0]) / 2.0;
+            let moved = if median.abs() > 0.0 {
+                half_range / median.abs()
+            } else {
+                1.0
+            };
+            spread.insert(path.to_string(), moved);
+            serde_json::json!(median)
+        }
+        other => other.clone(),
+    }
+}
+
+/// One round of measurements, the wait costs not yet fitted.
+fn measure_round(machine: &Machine, round: usize, rounds: usize) -> anyhow::Result<Calibration> {
     let target = if std::io::stdout().is_terminal() {
         ProgressDrawTarget::stderr()
     } else {
@@ -48,8 +126,8 @@ pub fn measure() -> anyhow::Result<Calibration> {
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     let step = |what: &str| {
-        tracing::info!(step = what, "calibrating");
-        bar.set_message(what.to_string());
+        tracing::info!(round, step = what, "calibrating");
+        bar.set_message(format!("round {round} of {rounds}: {what}"));
     };
     let kernels = martelli_runner::measure_kernels(step).context("calibration failed")?;
     let multi =
@@ -57,7 +135,7 @@ pub fn measure() -> anyhow::Result<Calibration> {
     let exe = std::env::current_exe().context("cannot find the martelli binary to spawn a worker")?;
     let distributed = martelli_distributed::measure_network(&exe, &kernels, step);
     bar.finish_and_clear();
-    let mut calibration = Calibration {
+    Ok(Calibration {
         version: CALIBRATION_VERSION,
         martelli_version: env!("CARGO_PKG_VERSION").into(),
         measured_at: utc_now(),
@@ -65,9 +143,8 @@ pub fn measure() -> anyhow::Result<Calibration> {
         kernels,
         multi,
         distributed: distributed?,
-    };
-    fit_wait_costs(&mut calibration, machine.logical_cores);
-    Ok(calibration)
+        spread: Default::default(),
+    })
 }
 
 /// What a wait takes from the cores, as the model uses it. The CPU a process is charged per
@@ -136,13 +213,102 @@ pub fn summary(c: &Calibration) -> String {
         d.result_ns,
         d.worker_ns,
         d.serialize_ns_per_byte,
-    )
+    ) + &spread_lines(c)
 }
+
+/// The widest spreads across the rounds, and a warning for each figure that moved more than
+/// [`WIDE_SPREAD`].
+fn spread_lines(c: &Calibration) -> String {
+    if c.spread.is_empty() {
+        return String::new();
+    }
+    let mut by_size: Vec<(&String, &f64)> = c.spread.iter().collect();
+    by_size.sort_by(|a, b| b.1.total_cmp(a.1));
+    let widest: Vec<String> = by_size
+        .iter()
+        .take(3)
+        .map(|(figure, s)| format!("{figure} ±{:.1}%", **s * 100.0))
+        .collect();
+    let mut out = format!(
+        "spread            {} figures moved between rounds; the widest: {}\n",
+        c.spread.len(),
+        widest.join(", ")
+    );
+    let wide: Vec<String> = by_size
+        .iter()
+        .filter(|(_, s)| **s > WIDE_SPREAD)
+        .map(|(figure, s)| format!("{figure} ±{:.0}%", **s * 100.0))
+        .collect();
+    if !wide.is_empty() {
+        out.push_str(&format!(
+            "warning: {} moved more than ±{:.0}% between rounds: {}. The machine was busy or \
+             these figures are noisy here, and predictions that rest on them are as uncertain \
+             (calibrate again on a quiet machine, or with more --rounds)\n",
+            if wide.len() == 1 {
+                "1 figure".to_string()
+            } else {
+                format!("{} figures", wide.len())
+            },
+            WIDE_SPREAD * 100.0,
+            wide.join(", ")
+        ));
+    }
+    out
+}
+
+/// A figure that moves more than this between rounds (±10%) is warned about.
+const WIDE_SPREAD: f64 = 0.10;
 
 fn size(bytes: u64) -> String {
     if bytes >= 1 << 20 {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{} KiB", bytes >> 10)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_combine_into_medians_with_the_spread_of_each_figure_that_moved() {
+        let base = martelli_sim::Calibration {
+            spread: Default::default(),
+            ..martelli_sim::example_calibration()
+        };
+        let mut rounds = vec![base.clone(), base.clone(), base.clone()];
+        for (round, contention) in rounds.iter_mut().zip([0.02, 0.04, 0.10]) {
+            round.multi.memory_contention = contention;
+        }
+        rounds[2].kernels.memory[1].ns_per_iteration *= 1.02;
+        let combined = combine(&rounds).unwrap();
+        assert_eq!(combined.multi.memory_contention, 0.04, "the median");
+        assert!(
+            (combined.spread["multi.memory_contention"] - 1.0).abs() < 1e-9,
+            "±0.04 around 0.04"
+        );
+        assert!(combined.spread.contains_key("kernels.memory[1].ns_per_iteration"));
+        assert_eq!(
+            combined.spread.len(),
+            2,
+            "figures that did not move are left out: {:?}",
+            combined.spread
+        );
+        assert_eq!(combined.kernels, base.kernels, "the median of 1, 1, 1.02 is 1");
+        let text = spread_lines(&combined);
+        assert!(
+            text.contains(
+                "warning: 1 figure moved more than ±10% between rounds: multi.memory_contention ±100%."
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "the widest: multi.memory_contention ±100.0%, kernels.memory[1].ns_per_iteration ±1.0%"
+            ),
+            "{text}"
+        );
+        assert!(combined.check().is_ok());
     }
 }

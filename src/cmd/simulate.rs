@@ -76,7 +76,7 @@ fn calibration(path: Option<&Path>) -> anyhow::Result<Calibration> {
                 "no --calibration given: calibrating this machine now (~10 s); \
                  `martelli calibrate` saves one to reuse"
             );
-            calibrate::measure()
+            calibrate::measure(1)
         }
     }
 }

@@ -861,7 +861,10 @@ fn fit_reads_quoted_labels_fits_each_curve_and_says_when_more_cores_slow_it_down
         let tier = if n == 1 { "single" } else { "multi" };
         let x = usl(f64::from(n));
         csv.push_str(&format!("\"threads, no GIL\",{tier},{n},{x},false\n"));
-        csv.push_str(&format!("gil,{tier},{n},{},false\n", 100.0 / (1.0 + 0.1 * f64::from(n - 1))));
+        csv.push_str(&format!(
+            "gil,{tier},{n},{},false\n",
+            100.0 / (1.0 + 0.1 * f64::from(n - 1))
+        ));
     }
     let csv = write(dir.path(), "results.csv", &csv);
     let o = martelli(&["fit", csv.to_str().unwrap(), "--json"]);
@@ -870,11 +873,17 @@ fn fit_reads_quoted_labels_fits_each_curve_and_says_when_more_cores_slow_it_down
     let curves = out["curves"].as_array().unwrap();
     assert_eq!(curves.len(), 2, "one fit per curve, never pooled: {out}");
     assert_eq!(curves[0]["series"], "threads, no GIL");
-    assert!((curves[0]["sigma"].as_f64().unwrap() - 0.05).abs() < 0.001, "{out}");
+    assert!(
+        (curves[0]["sigma"].as_f64().unwrap() - 0.05).abs() < 0.001,
+        "{out}"
+    );
     assert!(curves[0]["r2"].as_f64().unwrap() > 0.999, "{out}");
     assert_eq!(curves[1]["series"], "gil");
     assert_eq!(curves[1]["amdahl"]["slows_down"], true, "{out}");
-    assert!(curves[1]["amdahl"]["max_speedup"].is_null(), "no 'limit' below 1x: {out}");
+    assert!(
+        curves[1]["amdahl"]["max_speedup"].is_null(),
+        "no 'limit' below 1x: {out}"
+    );
     let o = martelli(&["fit", csv.to_str().unwrap()]);
     let stdout = text(&o.stdout);
     assert!(stdout.contains("it slows down"), "{stdout}");
@@ -883,9 +892,8 @@ fn fit_reads_quoted_labels_fits_each_curve_and_says_when_more_cores_slow_it_down
     // codahale/usl's example, with its loss, gives its figures.
     let codahale = [
         955.16, 1878.91, 2688.01, 3548.68, 4315.54, 5130.43, 5931.37, 6531.08, 7219.8, 7867.61, 8278.71,
-        8646.7, 9047.84, 9426.55, 9645.37, 9897.24, 10097.6, 10240.5, 10532.39, 10798.52, 11151.43,
-        11518.63, 11806.0, 12089.37, 12075.41, 12177.29, 12211.41, 12158.93, 12155.27, 12118.04,
-        12140.4, 12074.39,
+        8646.7, 9047.84, 9426.55, 9645.37, 9897.24, 10097.6, 10240.5, 10532.39, 10798.52, 11151.43, 11518.63,
+        11806.0, 12089.37, 12075.41, 12177.29, 12211.41, 12158.93, 12155.27, 12118.04, 12140.4, 12074.39,
     ];
     let rows: String = codahale
         .iter()
@@ -896,7 +904,11 @@ fn fit_reads_quoted_labels_fits_each_curve_and_says_when_more_cores_slow_it_down
     let o = martelli(&["fit", csv.to_str().unwrap(), "--json", "--loss", "absolute"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let fit: Value = serde_json::from_slice(&o.stdout).unwrap();
-    for (key, want) in [("sigma", 0.02671591), ("kappa", 7.690945e-4), ("lambda", 995.6486)] {
+    for (key, want) in [
+        ("sigma", 0.02671591),
+        ("kappa", 7.690945e-4),
+        ("lambda", 995.6486),
+    ] {
         let got = fit[key].as_f64().unwrap();
         assert!(((got - want) / want).abs() < 0.01, "{key}: {got} vs {want}");
     }

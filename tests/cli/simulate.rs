@@ -18,9 +18,17 @@ fn points(results: &Value) -> Vec<&Value> {
 
 fn calibrate(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("calibration.toml");
-    let o = martelli(&["calibrate", "--out", path.to_str().unwrap()]);
+    let o = martelli(&["calibrate", "--rounds", "2", "--out", path.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("cpu kernel"), "{}", text(&o.stdout));
+    // Two rounds: what moved between them is said, figure by figure.
+    assert!(
+        text(&o.stdout).contains("figures moved between rounds"),
+        "{}",
+        text(&o.stdout)
+    );
+    let file = std::fs::read_to_string(&path).unwrap();
+    assert!(file.contains("[spread]"), "{file}");
     path
 }
 

@@ -32,6 +32,11 @@ pub struct Calibration {
     pub multi: MultiCosts,
     /// Costs of the distributed tier: network and coordinator.
     pub distributed: NetworkCosts,
+    /// How far each figure moved across the rounds `calibrate` measured (half the range over
+    /// the median, e.g. 0.05 for ±5%), by its path in this file; figures that did not move
+    /// are left out. Absent in a file written by hand or from one round.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub spread: std::collections::BTreeMap<String, f64>,
 }
 
 /// Costs of a task's work on one core of this machine.
@@ -239,6 +244,14 @@ impl Calibration {
                 }
             }
         }
+        for (figure, spread) in &self.spread {
+            if !(spread.is_finite() && *spread >= 0.0) {
+                return Err((
+                    format!("spread.{figure}"),
+                    format!("must be a finite number >= 0 (got {spread})"),
+                ));
+            }
+        }
         if k.memory.is_empty() {
             return Err((
                 "kernels.memory".into(),
@@ -373,6 +386,7 @@ pub fn example() -> Calibration {
                 probe_wall_ns: 0.0,
             }],
         },
+        spread: [("multi.memory_contention".to_string(), 0.02)].into(),
     }
 }
 

@@ -215,41 +215,52 @@ impl JoinService {
     }
 }
 
+/// Where to dial back the worker that sent `offer` from `peer`: its host (or the address the
+/// offer came from) and its port; refused for another protocol version or a port that is none.
+pub(crate) fn offer_address(offer: &wire::JoinRequest, peer: Option<SocketAddr>) -> Result<String, Status> {
+    if offer.protocol_version != PROTOCOL_VERSION {
+        return Err(Status::failed_precondition(format!(
+            "speaks protocol version {} (martelli {}); this coordinator speaks version {PROTOCOL_VERSION} (martelli {})",
+            offer.protocol_version,
+            offer.martelli_version,
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    let host = if offer.host.is_empty() {
+        match peer {
+            Some(peer) => peer.ip().to_string(),
+            None => {
+                return Err(Status::invalid_argument(
+                    "no host given and the caller's address is unknown",
+                ));
+            }
+        }
+    } else {
+        offer.host.clone()
+    };
+    let port = u16::try_from(offer.port)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| Status::invalid_argument(format!("{} is not a port", offer.port)))?;
+    Ok(match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port).to_string(),
+        Err(_) => format!("{host}:{port}"),
+    })
+}
+
 #[tonic::async_trait]
 impl coordinator_server::Coordinator for JoinService {
     async fn join(&self, request: Request<wire::JoinRequest>) -> Result<Response<wire::JoinReply>, Status> {
         let peer = request.remote_addr();
         let offer = request.into_inner();
-        if offer.protocol_version != PROTOCOL_VERSION {
-            let reason = format!(
-                "speaks protocol version {} (martelli {}); this coordinator speaks version {PROTOCOL_VERSION} (martelli {})",
-                offer.protocol_version,
-                offer.martelli_version,
-                env!("CARGO_PKG_VERSION")
+        let address = offer_address(&offer, peer).inspect_err(|refusal| {
+            tracing::warn!(
+                worker = offer.worker_id,
+                ?peer,
+                reason = refusal.message(),
+                "refused a joining worker"
             );
-            tracing::warn!(worker = offer.worker_id, ?peer, %reason, "refused a joining worker");
-            return Err(Status::failed_precondition(reason));
-        }
-        let host = if offer.host.is_empty() {
-            match peer {
-                Some(peer) => peer.ip().to_string(),
-                None => {
-                    return Err(Status::invalid_argument(
-                        "no host given and the caller's address is unknown",
-                    ));
-                }
-            }
-        } else {
-            offer.host.clone()
-        };
-        let port = u16::try_from(offer.port)
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| Status::invalid_argument(format!("{} is not a port", offer.port)))?;
-        let address = match host.parse::<std::net::IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, port).to_string(),
-            Err(_) => format!("{host}:{port}"),
-        };
+        })?;
         if self.roster.lock().is_ok_and(|r| r.joined.contains_key(&address)) {
             return Ok(Response::new(self.reply(true, "already joined".into(), &address)));
         }

@@ -9,6 +9,8 @@ mod calibrate;
 mod connect;
 mod convert;
 mod coordinator;
+#[doc(hidden)]
+pub mod fuzzing;
 mod join;
 mod limits;
 mod local;

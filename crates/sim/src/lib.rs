@@ -26,6 +26,7 @@ pub use distributed::Coordinator;
 use engine::{Costs, Run};
 pub use martelli_calibration::{
     CALIBRATION_VERSION, Calibration, KernelCosts, MemoryCost, MultiCosts, NetworkCosts, WaitCpu,
+    example as example_calibration,
 };
 
 /// Why a prediction cannot be made.
