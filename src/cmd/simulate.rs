@@ -6,7 +6,7 @@ use std::path::Path;
 use martelli_config::{
     ClusterSpec, Config, Distributed, ExecutorOptions, Overrides, Scaling, Tier, WorkerSource,
 };
-use martelli_results::{Machine, Point, Results};
+use martelli_results::{Machine, Point, PointTier, Results};
 use martelli_sim::{Calibration, predict_config, predicted_label};
 use serde::Serialize;
 
@@ -110,7 +110,7 @@ fn add_predictions(
 struct Row {
     config: String,
     series: String,
-    tier: String,
+    tier: PointTier,
     cores: usize,
     measured_speedup: f64,
     predicted_speedup: f64,
@@ -151,7 +151,7 @@ fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
         ] {
             let skip_single = !rows.is_empty() && variant.tier == Tier::Distributed;
             for row in compare(&variant, &name, &calibration)? {
-                if !(skip_single && row.tier == "single") {
+                if !(skip_single && row.tier == PointTier::Single) {
                     rows.push(row);
                 }
             }
@@ -275,7 +275,7 @@ fn compare(config: &Config, name: &str, calibration: &Calibration) -> anyhow::Re
             Some(Row {
                 config: name.to_string(),
                 series: p.series.clone(),
-                tier: p.tier.clone(),
+                tier: p.tier,
                 cores: p.cores,
                 measured_speedup: p.speedup,
                 predicted_speedup: q.speedup,

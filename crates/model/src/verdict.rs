@@ -5,13 +5,33 @@ use crate::usl::UslFit;
 /// Past this many cores a workload needs the distributed tier.
 const MACHINE_CORES: f64 = 8.0;
 
+/// Where a curve's core counts came from: measured, or simulated. The verdict says which.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Basis {
+    /// Measured on this machine (or its workers).
+    #[default]
+    Measured,
+    /// Predicted by the simulator.
+    Simulated,
+}
+
+impl Basis {
+    fn word(self) -> &'static str {
+        match self {
+            Basis::Measured => "measured",
+            Basis::Simulated => "simulated",
+        }
+    }
+}
+
 /// Which tier the fitted curve calls for, in one sentence. Figures beyond the largest core
-/// count measured are labelled as extrapolation.
-pub fn verdict(fit: &UslFit) -> String {
+/// count measured (or simulated, as `basis` says) are labelled as extrapolation.
+pub fn verdict(fit: &UslFit, basis: Basis) -> String {
     let measured = fit.max_measured_cores;
+    let how = basis.word();
     let beyond = |n: f64| {
         if n > measured {
-            format!(" (extrapolated beyond the {measured} cores measured)")
+            format!(" (extrapolated beyond the {measured} cores {how})")
         } else {
             String::new()
         }
@@ -57,17 +77,18 @@ pub fn verdict(fit: &UslFit) -> String {
             )
         }
         _ => format!(
-            "scales linearly over the {measured} cores measured (sigma = kappa = 0): the more cores the better, so the \
-             9+ core distributed tier pays (extrapolated beyond the {measured} cores measured)"
+            "scales linearly over the {measured} cores {how} (sigma = kappa = 0): the more cores the better, so the \
+             9+ core distributed tier pays (extrapolated beyond the {measured} cores {how})"
         ),
     }
 }
 
 /// The verdict when the data cannot support one.
-pub fn no_verdict(distinct_cores: usize) -> String {
+pub fn no_verdict(distinct_cores: usize, basis: Basis) -> String {
     format!(
-        "no verdict: {distinct_cores} core count(s) measured, and a scaling law needs at least 3; \
-         add more to sweep.cores"
+        "no verdict: {distinct_cores} core count(s) {}, and a scaling law needs at least 3; \
+         add more to sweep.cores",
+        basis.word()
     )
 }
 
@@ -99,17 +120,27 @@ mod tests {
             (law(0.0, 0.0, 8.0), "scales linearly"),
         ];
         for (fit, words) in cases {
-            let text = verdict(&fit);
+            let text = verdict(&fit, Basis::Measured);
             assert!(text.contains(words), "{fit:?}: {text}");
         }
         assert!(
-            verdict(&law(0.02, 0.0005, 8.0)).contains("extrapolated"),
+            verdict(&law(0.02, 0.0005, 8.0), Basis::Measured)
+                .contains("extrapolated beyond the 8 cores measured"),
             "N* = 44 > 8 measured"
         );
         assert!(
-            !verdict(&law(0.05, 0.03, 8.0)).contains("extrapolated"),
+            !verdict(&law(0.05, 0.03, 8.0), Basis::Measured).contains("extrapolated"),
             "N* = 5.6 <= 8 measured"
         );
-        assert!(no_verdict(2).contains("at least 3"));
+        assert!(
+            no_verdict(2, Basis::Measured)
+                .contains("2 core count(s) measured, and a scaling law needs at least 3")
+        );
+        let simulated = verdict(&law(0.0, 0.0, 64.0), Basis::Simulated);
+        assert!(
+            simulated.contains("over the 64 cores simulated") && !simulated.contains("measured"),
+            "{simulated}"
+        );
+        assert!(no_verdict(2, Basis::Simulated).contains("core count(s) simulated"));
     }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use martelli_model::UslFit;
-use martelli_results::{Point, Results};
+use martelli_results::{CurveTier, Point, Results};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -118,7 +118,7 @@ fn curves(runs: &[Results]) -> Vec<Curve<'_>> {
                     .find(|f| f.series == series.label && f.tier == tier)
                     .filter(|f| f.core_counts >= 3);
                 // A simulated curve crosses tiers: its series label ("... (predicted)") says it.
-                let mut label = if tier == "simulated" {
+                let mut label = if tier == CurveTier::Simulated {
                     series.label.clone()
                 } else if run.series.len() > 1 {
                     format!("{} / {tier}", series.label)

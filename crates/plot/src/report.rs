@@ -165,7 +165,7 @@ fn summary_table(r: &Results) -> String {
              <td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             if p.predicted { " class=\"predicted\"" } else { "" },
             escape(&p.series),
-            escape(&p.tier),
+            escape(p.tier.name()),
             if p.oversubscribed { " (oversubscribed)" } else { "" },
             p.cores,
             human_seconds(p.wall_s),
@@ -218,7 +218,7 @@ fn fits_table(r: &Results) -> String {
             "<tr><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td style=\"text-align:left\">{}</td></tr>",
             escape(&f.series),
-            escape(&f.tier),
+            escape(f.tier.name()),
             f.core_counts,
             if f.excluded_cores.is_empty() {
                 String::new()
@@ -261,7 +261,7 @@ fn comparison_table(c: &Comparison) -> String {
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:+.1}%</td><td>{:+.1}%</td>\
              <td>{:.1}%</td><td>{verdict}</td></tr>",
             escape(&p.series),
-            escape(&p.tier),
+            escape(p.tier.name()),
             p.cores,
             human_seconds(p.baseline_wall_s),
             human_seconds(p.new_wall_s),

@@ -2,6 +2,7 @@
 //! what `martelli compare` prints and what a CI pipeline's exit code rests on. Pure: takes two
 //! parsed results, returns the comparison or why the runs cannot be compared.
 
+use crate::tier::PointTier;
 use serde::Serialize;
 
 use crate::{Point, Results};
@@ -25,7 +26,7 @@ pub struct PointChange {
     /// The series' label.
     pub series: String,
     /// The tier.
-    pub tier: String,
+    pub tier: PointTier,
     /// Cores.
     pub cores: usize,
     /// The baseline's median wall time, seconds.
@@ -87,7 +88,7 @@ pub fn compare(baseline: &Results, new: &Results, threshold: f64) -> Result<Comp
     let measured =
         |r: &'_ Results| -> Vec<Point> { r.points.iter().filter(|p| !p.predicted).cloned().collect() };
     let (base, next) = (measured(baseline), measured(new));
-    let key = |p: &Point| (p.series.clone(), p.tier.clone(), p.cores);
+    let key = |p: &Point| (p.series.clone(), p.tier, p.cores);
     let name = |p: &Point| format!("{} / {} / {} cores", p.series, p.tier, p.cores);
     let mut points = Vec::new();
     let mut unmatched = Vec::new();
@@ -185,7 +186,7 @@ fn change(b: &Point, n: &Point, threshold: f64) -> PointChange {
     };
     PointChange {
         series: n.series.clone(),
-        tier: n.tier.clone(),
+        tier: n.tier,
         cores: n.cores,
         baseline_wall_s: b.wall_s,
         new_wall_s: n.wall_s,

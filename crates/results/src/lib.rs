@@ -10,6 +10,7 @@ mod metg;
 mod schema;
 pub mod stats;
 mod table;
+mod tier;
 pub mod trace;
 mod write;
 
@@ -20,4 +21,5 @@ pub use schema::{
     CurveFit, Latency, Point, Results, RunTrace, SCHEMA_VERSION, Sample, SeriesInfo, WireStats, utc_now,
 };
 pub use table::{human_seconds, render_table};
+pub use tier::{CurveTier, PointTier};
 pub use write::{Staged, WriteError, stage_results, write_atomic};

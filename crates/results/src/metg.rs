@@ -4,6 +4,7 @@
 //! tasks x task size / (wall x cores), the task size being the series' `task_cost` (or, without
 //! one, the single tier's time per task). Needs a sweep whose series differ in task size.
 
+use crate::tier::PointTier;
 use serde::{Deserialize, Serialize};
 
 use crate::{Point, Results, human_seconds};
@@ -26,7 +27,7 @@ pub struct MetgPoint {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Metg {
     /// The tier.
-    pub tier: String,
+    pub tier: PointTier,
     /// The core count (the largest this tier ran every series at).
     pub cores: usize,
     /// One point per series, smallest task first.
@@ -52,7 +53,7 @@ fn task_size(r: &Results, series: &str, measured: &[&Point]) -> Option<f64> {
     info.task_cost_s.or_else(|| {
         measured
             .iter()
-            .find(|p| p.series == series && p.tier == "single" && p.cores == 1 && p.tasks > 0)
+            .find(|p| p.series == series && p.tier == PointTier::Single && p.cores == 1 && p.tasks > 0)
             .map(|p| p.wall_s / p.tasks as f64)
     })
 }
@@ -74,7 +75,7 @@ fn metg(r: &Results) -> Vec<Metg> {
     if distinct < 2 {
         return Vec::new();
     }
-    let mut tiers: Vec<&str> = measured.iter().map(|p| p.tier.as_str()).collect();
+    let mut tiers: Vec<PointTier> = measured.iter().map(|p| p.tier).collect();
     tiers.dedup();
     let mut seen = Vec::new();
     let mut out = Vec::new();
@@ -120,7 +121,7 @@ fn metg(r: &Results) -> Vec<Metg> {
         curve.sort_by(|a, b| a.task_s.total_cmp(&b.task_s));
         let (metg_s, below_range) = crossing(&curve);
         out.push(Metg {
-            tier: tier.to_string(),
+            tier,
             cores,
             curve,
             metg_s,

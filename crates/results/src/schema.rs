@@ -1,13 +1,14 @@
 //! The results schema: what `results.json` holds. A public interface, documented in the
 //! README: later versions add fields, never rename or remove them.
 
+use crate::tier::{CurveTier, PointTier};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use martelli_model::{
-    CurvePoint, GustafsonFit, Observation, UslFit, fit_amdahl, fit_gustafson, fit_usl, no_verdict,
+    Basis, CurvePoint, GustafsonFit, Observation, UslFit, fit_amdahl, fit_gustafson, fit_usl, no_verdict,
     series_curves, verdict,
 };
 use martelli_workload::Workload;
@@ -57,8 +58,8 @@ pub struct Results {
 pub struct CurveFit {
     /// Series label.
     pub series: String,
-    /// The tier of the curve's points beyond one core.
-    pub tier: String,
+    /// The tier of the curve's points beyond one core, or `simulated`.
+    pub tier: CurveTier,
     /// Distinct core counts on the curve.
     pub core_counts: usize,
     /// The Universal Scalability Law, when at least 3 core counts were measured.
@@ -109,8 +110,8 @@ pub struct Latency {
 pub struct Point {
     /// Series label.
     pub series: String,
-    /// `"single"`, `"multi"` (later `"distributed"`).
-    pub tier: String,
+    /// The tier that ran it (or would, for a prediction).
+    pub tier: PointTier,
     /// Cores used.
     pub cores: usize,
     /// Parallel tasks per run (grows with cores under weak scaling).
@@ -251,7 +252,7 @@ impl Point {
     /// must agree on the checksum (the caller checks it and fails the run otherwise).
     pub fn from_samples(
         series: &str,
-        tier: &str,
+        tier: PointTier,
         cores: usize,
         workload: &Workload,
         samples: &[Sample],
@@ -271,7 +272,7 @@ impl Point {
         let us = |q: f64| latency.value_at_quantile(q) as f64 / 1e3;
         Point {
             series: series.to_string(),
-            tier: tier.to_string(),
+            tier,
             cores,
             tasks: workload.tasks,
             iterations: workload.iterations,
@@ -364,7 +365,11 @@ impl Results {
             let label = &series.label;
             // Waits overlap past the cores; compute does not.
             let needs_cores = series.workload.io_wait_ns == 0;
-            for curve in self.curves(label).into_iter().filter(|c| c.tier != "single") {
+            for curve in self
+                .curves(label)
+                .into_iter()
+                .filter(|c| c.tier != CurveTier::Single)
+            {
                 // Laws are fitted to what was measured; a curve of predictions only (a
                 // simulation) is fitted to its predictions.
                 let measured: Vec<&Point> = if curve.points.iter().all(|p| p.predicted) {
@@ -388,26 +393,25 @@ impl Results {
                 cores.dedup();
                 let usl = fit_usl(&observations).ok();
                 let amdahl = fit_amdahl(&observations).ok();
+                // A simulated curve's core counts were simulated, not measured: said so once.
+                let basis = if curve.tier == CurveTier::Simulated {
+                    Basis::Simulated
+                } else {
+                    Basis::Measured
+                };
                 let text = match (&usl, excluded_cores.is_empty()) {
                     (_, false) if cores.len() < 3 => machine_limit(&fitted, logical),
                     (Some(u), false) => format!(
                         "{} (points past this machine's {logical} cores left out: oversubscribed)",
-                        verdict(u)
+                        verdict(u, basis)
                     ),
-                    (Some(u), true) => verdict(u),
-                    (None, true) => no_verdict(cores.len()),
+                    (Some(u), true) => verdict(u, basis),
+                    (None, true) => no_verdict(cores.len(), basis),
                     (None, false) => machine_limit(&fitted, logical),
-                };
-                // A simulated curve's core counts were simulated, not measured.
-                let text = if curve.tier == "simulated" {
-                    text.replace(" cores measured", " cores simulated")
-                        .replace("core count(s) measured", "core count(s) simulated")
-                } else {
-                    text
                 };
                 fits.push(CurveFit {
                     series: label.clone(),
-                    tier: curve.tier.to_string(),
+                    tier: curve.tier,
                     core_counts: cores.len(),
                     usl,
                     amdahl,
@@ -456,7 +460,7 @@ impl Results {
         let shape: Vec<CurvePoint<'_>> = of_series
             .iter()
             .map(|p| CurvePoint {
-                tier: &p.tier,
+                tier: p.tier.name(),
                 cores: p.cores as f64,
                 predicted: p.predicted,
             })
@@ -464,7 +468,7 @@ impl Results {
         series_curves(&shape)
             .into_iter()
             .map(|(tier, indices)| Curve {
-                tier,
+                tier: CurveTier::from_name(tier).expect("the grouping names tiers or a simulation"),
                 points: indices.iter().map(|&i| of_series[i]).collect(),
             })
             .collect()
@@ -493,8 +497,9 @@ fn machine_limit(fitted: &[&Point], logical: usize) -> String {
 /// One series on one tier, with its 1-core baseline first.
 #[derive(Clone, Debug)]
 pub struct Curve<'a> {
-    /// The tier of the points beyond one core (`"single"` for a baseline-only curve).
-    pub tier: &'a str,
+    /// The tier of the points beyond one core (`Single` for a baseline-only curve), or
+    /// `Simulated`.
+    pub tier: CurveTier,
     /// The points, in core order as measured.
     pub points: Vec<&'a Point>,
 }

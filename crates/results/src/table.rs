@@ -49,7 +49,7 @@ pub fn render_table(results: &Results) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     for p in &results.points {
         let mut row = vec![
-            p.tier.clone(),
+            p.tier.to_string(),
             p.cores.to_string(),
             human_seconds(p.wall_s),
             if p.predicted {

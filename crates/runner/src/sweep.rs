@@ -4,7 +4,7 @@
 
 use martelli_config::{Config, Scaling, Series, Tier};
 use martelli_results::{
-    Machine, Point, Results, RunTrace, SCHEMA_VERSION, Sample, SeriesInfo, stats::Summary, utc_now,
+    Machine, Point, PointTier, Results, RunTrace, SCHEMA_VERSION, Sample, SeriesInfo, stats::Summary, utc_now,
 };
 use martelli_workload::{Executor, Workload};
 
@@ -199,7 +199,7 @@ pub fn run_sweep(
             )?;
             let mut point = Point::from_samples(
                 &series.label,
-                planned.tier.name(),
+                PointTier::try_from(planned.tier).map_err(RunError::Unsupported)?,
                 planned.cores,
                 &point_workload,
                 &samples,

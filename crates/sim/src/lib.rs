@@ -18,7 +18,7 @@ mod tests;
 use std::time::Duration;
 
 use martelli_config::{Config, Scaling, Series, Tier};
-use martelli_results::{Point, Sample, SeriesInfo};
+use martelli_results::{Point, PointTier, Sample, SeriesInfo};
 use martelli_workload::Workload;
 
 pub use cluster::{Cluster, DEFAULT_CORES_PER_NODE};
@@ -68,13 +68,13 @@ pub fn check_fits(spec: Option<&martelli_config::ClusterSpec>, max_cores: usize)
 /// The tier a point of `cores` cores runs on in the simulated cluster: one core is the single
 /// tier, a node's worth the multi tier, more the distributed tier (every point past one core,
 /// when the config itself asks for the distributed tier).
-pub fn tier_for(cores: usize, config_tier: Tier, cluster: &Cluster) -> Tier {
+pub fn tier_for(cores: usize, config_tier: Tier, cluster: &Cluster) -> PointTier {
     if cores <= 1 {
-        Tier::Single
+        PointTier::Single
     } else if config_tier == Tier::Distributed || cores > cluster.cores_per_node as usize {
-        Tier::Distributed
+        PointTier::Distributed
     } else {
-        Tier::Multi
+        PointTier::Multi
     }
 }
 
@@ -187,8 +187,8 @@ pub fn predicted_label(series: &str) -> String {
 }
 
 /// A predicted point of the results schema: `predicted: true`, no checksum.
-pub fn point(series: &str, tier: Tier, cores: usize, workload: &Workload, run: Run) -> Point {
-    let mut point = Point::from_samples(series, tier.name(), cores, workload, &[sample(run)]);
+pub fn point(series: &str, tier: PointTier, cores: usize, workload: &Workload, run: Run) -> Point {
+    let mut point = Point::from_samples(series, tier, cores, workload, &[sample(run)]);
     point.predicted = true;
     point.checksum = String::new();
     point
@@ -223,7 +223,7 @@ pub fn predict_config(
                 Scaling::Weak => workload.with_tasks(workload.tasks * n as u64),
             };
             let tier = tier_for(n, config.tier, &cluster);
-            let run = predict(&w, tier, n, &cluster, calibration)?;
+            let run = predict(&w, tier.into(), n, &cluster, calibration)?;
             events += run.events;
             points.push(point(&label, tier, n, &w, run));
         }
