@@ -97,11 +97,143 @@ struct Row {
     line: usize,
 }
 
+/// The columns of a file that matter, found in its header.
+struct Layout {
+    /// The header's line.
+    line: usize,
+    /// Every column, lower case.
+    columns: Vec<String>,
+    cores: usize,
+    /// The value column, and whether it is a wall time (throughput is its inverse).
+    value: (usize, bool),
+    series: Option<usize>,
+    tier: Option<usize>,
+    predicted: Option<usize>,
+    /// `(column, wanted value)` of each filter.
+    filters: Vec<(usize, String)>,
+}
+
+fn fail(line: usize, message: String) -> TableError {
+    TableError { line, message }
+}
+
+impl Layout {
+    /// The layout of `header` (at `line`), with `filters` located; fails naming what is missing.
+    fn of(header: &csv::StringRecord, line: usize, filters: &[(&str, &str)]) -> Result<Layout, TableError> {
+        let columns: Vec<String> = header.iter().map(str::to_lowercase).collect();
+        let find = |wanted: &str| columns.iter().position(|c| c == wanted);
+        let cores = find("cores").ok_or_else(|| {
+            fail(
+                line,
+                format!(
+                    "no `cores` column in the header {:?}: expected e.g. `cores,throughput`",
+                    columns.join(",")
+                ),
+            )
+        })?;
+        let value = match (find("throughput"), find("tasks_per_s"), find("wall_s")) {
+            (Some(c), _, _) | (None, Some(c), _) => (c, false),
+            (None, None, Some(c)) => (c, true),
+            _ => {
+                return Err(fail(
+                    line,
+                    format!(
+                        "no `throughput` (or `tasks_per_s`, or `wall_s`) column in the header {:?}",
+                        columns.join(",")
+                    ),
+                ));
+            }
+        };
+        let filters = filters
+            .iter()
+            .map(|&(column, wanted)| {
+                find(column).map(|c| (c, wanted.to_string())).ok_or_else(|| {
+                    fail(
+                        line,
+                        format!("--{column} given but the header has no `{column}` column"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Layout {
+            line,
+            cores,
+            value,
+            series: find("series"),
+            tier: find("tier"),
+            predicted: find("predicted"),
+            filters,
+            columns,
+        })
+    }
+
+    /// The row of `record` (at `line`), `None` when a filter leaves it out. The tier filter
+    /// picks curves, each with its series' 1-core baseline: [`Layout::keeps`].
+    fn row(&self, record: &csv::StringRecord, line: usize) -> Result<Option<Row>, TableError> {
+        if record.len() != self.columns.len() {
+            return Err(fail(
+                line,
+                format!(
+                    "{} cells where the header has {}",
+                    record.len(),
+                    self.columns.len()
+                ),
+            ));
+        }
+        if self
+            .filters
+            .iter()
+            .any(|(c, wanted)| self.columns[*c] != "tier" && &record[*c] != wanted)
+        {
+            return Ok(None);
+        }
+        let number = |c: usize| -> Result<f64, TableError> {
+            record[c]
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| {
+                    fail(
+                        line,
+                        format!("column `{}`: {:?} is not a number", self.columns[c], &record[c]),
+                    )
+                })
+        };
+        let cores = number(self.cores)?;
+        let (column, inverse) = self.value;
+        let v = number(column)?;
+        let throughput = if inverse {
+            if v <= 0.0 {
+                return Err(fail(line, format!("column `wall_s`: {v} is not a positive time")));
+            }
+            1.0 / v
+        } else {
+            v
+        };
+        Ok(Some(Row {
+            series: self.series.map_or_else(String::new, |c| record[c].to_string()),
+            tier: self
+                .tier
+                .map_or_else(|| "curve".to_string(), |c| record[c].to_string()),
+            predicted: self.predicted.is_some_and(|c| &record[c] == "true"),
+            point: Observation { cores, throughput },
+            line,
+        }))
+    }
+
+    /// Whether the curve of `tier` passes the tier filter, if any.
+    fn keeps(&self, tier: &str) -> bool {
+        !self
+            .filters
+            .iter()
+            .any(|(c, wanted)| Some(*c) == self.tier && wanted != tier)
+    }
+}
+
 /// Reads the curves of `text`; only rows whose columns equal `filters` (`(column, value)`)
 /// count. Fails naming the line and the column of the first thing it cannot read.
 pub fn read_curves(text: &str, filters: &[(&str, &str)]) -> Result<Vec<Curve>, TableError> {
     let text = text.trim_start_matches('\u{feff}');
-    let fail = |line: usize, message: String| TableError { line, message };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -121,96 +253,38 @@ pub fn read_curves(text: &str, filters: &[(&str, &str)]) -> Result<Vec<Curve>, T
             Some(Ok(r)) => break r,
         }
     };
-    let header_line = header.position().map_or(1, |p| p.line() as usize);
-    let columns: Vec<String> = header.iter().map(str::to_lowercase).collect();
-    let find = |wanted: &str| columns.iter().position(|c| c == wanted);
-    let cores = find("cores").ok_or_else(|| {
-        fail(
-            header_line,
-            format!(
-                "no `cores` column in the header {:?}: expected e.g. `cores,throughput`",
-                columns.join(",")
-            ),
-        )
-    })?;
-    let (value, inverse) = match (find("throughput"), find("tasks_per_s"), find("wall_s")) {
-        (Some(c), _, _) | (None, Some(c), _) => (c, false),
-        (None, None, Some(c)) => (c, true),
-        _ => {
-            return Err(fail(
-                header_line,
-                format!(
-                    "no `throughput` (or `tasks_per_s`, or `wall_s`) column in the header {:?}",
-                    columns.join(",")
-                ),
-            ));
-        }
-    };
-    let filters: Vec<(usize, &str)> = filters
-        .iter()
-        .map(|&(column, wanted)| {
-            find(column).map(|c| (c, wanted)).ok_or_else(|| {
-                fail(
-                    header_line,
-                    format!("--{column} given but the header has no `{column}` column"),
-                )
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let (series, tier, predicted) = (find("series"), find("tier"), find("predicted"));
+    let layout = Layout::of(
+        &header,
+        header.position().map_or(1, |p| p.line() as usize),
+        filters,
+    )?;
     let mut rows: Vec<Row> = Vec::new();
     for record in records {
         let record = record.map_err(|e| fail(line_of(&e), e.to_string()))?;
-        let line = record.position().map_or(0, |p| p.line() as usize);
         if record.iter().all(str::is_empty) {
             continue;
         }
-        if record.len() != columns.len() {
-            return Err(fail(
-                line,
-                format!("{} cells where the header has {}", record.len(), columns.len()),
-            ));
-        }
-        // The tier filter picks curves, each with its series' 1-core baseline: below.
-        if filters
-            .iter()
-            .any(|&(c, wanted)| columns[c] != "tier" && &record[c] != wanted)
-        {
-            continue;
-        }
-        let number = |c: usize| -> Result<f64, TableError> {
-            record[c]
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| {
-                    fail(
-                        line,
-                        format!("column `{}`: {:?} is not a number", columns[c], &record[c]),
-                    )
-                })
-        };
-        let n = number(cores)?;
-        let v = number(value)?;
-        let throughput = if inverse {
-            if v <= 0.0 {
-                return Err(fail(line, format!("column `wall_s`: {v} is not a positive time")));
-            }
-            1.0 / v
-        } else {
-            v
-        };
-        let cell = |c: Option<usize>| c.map_or_else(String::new, |c| record[c].to_string());
-        rows.push(Row {
-            series: cell(series),
-            tier: tier.map_or_else(|| "curve".to_string(), |c| record[c].to_string()),
-            predicted: predicted.is_some_and(|c| &record[c] == "true"),
-            point: Observation { cores: n, throughput },
-            line,
-        });
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        rows.extend(layout.row(&record, line)?);
     }
+    let curves = group(&rows, &layout);
+    if curves.is_empty() {
+        return Err(fail(
+            layout.line,
+            if filters.is_empty() {
+                "no data rows".into()
+            } else {
+                "no data rows match the filters".into()
+            },
+        ));
+    }
+    Ok(curves)
+}
+
+/// The rows as curves: series in the order they first appear, each split by [`series_curves`].
+fn group(rows: &[Row], layout: &Layout) -> Vec<Curve> {
     let mut names: Vec<&str> = Vec::new();
-    for row in &rows {
+    for row in rows {
         if !names.contains(&row.series.as_str()) {
             names.push(&row.series);
         }
@@ -226,16 +300,16 @@ pub fn read_curves(text: &str, filters: &[(&str, &str)]) -> Result<Vec<Curve>, T
                 predicted: r.predicted,
             })
             .collect();
-        for (tier_name, indices) in series_curves(&shape) {
-            if tier.is_some_and(|c| filters.iter().any(|&(f, wanted)| f == c && wanted != tier_name)) {
+        for (tier, indices) in series_curves(&shape) {
+            if !layout.keeps(tier) {
                 continue;
             }
             let mut label = Vec::new();
-            if series.is_some() {
+            if layout.series.is_some() {
                 label.push(("series".to_string(), name.to_string()));
             }
-            if tier.is_some() {
-                label.push(("tier".to_string(), tier_name.to_string()));
+            if layout.tier.is_some() {
+                label.push(("tier".to_string(), tier.to_string()));
             }
             curves.push(Curve {
                 label,
@@ -244,17 +318,7 @@ pub fn read_curves(text: &str, filters: &[(&str, &str)]) -> Result<Vec<Curve>, T
             });
         }
     }
-    if curves.is_empty() {
-        return Err(fail(
-            header_line,
-            if filters.is_empty() {
-                "no data rows".into()
-            } else {
-                "no data rows match the filters".into()
-            },
-        ));
-    }
-    Ok(curves)
+    curves
 }
 
 /// The line a CSV error is at (1 where it does not say).
