@@ -9,8 +9,11 @@ use std::path::Path;
 use martelli_config::Overrides;
 use martelli_model::{Loss, fit_amdahl_with, fit_usl_with, read_curves};
 
+/// A fuzz target: bytes in, no panic out.
+pub type Target = fn(&[u8]);
+
 /// The targets, by the name of their corpus folder.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Target); 4] = [
     ("config", config),
     ("worker_receives", worker_receives),
     ("coordinator_receives", coordinator_receives),
