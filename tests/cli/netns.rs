@@ -38,20 +38,26 @@ struct NsWorker {
 impl NsWorker {
     /// Waits until the worker logs a line containing `words`.
     fn wait_for_log(&self, words: &str) -> String {
+        self.wait_for_log_of(&[words])
+    }
+
+    /// Waits until the worker logs a line containing one of `words`.
+    fn wait_for_log_of(&self, words: &[&str]) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(line) = self.log.recv_timeout(Duration::from_millis(100))
-                && line.contains(words)
+                && words.iter().any(|w| line.contains(w))
             {
                 return line;
             }
         }
-        panic!("a namespaced worker never logged {words:?}");
+        panic!("a namespaced worker never logged any of {words:?}");
     }
 
-    /// Tasks the worker ran in its next finished run, from its "run finished" line.
+    /// Tasks the worker ran in its next run, from its "run finished" line (or "run ended
+    /// early": a run can end while a slow host still has tasks on their way, done elsewhere).
     fn tasks_of_finished_run(&self) -> u64 {
-        let line = self.wait_for_log("run finished");
+        let line = self.wait_for_log_of(&["run finished", "run ended early"]);
         let at = line
             .find("tasks=")
             .map(|i| i + "tasks=".len())

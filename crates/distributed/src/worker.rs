@@ -207,6 +207,7 @@ impl worker_server::Worker for WorkerService {
         // Results finished and not yet taken by the transport (which stops taking them when the
         // coordinator stops reading), and the alarm when there are too many.
         let unread = Arc::new(Unread {
+            ran: AtomicU64::new(0),
             results: AtomicU64::new(0),
             limit: self.shared.limits.unread_results,
             over: tokio::sync::Notify::new(),
@@ -227,12 +228,15 @@ impl worker_server::Worker for WorkerService {
         shared.runs_served.fetch_add(1, Ordering::Relaxed);
         shared.active_runs.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
+            let counters = unread.clone();
             let outcome = run_session(&shared, workload, threads, heartbeat, inbound, tx, unread).await;
             drop(admitted);
             shared.active_runs.fetch_sub(1, Ordering::Relaxed);
+            // Tasks this run's threads finished, whether or not the run ran to its end.
+            let tasks = counters.ran.load(Ordering::Relaxed);
             match outcome {
-                Ok(tasks) => tracing::info!(%peer, tasks, "run finished"),
-                Err(reason) => tracing::warn!(%peer, %reason, "run ended early"),
+                Ok(()) => tracing::info!(%peer, tasks, "run finished"),
+                Err(reason) => tracing::warn!(%peer, %reason, tasks, "run ended early"),
             }
         });
         Ok(Response::new(Box::pin(outbound)))
@@ -255,7 +259,7 @@ async fn run_session(
     mut inbound: Streaming<wire::CoordinatorMessage>,
     tx: Outbound,
     unread: Arc<Unread>,
-) -> Result<u64, String> {
+) -> Result<(), String> {
     let executor = {
         let w = workload.clone();
         let built = tokio::task::spawn_blocking(move || Executor::try_new(&w))
@@ -274,12 +278,10 @@ async fn run_session(
     // The run's clock on this worker: task start times are sent relative to it.
     let epoch = Instant::now();
     let in_flight = Arc::new(AtomicU32::new(0));
-    // Tasks this run's threads finished, for the log.
-    let ran = Arc::new(AtomicU64::new(0));
     let (results_tx, results_rx) = mpsc::unbounded_channel::<Vec<wire::TaskResult>>();
     for i in 0..threads {
         let (inbox, executor, in_flight) = (inbox.clone(), executor.clone(), in_flight.clone());
-        let sink = ResultSink::new(results_tx.clone(), shared.clone(), ran.clone(), unread.clone());
+        let sink = ResultSink::new(results_tx.clone(), shared.clone(), unread.clone());
         std::thread::Builder::new()
             .name(format!("martelli-worker-{i}"))
             .spawn(move || run_tasks(&inbox, &executor, sink, &in_flight, epoch, i as u32))
@@ -358,7 +360,7 @@ async fn run_session(
     drop(results_tx);
     // Tasks already running finish on their threads, which then end; the forwarder goes now.
     forwarder.abort();
-    outcome.map(|()| ran.load(Ordering::Relaxed))
+    outcome
 }
 
 /// Sends a heartbeat every `interval` until the stream closes.
@@ -547,17 +549,19 @@ fn run_tasks(
 struct ResultSink {
     tx: mpsc::UnboundedSender<Vec<wire::TaskResult>>,
     shared: Arc<Shared>,
-    /// The run's count of finished tasks.
-    ran: Arc<AtomicU64>,
     buffer: Vec<wire::TaskResult>,
     group: ResultGroup,
     /// The group's clock starts here.
     epoch: Instant,
+    /// The run's counters.
     unread: Arc<Unread>,
 }
 
-/// The results of a run handed over and not yet taken by the coordinator.
+/// A run's counters: tasks finished, and results handed over and not yet taken by the
+/// coordinator.
 struct Unread {
+    /// The run's count of finished tasks.
+    ran: AtomicU64,
     results: AtomicU64,
     /// How many may be.
     limit: u64,
@@ -569,13 +573,11 @@ impl ResultSink {
     fn new(
         tx: mpsc::UnboundedSender<Vec<wire::TaskResult>>,
         shared: Arc<Shared>,
-        ran: Arc<AtomicU64>,
         unread: Arc<Unread>,
     ) -> ResultSink {
         ResultSink {
             tx,
             shared,
-            ran,
             unread,
             buffer: Vec::new(),
             group: ResultGroup::new(0),
@@ -596,7 +598,7 @@ impl ResultSink {
         }
         let n = self.buffer.len() as u64;
         self.shared.tasks_executed.fetch_add(n, Ordering::Relaxed);
-        self.ran.fetch_add(n, Ordering::Relaxed);
+        self.unread.ran.fetch_add(n, Ordering::Relaxed);
         if self.unread.results.fetch_add(n, Ordering::Relaxed) + n > self.unread.limit {
             self.unread.over.notify_one();
         }
