@@ -112,12 +112,26 @@ pub fn render_table(results: &Results) -> String {
             .distributed
             .filter(|w| !p.predicted && (w.reissued_tasks > 0 || w.lost_workers > 0))
         {
-            let _ = writeln!(
-                out,
-                "{} at {} cores: {} tasks re-issued to idle workers at the end, {} re-sent after {} lost \
-                 worker(s), {} late or duplicate results dropped (first result wins)",
-                p.tier, p.cores, w.reissued_tasks, w.retried_tasks, w.lost_workers, w.dropped_results
-            );
+            let mut said = Vec::new();
+            if w.reissued_tasks > 0 {
+                said.push(format!(
+                    "{} tasks re-issued to idle workers at the end",
+                    w.reissued_tasks
+                ));
+            }
+            if w.lost_workers > 0 {
+                said.push(format!(
+                    "{} re-sent after {} lost worker(s)",
+                    w.retried_tasks, w.lost_workers
+                ));
+            }
+            if w.dropped_results > 0 {
+                said.push(format!(
+                    "{} late or duplicate results dropped (the first result wins)",
+                    w.dropped_results
+                ));
+            }
+            let _ = writeln!(out, "{} at {} cores: {}", p.tier, p.cores, said.join(", "));
         }
     }
     for w in &results.warnings {
