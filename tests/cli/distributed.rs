@@ -304,18 +304,28 @@ fn sweep_config(dir: &Path, workers: &[&Worker], cores: &str) -> std::path::Path
     )
 }
 
-#[test]
-fn a_worker_lost_in_a_warm_up_is_dropped_and_the_sweep_goes_on_without_it() {
+/// A sweep of `cores` over three one-thread workers in which worker `victim` is killed during
+/// its first run; the workers, the folder and what the coordinator said.
+fn sweep_losing_a_worker(
+    cores: &str,
+    victim: usize,
+) -> (Vec<Worker>, tempfile::TempDir, std::process::Output) {
     let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&["--threads", "1"])).collect();
     let refs: Vec<&Worker> = workers.iter().collect();
     let dir = tempfile::tempdir().unwrap();
-    // Two cores: the first two workers; the third takes over when one of them is gone.
-    let config = sweep_config(dir.path(), &refs, "[2]");
+    let config = sweep_config(dir.path(), &refs, cores);
     let coordinator = run_in_background(&config, &dir.path().join("out"));
-    workers[0].wait_for_run();
+    workers[victim].wait_for_run();
     std::thread::sleep(Duration::from_millis(200));
-    workers[0].signal("-KILL");
+    workers[victim].signal("-KILL");
     let o = coordinator.wait_with_output().unwrap();
+    (workers, dir, o)
+}
+
+#[test]
+fn a_worker_lost_in_a_warm_up_is_dropped_and_the_sweep_goes_on_without_it() {
+    // Two cores: the first two workers; the third takes over when one of them is gone.
+    let (workers, dir, o) = sweep_losing_a_worker("[2]", 0);
     let stderr = text(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     assert!(
@@ -340,15 +350,7 @@ fn a_worker_lost_in_a_warm_up_is_dropped_and_the_sweep_goes_on_without_it() {
 
 #[test]
 fn a_sweep_that_loses_the_threads_a_point_needs_fails_naming_the_point() {
-    let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&["--threads", "1"])).collect();
-    let refs: Vec<&Worker> = workers.iter().collect();
-    let dir = tempfile::tempdir().unwrap();
-    let config = sweep_config(dir.path(), &refs, "[3]");
-    let coordinator = run_in_background(&config, &dir.path().join("out"));
-    workers[1].wait_for_run();
-    std::thread::sleep(Duration::from_millis(200));
-    workers[1].signal("-KILL");
-    let o = coordinator.wait_with_output().unwrap();
+    let (workers, dir, o) = sweep_losing_a_worker("[3]", 1);
     let stderr = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(

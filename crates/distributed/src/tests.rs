@@ -376,6 +376,19 @@ async fn worker_status(address: &str) -> wire::StatusReply {
     client.status(wire::StatusRequest {}).await.unwrap().into_inner()
 }
 
+/// Waits (20 s at most) until the worker serves at most `runs` runs; its status then.
+async fn wait_for_active_runs(address: &str, runs: u32) -> wire::StatusReply {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = worker_status(address).await;
+        if status.active_runs <= runs {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "runs are let go: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_peer_cannot_take_more_runs_memory_or_queue_than_the_worker_allows() {
     let limits = Limits {
@@ -400,11 +413,7 @@ async fn a_peer_cannot_take_more_runs_memory_or_queue_than_the_worker_allows() {
     assert_eq!(third.code(), tonic::Code::ResourceExhausted, "{third:?}");
     assert!(third.message().contains("at most 2 runs"), "{third:?}");
     drop(first);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while worker_status(&address).await.active_runs > 1 {
-        assert!(Instant::now() < deadline, "the ended run is let go");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_active_runs(&address, 1).await;
     let (tx, mut inbound) = open_run(&address, &w).await.unwrap();
     // More tasks than a run may queue: the batch is refused and the run ends.
     let ids: Vec<u64> = (0..101).collect();
@@ -441,16 +450,8 @@ async fn a_coordinator_that_never_reads_its_results_ends_its_run() {
             break;
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = worker_status(&address).await;
-        if status.active_runs == 0 {
-            assert!(status.tasks_executed < 200_000, "the run ended early: {status:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the run is ended: {status:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let status = wait_for_active_runs(&address, 0).await;
+    assert!(status.tasks_executed < 200_000, "the run ended early: {status:?}");
 }
 
 #[tokio::test]

@@ -206,13 +206,13 @@ impl worker_server::Worker for WorkerService {
         let (tx, rx) = mpsc::channel(256);
         // Results finished and not yet taken by the transport (which stops taking them when the
         // coordinator stops reading), and the alarm when there are too many.
-        let unread = Arc::new(Unread {
+        let counters = Arc::new(RunCounters {
             ran: AtomicU64::new(0),
             results: AtomicU64::new(0),
             limit: self.shared.limits.unread_results,
             over: tokio::sync::Notify::new(),
         });
-        let taken = unread.clone();
+        let taken = counters.clone();
         let outbound = tokio_stream::StreamExt::map(ReceiverStream::new(rx), move |message| {
             if let Ok(wire::WorkerMessage {
                 body: Some(worker_message::Body::Results(batch)),
@@ -228,8 +228,16 @@ impl worker_server::Worker for WorkerService {
         shared.runs_served.fetch_add(1, Ordering::Relaxed);
         shared.active_runs.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            let counters = unread.clone();
-            let outcome = run_session(&shared, workload, threads, heartbeat, inbound, tx, unread).await;
+            let outcome = run_session(
+                &shared,
+                workload,
+                threads,
+                heartbeat,
+                inbound,
+                tx,
+                counters.clone(),
+            )
+            .await;
             drop(admitted);
             shared.active_runs.fetch_sub(1, Ordering::Relaxed);
             // Tasks this run's threads finished, whether or not the run ran to its end.
@@ -258,7 +266,7 @@ async fn run_session(
     heartbeat: Duration,
     mut inbound: Streaming<wire::CoordinatorMessage>,
     tx: Outbound,
-    unread: Arc<Unread>,
+    counters: Arc<RunCounters>,
 ) -> Result<(), String> {
     let executor = {
         let w = workload.clone();
@@ -281,7 +289,7 @@ async fn run_session(
     let (results_tx, results_rx) = mpsc::unbounded_channel::<Vec<wire::TaskResult>>();
     for i in 0..threads {
         let (inbox, executor, in_flight) = (inbox.clone(), executor.clone(), in_flight.clone());
-        let sink = ResultSink::new(results_tx.clone(), shared.clone(), unread.clone());
+        let sink = ResultSink::new(results_tx.clone(), shared.clone(), counters.clone());
         std::thread::Builder::new()
             .name(format!("martelli-worker-{i}"))
             .spawn(move || run_tasks(&inbox, &executor, sink, &in_flight, epoch, i as u32))
@@ -300,10 +308,10 @@ async fn run_session(
     let outcome = loop {
         let message = tokio::select! {
             message = inbound.message() => message,
-            () = unread.over.notified() => {
+            () = counters.over.notified() => {
                 let reason = format!(
                     "the coordinator left more than {} results unread (--max-unread-results)",
-                    unread.limit
+                    counters.limit
                 );
                 let _ = tx.try_send(Err(Status::resource_exhausted(reason.clone())));
                 break Err(reason);
@@ -554,12 +562,12 @@ struct ResultSink {
     /// The group's clock starts here.
     epoch: Instant,
     /// The run's counters.
-    unread: Arc<Unread>,
+    counters: Arc<RunCounters>,
 }
 
 /// A run's counters: tasks finished, and results handed over and not yet taken by the
 /// coordinator.
-struct Unread {
+struct RunCounters {
     /// The run's count of finished tasks.
     ran: AtomicU64,
     results: AtomicU64,
@@ -573,12 +581,12 @@ impl ResultSink {
     fn new(
         tx: mpsc::UnboundedSender<Vec<wire::TaskResult>>,
         shared: Arc<Shared>,
-        unread: Arc<Unread>,
+        counters: Arc<RunCounters>,
     ) -> ResultSink {
         ResultSink {
             tx,
             shared,
-            unread,
+            counters,
             buffer: Vec::new(),
             group: ResultGroup::new(0),
             epoch: Instant::now(),
@@ -598,9 +606,9 @@ impl ResultSink {
         }
         let n = self.buffer.len() as u64;
         self.shared.tasks_executed.fetch_add(n, Ordering::Relaxed);
-        self.unread.ran.fetch_add(n, Ordering::Relaxed);
-        if self.unread.results.fetch_add(n, Ordering::Relaxed) + n > self.unread.limit {
-            self.unread.over.notify_one();
+        self.counters.ran.fetch_add(n, Ordering::Relaxed);
+        if self.counters.results.fetch_add(n, Ordering::Relaxed) + n > self.counters.limit {
+            self.counters.over.notify_one();
         }
         let _ = self.tx.send(std::mem::take(&mut self.buffer));
     }
