@@ -128,63 +128,168 @@ impl PreparedPoint for FuturesPoint {
     fn run(&mut self, job: &Job<'_>) -> Result<Sample, RunError> {
         let workload = job.workload;
         let gil = self.gil.as_ref();
-        timed_run(job, |start| {
-            // Every thread takes the next ids from one shared counter until none are left; each
-            // regenerates its tasks from their ids, so no task list is ever materialised. Not
-            // rayon's splitting and stealing: a thread blocked in a task's wait would leave its
-            // stolen halves' owners spinning on their latches, and on a machine with fewer cores
-            // than threads that spinning takes the cores the woken waits need (at 256 threads
-            // of 1 ms waits on 2 cores a run took 3x as long, and varied by a third).
-            let next = AtomicU64::new(0);
-            let work = |threads: usize| {
-                let mut recorder = Recorder::new(start);
-                while let Some(ids) = take_chunk(&next, workload.tasks, threads) {
-                    for id in ids {
-                        recorder.run_task(job.executor, &workload.task(id), gil);
-                    }
+        // Every thread takes the next ids from one shared counter until none are left; each
+        // regenerates its tasks from their ids, so no task list is ever materialised. Not
+        // rayon's splitting and stealing: a thread blocked in a task's wait would leave its
+        // stolen halves' owners spinning on their latches, and on a machine with fewer cores
+        // than threads that spinning takes the cores the woken waits need (at 256 threads
+        // of 1 ms waits on 2 cores a run took 3x as long, and varied by a third).
+        let next = AtomicU64::new(0);
+        let work = |threads: usize, start: Instant| {
+            let mut recorder = Recorder::new(start);
+            while let Some(ids) = take_chunk(&next, workload.tasks, threads) {
+                for id in ids {
+                    recorder.run_task(job.executor, &workload.task(id), gil);
                 }
-                recorder
-            };
-            let recorders = match &self.threads {
-                Threads::Rayon(pool) => {
-                    let threads = pool.current_num_threads();
-                    pool.broadcast(|_| work(threads))
-                }
-                Threads::Plain(threads) => plain_threads(*threads, &|| work(*threads))?,
-            };
-            // Futures hand their results to the caller when gathered, all at once: the
-            // caller's first result is the last task's (the notes' latency problem).
+            }
+            recorder
+        };
+        // Futures hand their results to the caller when gathered, all at once: the caller's
+        // first result is the last task's (the notes' latency problem).
+        let gathered = |recorders: Vec<Recorder>, start: Instant| {
             let mut merged = recorders
                 .into_iter()
                 .reduce(Recorder::merge)
                 .unwrap_or_else(|| Recorder::new(start));
             merged.gathered();
-            Ok(merged)
-        })
+            merged
+        };
+        match &self.threads {
+            Threads::Rayon(pool) => timed_run(job, |start| {
+                let threads = pool.current_num_threads();
+                Ok(gathered(pool.broadcast(|_| work(threads, start)), start))
+            }),
+            Threads::Plain(threads) => {
+                let threads = *threads;
+                let gate = Gate::new(threads);
+                let each = |start| work(threads, start);
+                std::thread::scope(|scope| {
+                    let handles = gate.spawn(scope, "martelli-multi", &each)?;
+                    let sample = timed_run(job, |start| {
+                        let recorders = gate.run(start, &handles);
+                        Ok(gathered(recorders, start))
+                    });
+                    // The threads end after the clock has stopped, as a pool's would not end.
+                    join_all(handles);
+                    sample
+                })
+            }
+        }
     }
 }
 
-/// Runs `work` on `threads` plain threads started for it; their recorders.
-fn plain_threads(threads: usize, work: &(dyn Fn() -> Recorder + Sync)) -> Result<Vec<Recorder>, RunError> {
-    std::thread::scope(|scope| {
+/// Plain threads started before a run's clock starts and joined after it stops, as a pool's
+/// threads exist before work is handed to it: the run measures the work on N threads, not
+/// their creation and exit. (At 256 threads on 2 cores, starting them took 20 ms and their
+/// exit 13-17 ms of a 60 ms run, and how long moved from run to run by a third.) They wait
+/// parked until [`Gate::run`] opens the gate, then each is woken in turn.
+struct Gate<R> {
+    /// The run's start (`Some`), or `None` when the run is called off before it began.
+    start: std::sync::OnceLock<Option<Instant>>,
+    /// Threads that have not finished yet.
+    left: std::sync::atomic::AtomicUsize,
+    /// What each thread returned.
+    done: Mutex<Vec<R>>,
+    /// The thread that opened the gate and waits for the others.
+    caller: std::thread::Thread,
+}
+
+type Handles<'scope> = Vec<std::thread::ScopedJoinHandle<'scope, ()>>;
+
+impl<R: Send> Gate<R> {
+    fn new(threads: usize) -> Gate<R> {
+        Gate {
+            start: std::sync::OnceLock::new(),
+            left: std::sync::atomic::AtomicUsize::new(threads),
+            done: Mutex::new(Vec::with_capacity(threads)),
+            caller: std::thread::current(),
+        }
+    }
+
+    /// Starts the gate's threads in `scope`, each running `work` from the run's start once the
+    /// gate opens. A thread that cannot be started calls the run off (the others end unrun).
+    fn spawn<'scope, 'env>(
+        &'env self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        name: &str,
+        work: &'env (dyn Fn(Instant) -> R + Sync),
+    ) -> Result<Handles<'scope>, RunError>
+    where
+        R: 'env,
+    {
+        let threads = self.left.load(Ordering::Relaxed);
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
-            let handle = std::thread::Builder::new()
-                .name(format!("martelli-multi-{i}"))
-                .spawn_scoped(scope, work)
-                .map_err(|e| RunError::Setup {
-                    tier: Tier::Multi,
-                    cores: threads,
-                    reason: format!("cannot start thread {i}: {e}"),
-                })?;
-            handles.push(handle);
+            let spawned = std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn_scoped(scope, move || {
+                    let _leaving = Leaving(self);
+                    if let Some(start) = self.wait() {
+                        let result = work(start);
+                        self.done.lock().unwrap_or_else(|p| p.into_inner()).push(result);
+                    }
+                });
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    self.open(None, &handles);
+                    return Err(RunError::Setup {
+                        tier: Tier::Multi,
+                        cores: threads,
+                        reason: format!("cannot start thread {i}: {e}"),
+                    });
+                }
+            }
         }
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .map(Ok)
-            .collect()
-    })
+        Ok(handles)
+    }
+
+    /// Parks until the gate opens; the run's start, or `None` when it was called off.
+    fn wait(&self) -> Option<Instant> {
+        loop {
+            match self.start.get() {
+                Some(start) => return *start,
+                None => std::thread::park(),
+            }
+        }
+    }
+
+    fn open(&self, start: Option<Instant>, handles: &Handles<'_>) {
+        let _ = self.start.set(start);
+        for handle in handles {
+            handle.thread().unpark();
+        }
+    }
+
+    /// Opens the gate at `start` and waits until every thread has finished; what they returned.
+    fn run(&self, start: Instant, handles: &Handles<'_>) -> Vec<R> {
+        self.open(Some(start), handles);
+        while self.left.load(Ordering::Acquire) != 0 {
+            std::thread::park();
+        }
+        std::mem::take(&mut *self.done.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Counts a gate's thread out when it ends, even by a panic (which its join then raises), and
+/// wakes the caller when it was the last.
+struct Leaving<'a, R>(&'a Gate<R>);
+
+impl<R> Drop for Leaving<'_, R> {
+    fn drop(&mut self) {
+        if self.0.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.caller.unpark();
+        }
+    }
+}
+
+/// Joins threads, raising a panic of theirs in the caller.
+fn join_all(handles: Handles<'_>) {
+    for handle in handles {
+        if let Err(panic) = handle.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
 }
 
 /// Guided self-scheduling: the next run of task ids for a thread to take from `next`, a
