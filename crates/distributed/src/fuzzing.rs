@@ -57,7 +57,7 @@ pub fn coordinator_receives(data: &[u8]) {
     if let Ok(message) = wire::WorkerMessage::decode(data)
         && let Some(worker_message::Body::Results(batch)) = message.body
     {
-        let mut queue = TaskQueue::new(1000);
+        let mut queue = TaskQueue::new(1000, 4);
         let mut feed = Feed::new(4, None, 64);
         let mut sent = Vec::new();
         feed.refill(&mut queue, &mut sent);

@@ -42,13 +42,13 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(total: u64, workers: u64) -> Shared {
+    fn new(total: u64, threads: &[usize]) -> Shared {
         Shared {
-            tasks: Mutex::new(TaskQueue::new(total)),
+            tasks: Mutex::new(TaskQueue::new(total, threads.iter().sum())),
             changed: Notify::new(),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
-            live: Mutex::new((workers, Vec::new())),
+            live: Mutex::new((threads.len() as u64, Vec::new())),
         }
     }
 
@@ -253,7 +253,8 @@ pub(crate) async fn run(
     start: Instant,
     timeout: Duration,
 ) -> Result<RunEnd, DistributedError> {
-    let shared = Arc::new(Shared::new(workload.tasks, streams.len() as u64));
+    let threads: Vec<usize> = streams.iter().map(|s| s.threads).collect();
+    let shared = Arc::new(Shared::new(workload.tasks, &threads));
     let workload = Arc::new(workload.clone());
     let workers = streams.len() as u64;
     let mut drivers = tokio::task::JoinSet::new();
@@ -512,7 +513,7 @@ mod tests {
 
     #[test]
     fn losing_the_last_worker_fails_the_run_at_once() {
-        let shared = Shared::new(5, 2);
+        let shared = Shared::new(5, &[1, 1]);
         shared.lose("a: silent".into());
         assert!(!shared.failed.load(Ordering::Relaxed));
         shared.lose("b: stream broke".into());
@@ -548,7 +549,7 @@ mod trace {
 
     /// The runner's side: one driver per worker over one task queue.
     fn runner(threads: &[usize], total: u64, cap: usize, steps: &[Step]) -> Vec<Decision> {
-        let mut tasks = TaskQueue::new(total);
+        let mut tasks = TaskQueue::new(total, threads.iter().sum());
         let mut drivers: Vec<Driver> = threads.iter().map(|&t| Driver::new(t, cap)).collect();
         let mut live: BTreeSet<usize> = (0..threads.len()).collect();
         let mut log = Vec::new();
@@ -631,15 +632,16 @@ mod trace {
         let threads = [2, 3];
         let cap = 3;
         let steps = [
-            // Worker 0 answers two 2 ms tasks, then worker 1 three tiny ones (its depth grows).
+            // Worker 0 (sent 0..6) answers two 2 ms tasks, then worker 1 (sent 6..15) three
+            // tiny ones (its depth grows).
             Step::Results(0, vec![(0, 2_000_000), (1, 2_000_000)]),
-            Step::Results(1, vec![(3, 1_000), (4, 1_000), (5, 1_000)]),
-            Step::Results(1, vec![(6, 1_000)]),
+            Step::Results(1, vec![(6, 1_000), (7, 1_000), (8, 1_000)]),
+            Step::Results(1, vec![(9, 1_000)]),
             // Worker 0 is lost with tasks in flight: they go to worker 1, retries first.
             Step::Lost(0),
-            Step::Results(1, vec![(7, 1_000), (2, 1_000), (8, 1_000)]),
+            Step::Results(1, vec![(10, 1_000), (2, 1_000), (11, 1_000)]),
             // A duplicate of a finished task is taken in without changing the queue.
-            Step::Results(1, vec![(9, 1_000), (10, 1_000)]),
+            Step::Results(1, vec![(12, 1_000), (6, 1_000)]),
         ];
         let (r, m) = (
             runner(&threads, 40, cap, &steps),

@@ -32,8 +32,8 @@ impl Feed {
     /// Tasks to send now (0: wait for results). The queue is refilled in chunks of at least
     /// half its depth, since tiny tasks would otherwise travel a few per message, but at once
     /// when the worker has nothing left; never more than one message holds.
-    pub fn want(&self) -> usize {
-        let depth = queue_depth(self.threads, self.mean_task_ns, self.fixed);
+    pub fn want(&self, queue: &TaskQueue) -> usize {
+        let depth = queue_depth(self.threads, self.mean_task_ns, self.fixed, queue.ample());
         let free = depth.saturating_sub(self.in_flight);
         if free >= depth.div_ceil(2) || self.in_flight == 0 {
             free.min(self.cap)
@@ -48,13 +48,15 @@ impl Feed {
     /// second copies of the tasks in flight longest elsewhere ([`TaskQueue::reissue`]).
     pub fn refill(&mut self, queue: &mut TaskQueue, out: &mut Vec<(u64, u32)>) -> usize {
         out.clear();
-        let want = self.want();
+        let want = self.want(queue);
         if want == 0 {
             return 0;
         }
         let mut count = queue.take(want, out);
         if count == 0 && self.in_flight == 0 {
-            count = queue.reissue(want, out);
+            // One copy per idle thread: a copy of a task still queued on its worker is work
+            // done twice, and on workers that share cores it takes theirs.
+            count = queue.reissue(want.min(self.threads), out);
         }
         self.sent(count);
         count

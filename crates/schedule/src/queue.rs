@@ -5,12 +5,14 @@
 
 use std::collections::VecDeque;
 
-use crate::MAX_ATTEMPTS;
+use crate::{DEEP_DEPTH_PER_THREAD, MAX_ATTEMPTS};
 
 /// The tasks of one run, as the coordinator hands them out.
 #[derive(Clone, Debug)]
 pub struct TaskQueue {
     total: u64,
+    /// Threads the run spreads over, on every worker.
+    threads: u64,
     /// The next task never sent.
     next: u64,
     /// Tasks of lost workers to send again, with their attempt numbers.
@@ -35,10 +37,11 @@ pub struct Lost {
 }
 
 impl TaskQueue {
-    /// The tasks `0..total`, none sent.
-    pub fn new(total: u64) -> TaskQueue {
+    /// The tasks `0..total`, none sent, for a run over `threads` threads in all.
+    pub fn new(total: u64, threads: usize) -> TaskQueue {
         TaskQueue {
             total,
+            threads: threads as u64,
             next: 0,
             retry: VecDeque::new(),
             done: vec![0; total.div_ceil(64) as usize],
@@ -156,6 +159,13 @@ impl TaskQueue {
     /// Second copies sent to idle workers at the end of the run.
     pub fn reissued(&self) -> u64 {
         self.reissued
+    }
+
+    /// True while more tasks are left to send than [`DEEP_DEPTH_PER_THREAD`] for every thread
+    /// of the run: workers may then queue deeper; near the end, deep queues on some workers
+    /// would leave others idle.
+    pub fn ample(&self) -> bool {
+        self.total - self.next >= DEEP_DEPTH_PER_THREAD as u64 * self.threads
     }
 
     /// True when nothing is left to send (tasks may still be in flight).

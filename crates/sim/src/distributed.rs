@@ -38,7 +38,7 @@ impl Coordinator {
     /// most, `fixed` tasks in flight per thread (or the runner's adaptive rule).
     pub fn new(total: u64, threads: &[usize], fixed: Option<u32>, cap: usize) -> Coordinator {
         Coordinator {
-            queue: TaskQueue::new(total),
+            queue: TaskQueue::new(total, threads.iter().sum()),
             feeds: threads.iter().map(|&t| Feed::new(t, fixed, cap)).collect(),
             batch: Vec::new(),
         }
