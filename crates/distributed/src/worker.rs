@@ -208,6 +208,7 @@ impl worker_server::Worker for WorkerService {
         // coordinator stops reading), and the alarm when there are too many.
         let counters = Arc::new(RunCounters {
             ran: AtomicU64::new(0),
+            starved: AtomicU64::new(0),
             results: AtomicU64::new(0),
             limit: self.shared.limits.unread_results,
             over: tokio::sync::Notify::new(),
@@ -242,9 +243,10 @@ impl worker_server::Worker for WorkerService {
             shared.active_runs.fetch_sub(1, Ordering::Relaxed);
             // Tasks this run's threads finished, whether or not the run ran to its end.
             let tasks = counters.ran.load(Ordering::Relaxed);
+            let starved = counters.starved.load(Ordering::Relaxed);
             match outcome {
-                Ok(()) => tracing::info!(%peer, tasks, "run finished"),
-                Err(reason) => tracing::warn!(%peer, %reason, tasks, "run ended early"),
+                Ok(()) => tracing::info!(%peer, tasks, starved, "run finished"),
+                Err(reason) => tracing::warn!(%peer, %reason, tasks, starved, "run ended early"),
             }
         });
         Ok(Response::new(Box::pin(outbound)))
@@ -528,6 +530,7 @@ fn run_tasks(
             Next::Task(queued) => queued,
             Next::Closed => break,
             Next::Empty => {
+                sink.counters.starved.fetch_add(1, Ordering::Relaxed);
                 sink.flush();
                 match inbox.next() {
                     Some(queued) => queued,
@@ -570,6 +573,8 @@ struct ResultSink {
 struct RunCounters {
     /// The run's count of finished tasks.
     ran: AtomicU64,
+    /// Times a thread found no task queued and had to wait for the coordinator's next batch.
+    starved: AtomicU64,
     results: AtomicU64,
     /// How many may be.
     limit: u64,
