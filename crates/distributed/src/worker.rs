@@ -423,7 +423,8 @@ type Queued = (martelli_workload::Task, u32, Vec<u8>);
 #[derive(Default)]
 struct Inbox {
     state: Mutex<InboxState>,
-    /// Signalled for each task queued and when the run closes.
+    /// Signalled for tasks queued while threads wait (no more than wait), and when the run
+    /// closes.
     ready: Condvar,
 }
 
@@ -434,6 +435,9 @@ struct InboxState {
     bytes: u64,
     /// Set when the run is over: queued tasks are dropped, threads end.
     closed: bool,
+    /// Threads waiting for a task: a batch wakes no more than these (waking costs a system
+    /// call each, whether or not a thread waits).
+    waiting: usize,
 }
 
 /// What a thread finds when it looks for its next task.
@@ -449,7 +453,7 @@ impl Inbox {
     fn push(&self, batch: Vec<Queued>, limits: &Limits) -> Result<(), String> {
         let n = batch.len();
         let bytes: u64 = batch.iter().map(|(_, _, payload)| payload.len() as u64).sum();
-        {
+        let wake = {
             let Ok(mut state) = self.state.lock() else {
                 return Ok(());
             };
@@ -470,8 +474,9 @@ impl Inbox {
             }
             state.bytes += bytes;
             state.tasks.extend(batch);
-        }
-        for _ in 0..n {
+            n.min(state.waiting)
+        };
+        for _ in 0..wake {
             self.ready.notify_one();
         }
         Ok(())
@@ -510,7 +515,9 @@ impl Inbox {
             if let Some(task) = Inbox::pop(&mut state) {
                 return Some(task);
             }
+            state.waiting += 1;
             state = self.ready.wait(state).ok()?;
+            state.waiting -= 1;
         }
     }
 }
