@@ -368,51 +368,36 @@ fn a_working_set_the_worker_cannot_allocate_is_refused_and_the_worker_serves_on(
     // 1 core is the single tier's, run by the coordinator: the worker serves the 2-core one.)
     let mut worker = Worker::start_limited(1 << 20, &["--threads", "2", "--max-working-set", "8GiB"]);
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "greedy.toml",
-        &format!(
-            "tier = \"distributed\"\n[workload]\ntasks = 4\nkind = \"memory\"\niterations = 10\n\
-             working_set = \"1536MiB\"\n[sweep]\ncores = [2]\nrepeats = 1\nwarmup = 0\n\
-             [distributed]\nworkers = {}\n",
-            workers_list(&[&worker])
-        ),
-    );
-    let o = martelli(&[
-        "run",
-        config.to_str().unwrap(),
-        "--tier",
-        "distributed",
-        "--out",
-        dir.path().join("out").to_str().unwrap(),
-    ]);
-    let stderr = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    // A 1.5 GiB working set asked of `on`; exit code and stderr.
+    let greedy_run = |on: &Worker| {
+        let config = write(
+            dir.path(),
+            "greedy.toml",
+            &format!(
+                "tier = \"distributed\"\n[workload]\ntasks = 4\nkind = \"memory\"\niterations = 10\n\
+                 working_set = \"1536MiB\"\n[sweep]\ncores = [2]\nrepeats = 1\nwarmup = 0\n\
+                 [distributed]\nworkers = {}\n",
+                workers_list(&[on])
+            ),
+        );
+        let o = martelli(&[
+            "run",
+            config.to_str().unwrap(),
+            "--tier",
+            "distributed",
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ]);
+        (o.status.code(), text(&o.stderr))
+    };
+    let (code, stderr) = greedy_run(&worker);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("cannot allocate a working set"), "{stderr}");
     assert!(worker.is_running(), "the worker did not abort");
     // Past the limit it is refused before anything is allocated.
     let limited = Worker::start(&["--threads", "2", "--max-working-set", "1GiB"]);
-    let config = write(
-        dir.path(),
-        "greedy.toml",
-        &format!(
-            "tier = \"distributed\"\n[workload]\ntasks = 4\nkind = \"memory\"\niterations = 10\n\
-             working_set = \"1536MiB\"\n[sweep]\ncores = [2]\nrepeats = 1\nwarmup = 0\n\
-             [distributed]\nworkers = {}\n",
-            workers_list(&[&limited])
-        ),
-    );
-    let out = dir.path().join("out");
-    let o = martelli(&[
-        "run",
-        config.to_str().unwrap(),
-        "--tier",
-        "distributed",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let stderr = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = greedy_run(&limited);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("--max-working-set"), "{stderr}");
 }
 
