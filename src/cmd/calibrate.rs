@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use martelli_results::{Machine, utc_now, write_atomic};
-use martelli_sim::{CALIBRATION_VERSION, Calibration};
+use martelli_sim::{CALIBRATION_VERSION, Calibration, WaitCpu};
 
 use crate::cli::CalibrateArgs;
 
@@ -150,29 +150,27 @@ fn measure_round(machine: &Machine, round: usize, rounds: usize) -> anyhow::Resu
 /// What a wait takes from the cores, as the model uses it. The CPU a process is charged per
 /// wait is largest when its cores idle (each wake-up then also wakes a core; seen here: 17 us
 /// a wait with 4 threads) and smaller when they are busy, which is when it matters: so the
-/// figure used for every pool, of the multi tier and of the workers alike, is the one that
-/// reproduces the wall time of the largest pool's probe (the one that fills this machine's
-/// cores; with 256 threads on 2 cores, 10-15 us), never less than the CPU charged there.
-/// Smaller pools' probes leave the cores idle, and a fit to their wall time is ill-posed.
+/// figure used for every pool size is the one that reproduces the wall time of the largest
+/// pool's probe (the one that fills this machine's cores; with 256 threads on 2 cores,
+/// 10-15 us), never less than the CPU charged there. Smaller pools' probes leave the cores
+/// idle, and a fit to their wall time is ill-posed. The multi tier's pool and a worker's are
+/// fitted each to its own probe: a saturated worker's threads also sleep and wake when their
+/// queue runs dry, which the multi tier's shared counter never does.
 fn fit_wait_costs(calibration: &mut Calibration, cores: usize) {
-    let Some(largest) = calibration
-        .multi
-        .wait_cpu
-        .iter()
-        .max_by_key(|e| e.threads)
-        .copied()
-    else {
-        return;
-    };
-    let probe = martelli_runner::wait_workload(largest.threads);
-    let busy = martelli_sim::fit_wait_cost(&largest, &probe, calibration, cores);
-    for entry in calibration
-        .multi
-        .wait_cpu
-        .iter_mut()
-        .chain(calibration.distributed.worker_wait_cpu.iter_mut())
-    {
-        entry.ns_per_wait = busy;
+    let largest = |table: &[WaitCpu]| table.iter().max_by_key(|e| e.threads).copied();
+    if let Some(entry) = largest(&calibration.multi.wait_cpu) {
+        let probe = martelli_runner::wait_workload(entry.threads);
+        let busy = martelli_sim::fit_wait_cost(&entry, &probe, calibration, cores);
+        for e in &mut calibration.multi.wait_cpu {
+            e.ns_per_wait = busy;
+        }
+    }
+    if let Some(entry) = largest(&calibration.distributed.worker_wait_cpu) {
+        let probe = martelli_runner::wait_workload(entry.threads);
+        let busy = martelli_sim::fit_worker_wait_cost(&entry, &probe, calibration, cores);
+        for e in &mut calibration.distributed.worker_wait_cpu {
+            e.ns_per_wait = busy;
+        }
     }
 }
 

@@ -173,28 +173,27 @@ pub fn measure_network(
     let mut worker_wait_cpu = Vec::new();
     for threads in WAIT_POOLS {
         step(&format!("CPU of a wait on a worker, {threads} threads"));
-        // Fewer waits than the pool's probe: enough for the worker's CPU ticks to resolve.
-        let waits = wait_workload(threads).with_tasks((16 * u64::from(threads)).max(1000));
+        // The pool's own probe: the largest fills this machine's cores, and its wall time is
+        // what the worker's cost of a wait is fitted to (`martelli_sim::fit_worker_wait_cost`).
+        let waits = wait_workload(threads);
         let mut per_wait = Vec::new();
+        let mut walls = Vec::new();
         for _ in 0..3 {
             let (sample, cpu) = run_measuring_worker(&runner, threads as usize, &waits, worker_pid)?;
             let tasks = waits.tasks as f64;
             let messages = sample.distributed.map_or(0, |w| w.rpc_batches) as f64;
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let other = messages * worker.per_message_ns / tasks + worker.per_task_ns + kernels.task_fixed_ns;
-            per_wait.push(wait_cpu_per_task(
-                cpu,
-                sample.wall.as_nanos() as f64,
-                tasks,
-                cores,
-                other,
-            ));
+            let wall = sample.wall.as_nanos() as f64;
+            per_wait.push(wait_cpu_per_task(cpu, wall, tasks, cores, other));
+            walls.push(wall);
         }
         per_wait.sort_by(f64::total_cmp);
+        walls.sort_by(f64::total_cmp);
         worker_wait_cpu.push(WaitCpu {
             threads,
             ns_per_wait: per_wait[per_wait.len() / 2].max(0.0),
-            probe_wall_ns: 0.0,
+            probe_wall_ns: walls[walls.len() / 2],
         });
     }
 

@@ -71,8 +71,10 @@ impl Coordinator {
 /// Events of the distributed tier, in simulated time.
 #[derive(Clone, Copy, Debug)]
 enum Event {
-    /// A message of `count` tasks reaches `node`: they can start.
+    /// A message of `count` tasks reaches `node`'s card: its I/O thread reads it.
     Arrive { node: u32, count: u32 },
+    /// The I/O thread of `node` has read a message of `count` tasks: threads can take them.
+    Ready { node: u32, count: u32 },
     /// A thread of `node` finished the task it started `d` ns ago.
     Done { node: u32, thread: u32, id: u64, d: f64 },
     /// The sender thread of `node` finished handing a message over; more results may wait.
@@ -242,7 +244,12 @@ impl<'a> Sim<'a> {
             };
             self.processed += 1;
             match event {
-                Event::Arrive { node, count } => self.arrive(t, node as usize, count as usize),
+                Event::Arrive { node, count } => {
+                    let pool = self.nodes[node as usize].pool;
+                    let read = self.cpus[pool].share(t, self.cluster.worker_message_ns);
+                    self.events.push(read, Event::Ready { node, count });
+                }
+                Event::Ready { node, count } => self.arrive(t, node as usize, count as usize),
                 Event::Done { node, thread, id, d } => self.done(t, node as usize, thread, id, d),
                 Event::SenderFree { node } => {
                     self.nodes[node as usize].sender_due = false;
@@ -314,10 +321,9 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// A message of tasks reached `node`: its sender thread reads it, idle threads start.
+    /// The I/O thread of `node` has read a message of `count` tasks (a thread the OS shares
+    /// the cores with, as the sender is: on a busy machine it reads late): idle threads start.
     fn arrive(&mut self, t: f64, node: usize, count: usize) {
-        let pool = self.nodes[node].pool;
-        self.cpus[pool].steal(t, self.cluster.worker_message_ns);
         self.nodes[node].arrived += count;
         while let Some(&thread) = self.nodes[node].idle.last() {
             if !self.start_task(t, node, thread) {

@@ -129,11 +129,7 @@ pub fn predict(
 /// hypervisor's work that no process is charged for, and that only the wall time shows. The
 /// floor is returned where no wall time was recorded or the model is already as slow.
 pub fn fit_wait_cost(entry: &WaitCpu, probe: &Workload, calibration: &Calibration, cores: usize) -> f64 {
-    let floor = entry.ns_per_wait.max(0.0);
-    if entry.probe_wall_ns <= 0.0 || entry.threads as usize <= cores {
-        return floor;
-    }
-    let wall_at = |ns_per_wait: f64| {
+    fit_to_wall(entry, probe, cores, |ns_per_wait| {
         let mut c = calibration.clone();
         c.multi.wait_cpu = vec![WaitCpu {
             ns_per_wait,
@@ -141,7 +137,47 @@ pub fn fit_wait_cost(entry: &WaitCpu, probe: &Workload, calibration: &Calibratio
         }];
         let costs = Costs::new(probe, &c);
         engine::multi(probe, &costs, &c, entry.threads as usize, cores, 0.0).wall_ns
+    })
+}
+
+/// What one wait must take from the cores of a worker for the model to run `probe` on one
+/// worker of `entry.threads` threads, spawned on this machine's `cores` with the coordinator
+/// (as `martelli calibrate` runs it), in the wall time the real probe took. As
+/// [`fit_wait_cost`], for the worker's pool: besides the wake-ups no process is charged for,
+/// a saturated worker's threads also sleep and wake when their queue runs dry while the
+/// refills' messages wait for a core, which only the wall time shows.
+pub fn fit_worker_wait_cost(
+    entry: &WaitCpu,
+    probe: &Workload,
+    calibration: &Calibration,
+    cores: usize,
+) -> f64 {
+    let threads = entry.threads as usize;
+    let spec = martelli_config::ClusterSpec {
+        nodes: Some(1),
+        cores_per_node: Some(entry.threads),
+        colocated_cores: Some(cores as u32),
+        ..Default::default()
     };
+    fit_to_wall(entry, probe, cores, |ns_per_wait| {
+        let mut c = calibration.clone();
+        c.distributed.worker_wait_cpu = vec![WaitCpu {
+            ns_per_wait,
+            ..*entry
+        }];
+        let cluster = Cluster::resolve(Some(&spec), &c, threads);
+        let costs = Costs::new(probe, &c);
+        distributed::distributed(probe, &costs, &c, &cluster, &[threads]).wall_ns
+    })
+}
+
+/// The cost of a wait, at least `entry.ns_per_wait`, at which `wall_at` reaches the probe's
+/// measured wall time (bisection: the wall time only grows with the cost).
+fn fit_to_wall(entry: &WaitCpu, probe: &Workload, cores: usize, wall_at: impl Fn(f64) -> f64) -> f64 {
+    let floor = entry.ns_per_wait.max(0.0);
+    if entry.probe_wall_ns <= 0.0 || entry.threads as usize <= cores {
+        return floor;
+    }
     if wall_at(floor) >= entry.probe_wall_ns {
         return floor;
     }

@@ -233,3 +233,50 @@ fn woken_waits_queue_for_the_cores_and_a_fitted_wait_cost_reproduces_its_probe()
     };
     assert_eq!(fit_wait_cost(&unmeasured, &waits, &c, 2), 5_000.0);
 }
+
+#[test]
+fn a_workers_wait_cost_is_fitted_to_its_own_probe_on_the_distributed_model() {
+    use crate::{WaitCpu, fit_worker_wait_cost};
+    let mut c = ideal();
+    let mut waits = workload(4096, 0, 0.0);
+    waits.kind = Kind::Io;
+    waits.io_wait_ns = 1_000_000;
+    // One worker of 256 threads spawned on this machine's 2 cores, as `calibrate` runs it.
+    let worker_wall = |c: &Calibration| {
+        let spec = martelli_config::ClusterSpec {
+            nodes: Some(1),
+            cores_per_node: Some(256),
+            colocated_cores: Some(2),
+            ..Default::default()
+        };
+        let cluster = Cluster::resolve(Some(&spec), c, 256);
+        wall(&waits, Tier::Distributed, 256, &cluster, c)
+    };
+    c.distributed.worker_wait_cpu = vec![WaitCpu {
+        threads: 256,
+        ns_per_wait: 20_000.0,
+        probe_wall_ns: 0.0,
+    }];
+    let slow = worker_wall(&c);
+    // The cores are the limit: 4096 x 20 us / 2 = 41 ms at least.
+    assert!(slow >= 40.96e6, "{slow}");
+    // The multi tier's cost does not enter the worker's fit, and the worker's own CPU per
+    // wait is its floor.
+    c.multi.wait_cpu = vec![WaitCpu {
+        threads: 256,
+        ns_per_wait: 1_000.0,
+        probe_wall_ns: 0.0,
+    }];
+    let probe = WaitCpu {
+        threads: 256,
+        ns_per_wait: 5_000.0,
+        probe_wall_ns: slow,
+    };
+    let fitted = fit_worker_wait_cost(&probe, &waits, &c, 2);
+    assert!((fitted - 20_000.0).abs() < 100.0, "{fitted}");
+    let quick = WaitCpu {
+        probe_wall_ns: 16e6,
+        ..probe
+    };
+    assert_eq!(fit_worker_wait_cost(&quick, &waits, &c, 2), 5_000.0);
+}
