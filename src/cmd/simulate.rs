@@ -139,9 +139,21 @@ fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
         repeats: args.repeats,
         ..Overrides::default()
     };
+    let configs = args
+        .configs
+        .iter()
+        .map(|path| Ok((path, martelli_config::load(path, &overrides)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Waits past the cores rest on the calibrated cost of a wait: its probe, run again before
+    // and after the measurements, says whether this machine still is the one calibrated.
+    let probe = configs
+        .iter()
+        .any(|(_, c)| waits_overlap(c))
+        .then(|| WaitProbe::of(&calibration))
+        .flatten();
+    let before = probe.as_ref().map(WaitProbe::run).transpose()?;
     let mut rows = Vec::new();
-    for path in &args.configs {
-        let config = martelli_config::load(path, &overrides)?;
+    for (path, config) in configs {
         let name = path
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
@@ -157,10 +169,71 @@ fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
             }
         }
     }
+    let drift = match (&probe, before) {
+        (Some(p), Some(before)) => Some(p.drift(before, p.run()?)),
+        _ => None,
+    };
     if args.json {
+        if let Some(drift) = &drift {
+            eprint!("{drift}");
+        }
         run::say(&format!("{}\n", serde_json::to_string_pretty(&rows)?))
     } else {
-        run::say(&table(&rows))
+        run::say(&format!("{}{}", table(&rows), drift.unwrap_or_default()))
+    }
+}
+
+/// The calibration's probe of the cost of a wait: the multi tier's largest pool of sleeping
+/// threads, and the wall time it took when the calibration was measured.
+struct WaitProbe {
+    threads: u32,
+    calibrated_ns: f64,
+}
+
+impl WaitProbe {
+    /// The probe of `calibration`, if it recorded the wall time of one.
+    fn of(calibration: &Calibration) -> Option<WaitProbe> {
+        let entry = calibration.multi.wait_cpu.iter().max_by_key(|e| e.threads)?;
+        (entry.probe_wall_ns > 0.0).then_some(WaitProbe {
+            threads: entry.threads,
+            calibrated_ns: entry.probe_wall_ns,
+        })
+    }
+
+    /// Runs the probe as `calibrate` does (a warm-up, then the median of five), ns.
+    fn run(&self) -> anyhow::Result<f64> {
+        let waits = martelli_runner::wait_workload(self.threads);
+        let runs = martelli_runner::samples(
+            &martelli_runner::MultiRunner::default(),
+            self.threads as usize,
+            &waits,
+            6,
+        )?;
+        let mut walls: Vec<f64> = runs.iter().skip(1).map(|s| s.wall.as_nanos() as f64).collect();
+        walls.sort_by(f64::total_cmp);
+        Ok(walls.get(walls.len() / 2).copied().unwrap_or(0.0))
+    }
+
+    /// What the probe's wall times before and after the measurements say about the machine.
+    fn drift(&self, before: f64, after: f64) -> String {
+        let change = |now: f64| (now - self.calibrated_ns) / self.calibrated_ns * 100.0;
+        let mut out = format!(
+            "the probe of {} sleeping threads (the cost of a wait): {:.1} ms when calibrated, {:.1} ms before \
+             these measurements ({:+.1}%), {:.1} ms after ({:+.1}%)\n",
+            self.threads,
+            self.calibrated_ns / 1e6,
+            before / 1e6,
+            change(before),
+            after / 1e6,
+            change(after),
+        );
+        if change(before).abs().max(change(after).abs()) > TOLERANCE * 100.0 {
+            out.push_str(
+                "this machine moved by more than ±10% since it was calibrated: predictions of waits that \
+                 fill its cores are off by about as much (calibrate again, or validate without --calibration)\n",
+            );
+        }
+        out
     }
 }
 

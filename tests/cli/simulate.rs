@@ -252,3 +252,60 @@ fn impossible_clusters_and_foreign_calibration_files_exit_2_naming_the_field() {
     ]);
     assert_eq!(missing.status.code(), Some(2));
 }
+
+#[test]
+fn validating_waits_reruns_the_calibrations_wait_probe_and_says_when_the_machine_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    // A hand-written calibration whose probe of 64 sleeping threads took 1 ms: no machine
+    // runs 4,096 waits of 1 ms on 64 threads that fast, so the probe says the machine moved.
+    let calibration = "version = 2\nmartelli_version = \"0.1.0\"\nmeasured_at = \"now\"\nmachine = \"m\"\n\
+                       [kernels]\ncpu_ns_per_iteration = 1.0\ntask_fixed_ns = 30.0\nrecord_ns = 50.0\n\
+                       payload_generate_ns_per_byte = 0.3\npayload_read_ns_per_byte = 0.2\nio_overshoot_ns = 60000.0\n\
+                       [[kernels.memory]]\nworking_set_bytes = 65536\nns_per_iteration = 5.0\n\
+                       [multi]\ndispatch_ns = 30.0\nrun_overhead_ns = 10000.0\nmemory_contention = 0.05\n\
+                       [[multi.wait_cpu]]\nthreads = 64\nns_per_wait = 5000.0\nprobe_wall_ns = 1000000.0\n\
+                       [distributed]\nlatency_us = 50.0\nbandwidth_mb_per_s = 1000.0\ndispatch_ns = 400.0\n\
+                       result_ns = 400.0\nworker_ns = 700.0\nserialize_ns_per_byte = 0.4\n\
+                       coordinator_message_ns = 20000.0\nworker_message_ns = 40000.0\nrun_overhead_us = 0.0\n";
+    let calibration = write(dir.path(), "cal.toml", calibration);
+    let waits = write(
+        dir.path(),
+        "waits.toml",
+        "tier = \"auto\"\n[workload]\nname = \"waits\"\ntasks = 200\nkind = \"io\"\nio_wait = \"1ms\"\n\
+         [sweep]\ncores = [1, 8]\nrepeats = 1\nwarmup = 0\n[distributed]\nspawn_local = 2\nthreads_per_worker = 4\n",
+    );
+    let o = martelli(&[
+        "simulate",
+        "--validate",
+        "--calibration",
+        calibration.to_str().unwrap(),
+        waits.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let stdout = text(&o.stdout);
+    assert!(
+        stdout.contains("the probe of 64 sleeping threads (the cost of a wait): 1.0 ms when calibrated"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("this machine moved by more than ±10% since it was calibrated"),
+        "{stdout}"
+    );
+    // The same with --json: the rows stay a JSON list, the probe's words go to stderr.
+    let o = martelli(&[
+        "simulate",
+        "--validate",
+        "--json",
+        "--calibration",
+        calibration.to_str().unwrap(),
+        waits.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let rows: Value = serde_json::from_slice(&o.stdout).expect("--json prints JSON");
+    assert!(rows.as_array().is_some_and(|r| !r.is_empty()), "{rows}");
+    assert!(
+        text(&o.stderr).contains("this machine moved"),
+        "{}",
+        text(&o.stderr)
+    );
+}
