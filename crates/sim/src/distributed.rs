@@ -75,8 +75,8 @@ enum Event {
     Arrive { node: u32, count: u32 },
     /// The I/O thread of `node` has read a message of `count` tasks: threads can take them.
     Ready { node: u32, count: u32 },
-    /// A thread of `node` finished the task it started `d` ns ago.
-    Done { node: u32, thread: u32, id: u64, d: f64 },
+    /// A thread of `node` finished task `id` (its start is the node's `started[thread]`).
+    Done { node: u32, thread: u32, id: u64 },
     /// The sender thread of `node` finished handing a message over; more results may wait.
     SenderFree { node: u32 },
     /// A message of `count` results from `node` reaches the coordinator.
@@ -91,6 +91,8 @@ struct Node {
     arrived: usize,
     /// Threads with nothing to run.
     idle: Vec<u32>,
+    /// When each thread started its task, ns.
+    started: Vec<f64>,
     /// Each thread's results not yet handed to the sender (the worker's per-thread group).
     groups: Vec<ResultGroup>,
     /// Results grouped per thread: (id, latency ns), handed to the sender at once in the model.
@@ -190,6 +192,7 @@ impl<'a> Sim<'a> {
                 queue: VecDeque::new(),
                 arrived: 0,
                 idle: (0..threads as u32).rev().collect(),
+                started: vec![0.0; threads],
                 groups: vec![ResultGroup::new(0); threads],
                 grouped: vec![Vec::new(); threads],
                 pending: Vec::new(),
@@ -250,7 +253,7 @@ impl<'a> Sim<'a> {
                     self.events.push(read, Event::Ready { node, count });
                 }
                 Event::Ready { node, count } => self.arrive(t, node as usize, count as usize),
-                Event::Done { node, thread, id, d } => self.done(t, node as usize, thread, id, d),
+                Event::Done { node, thread, id } => self.done(t, node as usize, thread, id),
                 Event::SenderFree { node } => {
                     self.nodes[node as usize].sender_due = false;
                     self.send_results(t, node as usize);
@@ -354,13 +357,13 @@ impl<'a> Sim<'a> {
         };
         let done = cpus.run(t, burst + woken) + wait;
         record(&mut self.h, done - t);
+        n.started[thread as usize] = t;
         self.events.push(
             done,
             Event::Done {
                 node: node as u32,
                 thread,
                 id,
-                d: done - t,
             },
         );
         true
@@ -368,11 +371,11 @@ impl<'a> Sim<'a> {
 
     /// A thread of `node` finished task `id`: its result joins the thread's group, which goes
     /// to the sender when the policy says or when the thread has nothing more to run.
-    fn done(&mut self, t: f64, node: usize, thread: u32, id: u64, d: f64) {
+    fn done(&mut self, t: f64, node: usize, thread: u32, id: u64) {
         let now = t as u64;
         let n = &mut self.nodes[node];
         let th = thread as usize;
-        n.grouped[th].push((id, d as u64));
+        n.grouped[th].push((id, (t - n.started[th]) as u64));
         let mut hand_over = n.groups[th].push(now);
         let started = self.start_task(t, node, thread);
         let n = &mut self.nodes[node];

@@ -270,18 +270,25 @@ pub(crate) fn single(workload: &Workload, costs: &Costs) -> Run {
     with_serial_phase(workload, costs, h, parallel)
 }
 
-/// An event at a point in simulated time, with a tie-breaking sequence number, packed into
-/// one integer key (`t` is never negative, and the bits of a non-negative `f64` order as the
-/// value does), so the heap compares one `u128`.
+/// An event at a point in simulated time, with a tie-breaking sequence number: `time` holds
+/// the bits of a non-negative `f64` (which order as the values do), so the heap compares two
+/// integers.
 #[derive(Clone, Copy, Debug)]
 struct At<T> {
-    key: u128,
+    time: u64,
+    seq: u64,
     what: T,
+}
+
+impl<T> At<T> {
+    fn key(&self) -> (u64, u64) {
+        (self.time, self.seq)
+    }
 }
 
 impl<T> PartialEq for At<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
+        self.key() == other.key()
     }
 }
 impl<T> Eq for At<T> {}
@@ -293,7 +300,7 @@ impl<T> PartialOrd for At<T> {
 impl<T> Ord for At<T> {
     fn cmp(&self, other: &Self) -> Ordering {
         // Reversed: BinaryHeap is a max-heap and the earliest event must come out first.
-        other.key.cmp(&self.key)
+        other.key().cmp(&self.key())
     }
 }
 
@@ -318,7 +325,8 @@ impl<T> Queue<T> {
     fn at(&mut self, t: f64, what: T) -> At<T> {
         self.seq += 1;
         At {
-            key: (u128::from(t.max(0.0).to_bits()) << 64) | u128::from(self.seq),
+            time: t.max(0.0).to_bits(),
+            seq: self.seq,
             what,
         }
     }
@@ -331,21 +339,19 @@ impl<T> Queue<T> {
     pub(crate) fn push_lane(&mut self, lane: usize, t: f64, what: T) {
         let at = self.at(t, what);
         debug_assert!(
-            self.lanes[lane]
-                .back()
-                .is_none_or(|b| b.key >> 64 <= at.key >> 64),
+            self.lanes[lane].back().is_none_or(|b| b.time <= at.time),
             "lane times only grow"
         );
         self.lanes[lane].push_back(at);
     }
     pub(crate) fn pop(&mut self) -> Option<(f64, T)> {
         // The earliest of the heap's top and the lanes' fronts (smallest key).
-        let mut best: Option<(u128, usize)> = self.heap.peek().map(|a| (a.key, usize::MAX));
+        let mut best: Option<((u64, u64), usize)> = self.heap.peek().map(|a| (a.key(), usize::MAX));
         for (i, lane) in self.lanes.iter().enumerate() {
             if let Some(front) = lane.front()
-                && best.is_none_or(|(k, _)| front.key < k)
+                && best.is_none_or(|(k, _)| front.key() < k)
             {
-                best = Some((front.key, i));
+                best = Some((front.key(), i));
             }
         }
         let (_, source) = best?;
@@ -354,7 +360,7 @@ impl<T> Queue<T> {
         } else {
             self.lanes[source].pop_front()?
         };
-        Some((f64::from_bits((at.key >> 64) as u64), at.what))
+        Some((f64::from_bits(at.time), at.what))
     }
 }
 
