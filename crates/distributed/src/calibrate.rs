@@ -173,9 +173,15 @@ pub fn measure_network(
     let mut worker_wait_cpu = Vec::new();
     for threads in WAIT_POOLS {
         step(&format!("CPU of a wait on a worker, {threads} threads"));
-        // The pool's own probe: the largest fills this machine's cores, and its wall time is
-        // what the worker's cost of a wait is fitted to (`martelli_sim::fit_worker_wait_cost`).
-        let waits = wait_workload(threads);
+        // The largest pool fills this machine's cores: its probe runs as long as the multi
+        // tier's, since its wall time is what the worker's cost of a wait is fitted to
+        // (`martelli_sim::fit_worker_wait_cost`). Smaller pools only need enough waits for
+        // the worker's CPU ticks to resolve.
+        let waits = if Some(&threads) == WAIT_POOLS.last() {
+            wait_workload(threads)
+        } else {
+            wait_workload(threads).with_tasks((16 * u64::from(threads)).max(1000))
+        };
         let mut per_wait = Vec::new();
         let mut walls = Vec::new();
         for _ in 0..3 {
