@@ -123,6 +123,12 @@ struct Row {
     predicted_wall_s: f64,
     /// (predicted - measured) / measured wall time.
     wall_error: f64,
+    /// Times a worker thread found no task queued, per task (distributed points): how often
+    /// the refills came late, measured and in the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    measured_starved_per_task: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    predicted_starved_per_task: Option<f64>,
 }
 
 /// Measures what this machine can, predicts the same points, prints both.
@@ -332,6 +338,11 @@ fn compare(config: &Config, name: &str, calibration: &Calibration) -> anyhow::Re
             .iter()
             .find(|q| q.predicted && q.series == label && q.cores == p.cores && q.tier == p.tier)
     };
+    let starved = |p: &Point| {
+        p.distributed
+            .as_ref()
+            .map(|w| w.starved_takes as f64 / (p.tasks * p.repeats.max(1) as u64).max(1) as f64)
+    };
     let relative = |predicted: f64, measured: f64| {
         if measured > 0.0 {
             (predicted - measured) / measured
@@ -357,6 +368,8 @@ fn compare(config: &Config, name: &str, calibration: &Calibration) -> anyhow::Re
                 measured_wall_s: p.wall_s,
                 predicted_wall_s: q.wall_s,
                 wall_error: relative(q.wall_s, p.wall_s),
+                measured_starved_per_task: starved(p),
+                predicted_starved_per_task: starved(q),
             })
         })
         .collect())
@@ -412,6 +425,20 @@ fn table(rows: &[Row]) -> String {
         median * 100.0,
         worst * 100.0
     ));
+    // Where the workers' threads waited for their refills, measured and in the model.
+    let starved: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let (m, p) = (r.measured_starved_per_task?, r.predicted_starved_per_task?);
+            (m.max(p) >= 0.05).then(|| format!("{} {}: {:.2} / {:.2}", r.config, r.cores, m, p))
+        })
+        .collect();
+    if !starved.is_empty() {
+        out.push_str(&format!(
+            "workers' threads that found no task queued, per task (measured / predicted): {}\n",
+            starved.join(", ")
+        ));
+    }
     // A prediction cannot be checked more closely than the measurement holds still.
     let noisy = speedups.iter().filter(|r| r.spread > TOLERANCE).count();
     if noisy > 0 {

@@ -308,4 +308,22 @@ fn validating_waits_reruns_the_calibrations_wait_probe_and_says_when_the_machine
         "{}",
         text(&o.stderr)
     );
+    // The workers' threads that found no task queued, measured and predicted: a thread
+    // starves at most once per task it takes, plus once at the end (8 threads, 200 tasks); a
+    // worker's count is cumulative, so the coordinator keeps its latest, not the sum.
+    let distributed: Vec<&Value> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["tier"] == "distributed")
+        .collect();
+    assert!(!distributed.is_empty(), "{rows}");
+    for row in distributed {
+        for key in ["measured_starved_per_task", "predicted_starved_per_task"] {
+            let per_task = row[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{key} missing in {row}"));
+            assert!((0.0..=1.0 + 8.0 / 200.0).contains(&per_task), "{key}: {row}");
+        }
+    }
 }

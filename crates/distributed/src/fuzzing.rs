@@ -106,6 +106,7 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
                     thread: 1,
                 })
                 .collect(),
+            starved: 2,
         })),
     };
     let beat = wire::WorkerMessage {

@@ -467,6 +467,8 @@ fn absorb(
         return;
     };
     stats.rpc_batches += 1;
+    // The worker's count so far in this run.
+    stats.starved_takes = stats.starved_takes.max(batch.starved);
     let mut tasks = shared.tasks();
     for r in batch.results {
         let first = match driver.as_deref_mut() {

@@ -305,7 +305,7 @@ async fn run_session(
     tx.send(Ok(ready)).await.map_err(|_| "coordinator went away")?;
 
     let heartbeats = tokio::spawn(send_heartbeats(tx.clone(), heartbeat, in_flight.clone()));
-    let forwarder = tokio::spawn(forward_results(tx.clone(), results_rx));
+    let forwarder = tokio::spawn(forward_results(tx.clone(), results_rx, counters.clone()));
 
     let outcome = loop {
         let message = tokio::select! {
@@ -393,7 +393,11 @@ async fn send_heartbeats(tx: Outbound, interval: Duration, in_flight: Arc<Atomic
 
 /// Gathers finished tasks into result batches: whatever has finished by the time the previous
 /// batch is sent goes into the next one, so batches grow under load and stay small when idle.
-async fn forward_results(tx: Outbound, mut results: mpsc::UnboundedReceiver<Vec<wire::TaskResult>>) {
+async fn forward_results(
+    tx: Outbound,
+    mut results: mpsc::UnboundedReceiver<Vec<wire::TaskResult>>,
+    counters: Arc<RunCounters>,
+) {
     while let Some(mut batch) = results.recv().await {
         while batch.len() < MAX_RESULTS_PER_MESSAGE {
             match results.try_recv() {
@@ -405,6 +409,7 @@ async fn forward_results(tx: Outbound, mut results: mpsc::UnboundedReceiver<Vec<
         let message = wire::WorkerMessage {
             body: Some(worker_message::Body::Results(wire::ResultBatch {
                 results: batch,
+                starved: counters.starved.load(Ordering::Relaxed),
             })),
         };
         if tx.send(Ok(message)).await.is_err() {

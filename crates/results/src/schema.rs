@@ -185,6 +185,10 @@ pub struct WireStats {
     /// straggler's tasks, say); the first result of each task wins.
     #[serde(default)]
     pub reissued_tasks: u64,
+    /// Times a worker thread found no task queued and slept until the next batch (the
+    /// workers' counts, summed; predicted by the simulator's model of the same queues).
+    #[serde(default)]
+    pub starved_takes: u64,
 }
 
 impl WireStats {
@@ -198,6 +202,7 @@ impl WireStats {
         self.lost_workers += other.lost_workers;
         self.dropped_results += other.dropped_results;
         self.reissued_tasks += other.reissued_tasks;
+        self.starved_takes += other.starved_takes;
     }
 }
 

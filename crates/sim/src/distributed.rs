@@ -145,6 +145,8 @@ struct Sim<'a> {
     first: f64,
     end: f64,
     processed: u64,
+    /// Times a thread found no task arrived and went idle until the next batch.
+    starved: u64,
 }
 
 /// The distributed tier on `spread` (threads per node): the coordinator keeps each node's
@@ -233,6 +235,7 @@ impl<'a> Sim<'a> {
             first: f64::INFINITY,
             end: cluster.run_overhead_ns,
             processed: 0,
+            starved: 0,
         }
     }
 
@@ -271,6 +274,7 @@ impl<'a> Sim<'a> {
             tasks: self.coordinator.queue.completed(),
             wire: Some(WireStats {
                 reissued_tasks: self.coordinator.queue.reissued(),
+                starved_takes: self.starved,
                 ..self.wire
             }),
             events: self.processed,
@@ -380,6 +384,7 @@ impl<'a> Sim<'a> {
         let started = self.start_task(t, node, thread);
         let n = &mut self.nodes[node];
         if !started {
+            self.starved += 1;
             n.idle.push(thread);
             hand_over = true;
             n.groups[th].handed_over(now);

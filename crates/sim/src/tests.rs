@@ -280,3 +280,29 @@ fn a_workers_wait_cost_is_fitted_to_its_own_probe_on_the_distributed_model() {
     };
     assert_eq!(fit_worker_wait_cost(&quick, &waits, &c, 2), 5_000.0);
 }
+
+#[test]
+fn threads_whose_refills_come_later_than_their_tasks_end_are_counted_as_starved() {
+    // 400 tasks of 1 ms (cpu_ns_per_iteration = 1) on one node of 4 threads.
+    let w = workload(400, 1_000_000, 0.0);
+    let starved = |in_flight: u32, latency_us: f64| {
+        let mut c = ideal();
+        c.distributed.latency_us = latency_us;
+        let spec = martelli_config::ClusterSpec {
+            nodes: Some(1),
+            cores_per_node: Some(4),
+            in_flight: Some(in_flight),
+            ..Default::default()
+        };
+        let cluster = Cluster::resolve(Some(&spec), &c, 4);
+        let run = predict(&w, Tier::Distributed, 4, &cluster, &c).expect("fits");
+        run.wire
+            .expect("a distributed run has wire figures")
+            .starved_takes
+    };
+    // One task per thread and a 2 ms round trip: every thread waits for every refill.
+    assert!(starved(1, 1_000.0) >= 396, "{}", starved(1, 1_000.0));
+    // Four per thread and no latency: a refill is always there in time; threads run out only
+    // at the end, each once.
+    assert_eq!(starved(4, 0.0), 4);
+}
