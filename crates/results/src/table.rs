@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::schema::Results;
+use crate::schema::{Results, WireStats};
 
 /// Formats seconds with a unit that keeps three significant digits readable: "2.10ms".
 pub fn human_seconds(s: f64) -> String {
@@ -107,31 +107,12 @@ pub fn render_table(results: &Results) -> String {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         line(&mut out, &cells);
     }
-    for p in &results.points {
-        if let Some(w) = p
-            .distributed
-            .filter(|w| !p.predicted && (w.reissued_tasks > 0 || w.lost_workers > 0))
-        {
-            let mut said = Vec::new();
-            if w.reissued_tasks > 0 {
-                said.push(format!(
-                    "{} tasks re-issued to idle workers at the end",
-                    w.reissued_tasks
-                ));
+    for p in results.points.iter().filter(|p| !p.predicted) {
+        if let Some(w) = &p.distributed {
+            let said = distributed_notes(w, p.tasks * p.repeats.max(1) as u64);
+            if !said.is_empty() {
+                let _ = writeln!(out, "{} at {} cores: {}", p.tier, p.cores, said.join(", "));
             }
-            if w.lost_workers > 0 {
-                said.push(format!(
-                    "{} re-sent after {} lost worker(s)",
-                    w.retried_tasks, w.lost_workers
-                ));
-            }
-            if w.dropped_results > 0 {
-                said.push(format!(
-                    "{} late or duplicate results dropped (the first result wins)",
-                    w.dropped_results
-                ));
-            }
-            let _ = writeln!(out, "{} at {} cores: {}", p.tier, p.cores, said.join(", "));
         }
     }
     for w in &results.warnings {
@@ -144,4 +125,82 @@ pub fn render_table(results: &Results) -> String {
         let _ = writeln!(out, "{line}");
     }
     out
+}
+
+/// Share of a distributed point's tasks at which its workers' threads finding no task queued
+/// is worth a line under the table.
+const STARVED_NOTE: f64 = 0.10;
+
+/// What a distributed point's wire figures say that the table does not, over `tasks` run
+/// (every repeat's): re-issued and re-sent tasks, dropped results, threads that waited for
+/// their refills.
+fn distributed_notes(w: &WireStats, tasks: u64) -> Vec<String> {
+    let mut said = Vec::new();
+    if w.reissued_tasks > 0 {
+        said.push(format!(
+            "{} tasks re-issued to idle workers at the end",
+            w.reissued_tasks
+        ));
+    }
+    if w.lost_workers > 0 {
+        said.push(format!(
+            "{} re-sent after {} lost worker(s)",
+            w.retried_tasks, w.lost_workers
+        ));
+    }
+    // Late or duplicate results come of re-issued or re-sent tasks.
+    if (w.reissued_tasks > 0 || w.lost_workers > 0) && w.dropped_results > 0 {
+        said.push(format!(
+            "{} late or duplicate results dropped (the first result wins)",
+            w.dropped_results
+        ));
+    }
+    let starved = w.starved_takes as f64 / tasks.max(1) as f64;
+    if starved >= STARVED_NOTE {
+        said.push(format!(
+            "the workers' threads found no task queued for {:.0}% of tasks (their refills came late: \
+             `starved_takes`)",
+            starved * 100.0
+        ));
+    }
+    said
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_distributed_point_notes_re_issues_losses_and_threads_that_waited_for_refills() {
+        let quiet = WireStats {
+            starved_takes: 9,
+            ..WireStats::default()
+        };
+        assert!(distributed_notes(&quiet, 100).is_empty(), "9% is no news");
+        let busy = WireStats {
+            reissued_tasks: 3,
+            starved_takes: 26,
+            ..WireStats::default()
+        };
+        assert_eq!(
+            distributed_notes(&busy, 100),
+            [
+                "3 tasks re-issued to idle workers at the end",
+                "the workers' threads found no task queued for 26% of tasks (their refills came \
+                 late: `starved_takes`)"
+            ]
+        );
+        let lossy = WireStats {
+            lost_workers: 1,
+            retried_tasks: 5,
+            dropped_results: 2,
+            ..WireStats::default()
+        };
+        assert_eq!(distributed_notes(&lossy, 100).len(), 2);
+        let dropped_alone = WireStats {
+            dropped_results: 2,
+            ..WireStats::default()
+        };
+        assert!(distributed_notes(&dropped_alone, 100).is_empty());
+    }
 }
