@@ -234,10 +234,11 @@ impl WaitProbe {
             change(after),
         );
         if change(before).abs().max(change(after).abs()) > TOLERANCE * 100.0 {
-            out.push_str(
-                "this machine moved by more than ±10% since it was calibrated: predictions of waits that \
+            out.push_str(&format!(
+                "this machine moved by more than ±{:.0}% since it was calibrated: predictions of waits that \
                  fill its cores are off by about as much (calibrate again, or validate without --calibration)\n",
-            );
+                TOLERANCE * 100.0
+            ));
         }
         out
     }
