@@ -12,6 +12,22 @@ use crate::{martelli, read_json, text, write};
 const SMALL: &str = "tier = \"multi\"\n[workload]\nname = \"small\"\ntasks = 300\nkind = \"cpu\"\n\
                      task_cost = \"200us\"\n[sweep]\ncores = [1, 2]\nrepeats = 1\n";
 
+/// `martelli simulate --validate --json` of `config` with `calibration`: the rows, and stderr.
+fn validate_json(calibration: &Path, config: &Path) -> (Vec<Value>, String) {
+    let o = martelli(&[
+        "simulate",
+        "--validate",
+        "--json",
+        "--calibration",
+        calibration.to_str().unwrap(),
+        config.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let rows: Value = serde_json::from_slice(&o.stdout).expect("--json prints JSON");
+    let rows = rows.as_array().expect("--json prints a list").clone();
+    (rows, text(&o.stderr))
+}
+
 fn points(results: &Value) -> Vec<&Value> {
     results["points"].as_array().unwrap().iter().collect()
 }
@@ -31,6 +47,16 @@ fn calibrate(dir: &Path) -> std::path::PathBuf {
     assert!(file.contains("[spread]"), "{file}");
     path
 }
+
+/// A hand-written calibration file of every required field.
+const CALIBRATION: &str = "version = 2\nmartelli_version = \"0.1.0\"\nmeasured_at = \"now\"\nmachine = \"m\"\n\
+                          [kernels]\ncpu_ns_per_iteration = 1.0\ntask_fixed_ns = 30.0\nrecord_ns = 50.0\n\
+                          payload_generate_ns_per_byte = 0.3\npayload_read_ns_per_byte = 0.2\nio_overshoot_ns = 60000.0\n\
+                          [[kernels.memory]]\nworking_set_bytes = 65536\nns_per_iteration = 5.0\n\
+                          [multi]\ndispatch_ns = 30.0\nrun_overhead_ns = 10000.0\nmemory_contention = 0.05\n\
+                          [distributed]\nlatency_us = 50.0\nbandwidth_mb_per_s = 1000.0\ndispatch_ns = 400.0\n\
+                          result_ns = 400.0\nworker_ns = 700.0\nserialize_ns_per_byte = 0.4\n\
+                          coordinator_message_ns = 20000.0\nworker_message_ns = 40000.0\nrun_overhead_us = 0.0\n";
 
 #[test]
 fn calibrate_then_simulate_measured_and_predicted_across_the_three_bands() {
@@ -136,17 +162,7 @@ fn calibrate_then_simulate_measured_and_predicted_across_the_three_bands() {
     );
 
     // Validation: measured and predicted side by side, as JSON.
-    let o = martelli(&[
-        "simulate",
-        "--validate",
-        "--json",
-        "--calibration",
-        calibration.to_str().unwrap(),
-        config.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let rows: Value = serde_json::from_slice(&o.stdout).expect("--json prints JSON");
-    let rows = rows.as_array().unwrap();
+    let (rows, _) = validate_json(&calibration, &config);
     let tiers: Vec<&str> = rows.iter().map(|r| r["tier"].as_str().unwrap()).collect();
     assert!(
         tiers.contains(&"single") && tiers.contains(&"multi") && tiers.contains(&"distributed"),
@@ -184,14 +200,7 @@ fn impossible_clusters_and_foreign_calibration_files_exit_2_naming_the_field() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("16 cores do not fit the simulated cluster of 2 node(s) x 4 cores"));
 
-    let good = "version = 2\nmartelli_version = \"0.1.0\"\nmeasured_at = \"now\"\nmachine = \"m\"\n\
-                [kernels]\ncpu_ns_per_iteration = 1.0\ntask_fixed_ns = 30.0\nrecord_ns = 50.0\n\
-                payload_generate_ns_per_byte = 0.3\npayload_read_ns_per_byte = 0.2\nio_overshoot_ns = 60000.0\n\
-                [[kernels.memory]]\nworking_set_bytes = 65536\nns_per_iteration = 5.0\n\
-                [multi]\ndispatch_ns = 30.0\nrun_overhead_ns = 10000.0\nmemory_contention = 0.05\n\
-                [distributed]\nlatency_us = 50.0\nbandwidth_mb_per_s = 1000.0\ndispatch_ns = 400.0\n\
-                result_ns = 400.0\nworker_ns = 700.0\nserialize_ns_per_byte = 0.4\n\
-                coordinator_message_ns = 20000.0\nworker_message_ns = 40000.0\nrun_overhead_us = 0.0\n";
+    let good = CALIBRATION;
     let small = write(dir.path(), "plain.toml", SMALL);
     let ok = write(dir.path(), "ok.toml", good);
     let o = martelli(&[
@@ -258,16 +267,11 @@ fn validating_waits_reruns_the_calibrations_wait_probe_and_says_when_the_machine
     let dir = tempfile::tempdir().unwrap();
     // A hand-written calibration whose probe of 64 sleeping threads took 1 ms: no machine
     // runs 4,096 waits of 1 ms on 64 threads that fast, so the probe says the machine moved.
-    let calibration = "version = 2\nmartelli_version = \"0.1.0\"\nmeasured_at = \"now\"\nmachine = \"m\"\n\
-                       [kernels]\ncpu_ns_per_iteration = 1.0\ntask_fixed_ns = 30.0\nrecord_ns = 50.0\n\
-                       payload_generate_ns_per_byte = 0.3\npayload_read_ns_per_byte = 0.2\nio_overshoot_ns = 60000.0\n\
-                       [[kernels.memory]]\nworking_set_bytes = 65536\nns_per_iteration = 5.0\n\
-                       [multi]\ndispatch_ns = 30.0\nrun_overhead_ns = 10000.0\nmemory_contention = 0.05\n\
-                       [[multi.wait_cpu]]\nthreads = 64\nns_per_wait = 5000.0\nprobe_wall_ns = 1000000.0\n\
-                       [distributed]\nlatency_us = 50.0\nbandwidth_mb_per_s = 1000.0\ndispatch_ns = 400.0\n\
-                       result_ns = 400.0\nworker_ns = 700.0\nserialize_ns_per_byte = 0.4\n\
-                       coordinator_message_ns = 20000.0\nworker_message_ns = 40000.0\nrun_overhead_us = 0.0\n";
-    let calibration = write(dir.path(), "cal.toml", calibration);
+    let calibration = CALIBRATION.replace(
+        "[distributed]",
+        "[[multi.wait_cpu]]\nthreads = 64\nns_per_wait = 5000.0\nprobe_wall_ns = 1000000.0\n[distributed]",
+    );
+    let calibration = write(dir.path(), "cal.toml", &calibration);
     let waits = write(
         dir.path(),
         "waits.toml",
@@ -292,32 +296,14 @@ fn validating_waits_reruns_the_calibrations_wait_probe_and_says_when_the_machine
         "{stdout}"
     );
     // The same with --json: the rows stay a JSON list, the probe's words go to stderr.
-    let o = martelli(&[
-        "simulate",
-        "--validate",
-        "--json",
-        "--calibration",
-        calibration.to_str().unwrap(),
-        waits.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let rows: Value = serde_json::from_slice(&o.stdout).expect("--json prints JSON");
-    assert!(rows.as_array().is_some_and(|r| !r.is_empty()), "{rows}");
-    assert!(
-        text(&o.stderr).contains("this machine moved"),
-        "{}",
-        text(&o.stderr)
-    );
+    let (rows, stderr) = validate_json(&calibration, &waits);
+    assert!(!rows.is_empty(), "{rows:?}");
+    assert!(stderr.contains("this machine moved"), "{stderr}");
     // The workers' threads that found no task queued, measured and predicted: a thread
     // starves at most once per task it takes, plus once at the end (8 threads, 200 tasks); a
     // worker's count is cumulative, so the coordinator keeps its latest, not the sum.
-    let distributed: Vec<&Value> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["tier"] == "distributed")
-        .collect();
-    assert!(!distributed.is_empty(), "{rows}");
+    let distributed: Vec<&Value> = rows.iter().filter(|r| r["tier"] == "distributed").collect();
+    assert!(!distributed.is_empty(), "{rows:?}");
     for row in distributed {
         for key in ["measured_starved_per_task", "predicted_starved_per_task"] {
             let per_task = row[key]
