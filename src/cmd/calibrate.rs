@@ -157,7 +157,13 @@ fn measure_round(machine: &Machine, round: usize, rounds: usize) -> anyhow::Resu
 /// fitted each to its own probe: a saturated worker's threads also sleep and wake when their
 /// queue runs dry, which the multi tier's shared counter never does; a worker's cost is never
 /// less than the pool's. On this VM the worker's probe (one worker of 256 sleeping threads)
-/// took 75-135 ms across calibrations while the pool's took 71-79 ms.
+/// took 75-135 ms across calibrations while the pool's took 71-79 ms. Last, how much slower
+/// compute between waits runs past the cores (`multi.compute_dilation`) is fitted to the
+/// largest pool's probe of ~50 us of compute before each wait: what its wall time shows
+/// beyond the compute and the wait, each measured alone (each thread resumes on a core other
+/// threads used, caches cold, and is cut into by their wake-ups). On this VM, per task of a
+/// pool of 256 threads, beyond the compute and a wait's 9 us: 2-6 us at 10 us of compute,
+/// 6-8 us at 20, 10 us at 40, 23 us at 80: proportional to the compute more than fixed.
 fn fit_wait_costs(calibration: &mut Calibration, cores: usize) {
     let largest = |table: &[WaitCpu]| table.iter().max_by_key(|e| e.threads).copied();
     let mut pool = 0.0;
@@ -167,6 +173,10 @@ fn fit_wait_costs(calibration: &mut Calibration, cores: usize) {
         for e in &mut calibration.multi.wait_cpu {
             e.ns_per_wait = pool;
         }
+        // With the cost of a wait known, how much slower compute between waits runs.
+        let probe = martelli_runner::dilation_workload(entry.threads);
+        calibration.multi.compute_dilation =
+            martelli_sim::fit_compute_dilation(&probe, entry.threads, calibration, cores);
     }
     if let Some(entry) = largest(&calibration.distributed.worker_wait_cpu) {
         let probe = martelli_runner::wait_workload(entry.threads);
@@ -194,7 +204,8 @@ pub fn summary(c: &Calibration) -> String {
          cpu kernel        {:.3} ns/iteration; {:.0} ns fixed and {:.0} ns of measuring per task\n\
          memory kernel     {}\n\
          payload           {:.3} ns/byte to generate, {:.3} ns/byte to read\n\
-         I/O wait          a sleep lasts {:.0} us longer than asked and takes {:.1} us of a busy core\n\
+         I/O wait          a sleep lasts {:.0} us longer than asked and takes {:.1} us of a busy core; \
+         compute between waits runs {:.0}% slower past the cores\n\
          multi tier        {:.0} ns hand-off per task, {:.1} us per run, memory contention {:.1}% per busy core\n\
          distributed tier  {:.1} us latency one way, {:.0} MB/s, {:.0} + {:.0} ns per task at the coordinator, \
          {:.0} ns at the worker, {:.3} ns/byte to encode\n",
@@ -207,6 +218,7 @@ pub fn summary(c: &Calibration) -> String {
         k.payload_read_ns_per_byte,
         k.io_overshoot_ns / 1e3,
         m.wait_cpu_ns(1024) / 1e3,
+        m.compute_dilation * 100.0,
         m.dispatch_ns,
         m.run_overhead_ns / 1e3,
         m.memory_contention * 100.0,

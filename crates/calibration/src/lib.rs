@@ -86,6 +86,16 @@ pub struct MultiCosts {
     /// bounds how many waits a few cores can overlap. Absent: waits cost no CPU.
     #[serde(default)]
     pub wait_cpu: Vec<WaitCpu>,
+    /// How much slower tasks that compute and wait compute when their threads outnumber the
+    /// cores, as a fraction (0.25: a quarter slower): each resumes after its wait on a core
+    /// other threads used meanwhile (caches and TLB cold) and is cut into by their wake-ups.
+    /// What the model needs for the largest pool to run a probe of compute before each wait
+    /// (`dilation_probe_wall_ns`) in the time it took, as fitted by the simulator. Absent: 0.
+    #[serde(default)]
+    pub compute_dilation: f64,
+    /// That probe's median wall time, nanoseconds (0: not measured).
+    #[serde(default)]
+    pub dilation_probe_wall_ns: f64,
 }
 
 /// The CPU of one wait in a pool of `threads` threads.
@@ -199,6 +209,8 @@ impl Calibration {
             ("multi.dispatch_ns", m.dispatch_ns),
             ("multi.run_overhead_ns", m.run_overhead_ns),
             ("multi.memory_contention", m.memory_contention),
+            ("multi.compute_dilation", m.compute_dilation),
+            ("multi.dilation_probe_wall_ns", m.dilation_probe_wall_ns),
             ("distributed.latency_us", d.latency_us),
             ("distributed.dispatch_ns", d.dispatch_ns),
             ("distributed.result_ns", d.result_ns),
@@ -369,6 +381,8 @@ pub fn example() -> Calibration {
                     probe_wall_ns: 0.0,
                 },
             ],
+            compute_dilation: 0.0,
+            dilation_probe_wall_ns: 0.0,
         },
         distributed: NetworkCosts {
             latency_us: 50.0,

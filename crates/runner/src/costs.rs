@@ -206,11 +206,24 @@ pub fn measure_pool(
             probe_wall_ns: median(&mut walls),
         });
     }
+    let largest = *WAIT_POOLS.last().unwrap_or(&1);
+    step(&format!("compute between waits, pool of {largest} threads"));
+    let probe = dilation_workload(largest);
+    let runs = samples(&MultiRunner::default(), largest as usize, &probe, 6)?;
+    let mut walls: Vec<f64> = runs
+        .get(1..)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.wall.as_nanos() as f64)
+        .collect();
     Ok(MultiCosts {
         dispatch_ns,
         run_overhead_ns,
         memory_contention,
         wait_cpu,
+        // Fitted once the rounds are combined (`martelli_sim::fit_compute_dilation`).
+        compute_dilation: 0.0,
+        dilation_probe_wall_ns: median(&mut walls),
     })
 }
 
@@ -234,6 +247,21 @@ pub fn wait_cpu_per_task(cpu_ns: f64, wall_ns: f64, tasks: f64, cores: usize, pe
 /// the CPU of a wait is measured with.
 pub fn wait_workload(threads: u32) -> Workload {
     let mut w = probe_workload(Kind::Io, (64 * u64::from(threads)).max(4000), 0);
+    w.io_wait_ns = PROBE_WAIT_NS;
+    w
+}
+
+/// Kernel iterations of the compute before each wait of [`dilation_workload`]: ~50 us on the
+/// 2-core VM this was written on, more than twice the 20 us of `configs/validate/mixed.toml`,
+/// so that the validation does not check the model on its own probe.
+pub const DILATION_PROBE_ITERATIONS: u64 = 36_000;
+
+/// Tasks that compute ([`DILATION_PROBE_ITERATIONS`]) and then wait ([`PROBE_WAIT_NS`]), 16
+/// per thread of a pool of `threads`: with many more threads than cores, each task's compute
+/// resumes on a core other threads used during its wait. What the slow-down of that compute
+/// is fitted to.
+pub fn dilation_workload(threads: u32) -> Workload {
+    let mut w = probe_workload(Kind::Mixed, 16 * u64::from(threads), DILATION_PROBE_ITERATIONS);
     w.io_wait_ns = PROBE_WAIT_NS;
     w
 }

@@ -22,7 +22,8 @@ use martelli_workload::Workload;
 
 use crate::cluster::Cluster;
 use crate::engine::{
-    Costs, Cpus, Parallel, Queue, Run, TaskStream, histogram, parts, record, with_serial_phase, with_tasks,
+    Costs, Cpus, Parallel, Queue, Run, TaskStream, dilation, histogram, parts, record, with_serial_phase,
+    with_tasks,
 };
 
 /// The coordinator's decisions in one run: which tasks go to which node, and which results
@@ -187,6 +188,13 @@ impl<'a> Sim<'a> {
                 .map(|&threads| Cpus::new((threads >= per_node).then_some(per_node)))
                 .collect(),
         };
+        // Whether a node's threads outnumber the cores they share: the one machine's (with
+        // every node's threads), or the node's own.
+        let all_threads: usize = spread.iter().sum();
+        let oversubscribed = |threads: usize| match cluster.colocated_cores {
+            Some(cores) => all_threads > cores as usize,
+            None => threads > per_node,
+        };
         let nodes = spread
             .iter()
             .enumerate()
@@ -203,7 +211,8 @@ impl<'a> Sim<'a> {
                 transit: VecDeque::new(),
                 pool: if colocated { 0 } else { i },
                 link_free: 0.0,
-                slow: costs.contention(threads, cluster.memory_contention),
+                slow: costs.contention(threads, cluster.memory_contention)
+                    * dilation(workload, calibration, oversubscribed(threads)),
                 busy_ns: 0.0,
             })
             .collect();

@@ -442,6 +442,18 @@ impl Cpus {
     }
 }
 
+/// How much slower a task of `workload` computes on threads that outnumber their cores
+/// (`oversubscribed`), as a factor: `1 + multi.compute_dilation` for tasks that compute and
+/// wait (each resumes after its wait on a core other threads used, caches cold, and is cut
+/// into by their wake-ups), 1 otherwise.
+pub(crate) fn dilation(workload: &Workload, calibration: &Calibration, oversubscribed: bool) -> f64 {
+    if oversubscribed && workload.kind.computes() && workload.kind.waits() {
+        1.0 + calibration.multi.compute_dilation
+    } else {
+        1.0
+    }
+}
+
 /// The multi tier: `threads` pool threads on one node take the tasks in order as they free
 /// up (the real pool's threads take the next ids from one shared counter: a greedy list
 /// schedule); each task pays the pool's hand-off; the run pays the pool's start and join. With
@@ -458,7 +470,8 @@ pub(crate) fn multi(
     let mut h = histogram();
     let start = calibration.multi.run_overhead_ns;
     let dispatch = calibration.multi.dispatch_ns;
-    let slow = costs.contention(threads.min(workload.tasks as usize).min(cores), contention);
+    let slow = costs.contention(threads.min(workload.tasks as usize).min(cores), contention)
+        * dilation(workload, calibration, threads > cores);
     let mut cpus = Cpus::new((threads > cores).then_some(cores));
     let wait_cpu = calibration.multi.wait_cpu_ns(threads);
     let mut free: Queue<()> = Queue::new();

@@ -129,7 +129,7 @@ pub fn predict(
 /// hypervisor's work that no process is charged for, and that only the wall time shows. The
 /// floor is returned where no wall time was recorded or the model is already as slow.
 pub fn fit_wait_cost(entry: &WaitCpu, probe: &Workload, calibration: &Calibration, cores: usize) -> f64 {
-    fit_to_wall(entry, probe, cores, |ns_per_wait| {
+    fit_to_wall(entry, probe.tasks, cores, |ns_per_wait| {
         let mut c = calibration.clone();
         c.multi.wait_cpu = vec![WaitCpu {
             ns_per_wait,
@@ -159,7 +159,7 @@ pub fn fit_worker_wait_cost(
         colocated_cores: Some(cores as u32),
         ..Default::default()
     };
-    fit_to_wall(entry, probe, cores, |ns_per_wait| {
+    fit_to_wall(entry, probe.tasks, cores, |ns_per_wait| {
         let mut c = calibration.clone();
         c.distributed.worker_wait_cpu = vec![WaitCpu {
             ns_per_wait,
@@ -171,27 +171,52 @@ pub fn fit_worker_wait_cost(
     })
 }
 
+/// How much slower compute between waits must run on the largest pool (`threads`) for the
+/// model to run `probe` (tasks that compute, then wait) on this machine's `cores` in the wall
+/// time the real probe took (`calibration.multi.dilation_probe_wall_ns`), with the pool's cost
+/// of a wait as fitted. At least 0; 0 where no wall time was recorded, the pool fits the cores
+/// or the model is already as slow.
+pub fn fit_compute_dilation(probe: &Workload, threads: u32, calibration: &Calibration, cores: usize) -> f64 {
+    let wall = calibration.multi.dilation_probe_wall_ns;
+    if wall <= 0.0 || threads as usize <= cores {
+        return 0.0;
+    }
+    let costs = Costs::new(probe, calibration);
+    let compute = costs.compute_ns(&probe.task(0), true).max(1.0);
+    // No task can take more than all the cores for the whole probe.
+    let most = wall * cores as f64 / probe.tasks.max(1) as f64 / compute;
+    bisect(0.0, most, 1e-4, wall, |d| {
+        let mut c = calibration.clone();
+        c.multi.compute_dilation = d;
+        engine::multi(probe, &costs, &c, threads as usize, cores, 0.0).wall_ns
+    })
+}
+
 /// The cost of a wait, at least `entry.ns_per_wait`, at which `wall_at` reaches the probe's
-/// measured wall time (bisection: the wall time only grows with the cost).
-fn fit_to_wall(entry: &WaitCpu, probe: &Workload, cores: usize, wall_at: impl Fn(f64) -> f64) -> f64 {
+/// measured wall time (`tasks` tasks).
+fn fit_to_wall(entry: &WaitCpu, tasks: u64, cores: usize, wall_at: impl Fn(f64) -> f64) -> f64 {
     let floor = entry.ns_per_wait.max(0.0);
     if entry.probe_wall_ns <= 0.0 || entry.threads as usize <= cores {
         return floor;
     }
-    if wall_at(floor) >= entry.probe_wall_ns {
-        return floor;
-    }
     // No wait can cost more than all the cores for the whole probe.
-    let (mut lo, mut hi) = (
-        floor,
-        entry.probe_wall_ns * cores as f64 / probe.tasks.max(1) as f64,
-    );
-    if wall_at(hi) < entry.probe_wall_ns {
+    let most = entry.probe_wall_ns * cores as f64 / tasks.max(1) as f64;
+    bisect(floor, most, 1.0, entry.probe_wall_ns, wall_at)
+}
+
+/// The least `x` in `lo..=hi` (to within `step`) at which `wall_at(x)` reaches `wall`, by
+/// bisection (the wall time only grows with `x`): `lo` when it already does, `hi` when even
+/// `hi` does not.
+fn bisect(mut lo: f64, mut hi: f64, step: f64, wall: f64, wall_at: impl Fn(f64) -> f64) -> f64 {
+    if wall_at(lo) >= wall {
+        return lo;
+    }
+    if wall_at(hi) < wall {
         return hi;
     }
-    while hi - lo > 1.0 {
+    while hi - lo > step {
         let mid = 0.5 * (lo + hi);
-        if wall_at(mid) < entry.probe_wall_ns {
+        if wall_at(mid) < wall {
             lo = mid;
         } else {
             hi = mid;

@@ -235,6 +235,73 @@ fn woken_waits_queue_for_the_cores_and_a_fitted_wait_cost_reproduces_its_probe()
 }
 
 #[test]
+fn compute_between_waits_slows_past_the_cores_and_a_fitted_dilation_reproduces_its_probe() {
+    use crate::{WaitCpu, fit_compute_dilation};
+    let mut c = ideal();
+    c.multi.wait_cpu = vec![WaitCpu {
+        threads: 256,
+        ns_per_wait: 5_000.0,
+        probe_wall_ns: 0.0,
+    }];
+    // 4096 tasks of 50 us of compute, then a 1 ms wait, on 256 threads sharing 2 cores.
+    let mut probe = workload(4096, 50_000, 0.0);
+    probe.kind = Kind::Mixed;
+    probe.io_wait_ns = 1_000_000;
+    let on = |w: &Workload, threads: usize, c: &Calibration| {
+        let cluster = Cluster {
+            colocated_cores: Some(2),
+            ..Cluster::resolve(None, c, threads)
+        };
+        (
+            wall(w, Tier::Multi, threads, &cluster, c),
+            wall(w, Tier::Distributed, threads, &cluster, c),
+        )
+    };
+    // The cores are the limit: 4096 x (50 + 5) us / 2 = 112.6 ms; a fifth slower compute:
+    // 4096 x (60 + 5) us / 2 = 133.1 ms. The workers' threads slow down alike.
+    let (plain, plain_workers) = on(&probe, 256, &c);
+    assert!((112.6e6..115e6).contains(&plain), "{plain}");
+    c.multi.compute_dilation = 0.2;
+    let (dilated, dilated_workers) = on(&probe, 256, &c);
+    assert!((133.1e6..136e6).contains(&dilated), "{dilated}");
+    assert!(
+        dilated_workers > plain_workers * 1.1,
+        "{plain_workers} -> {dilated_workers}"
+    );
+    // The fit finds the dilation that takes the probe's wall time.
+    c.multi.dilation_probe_wall_ns = dilated;
+    c.multi.compute_dilation = 0.0;
+    let fitted = fit_compute_dilation(&probe, 256, &c, 2);
+    assert!((fitted - 0.2).abs() < 1e-3, "{fitted}");
+    c.multi.dilation_probe_wall_ns = plain;
+    assert!(fit_compute_dilation(&probe, 256, &c, 2) < 1e-3);
+    c.multi.dilation_probe_wall_ns = 0.0;
+    assert_eq!(
+        fit_compute_dilation(&probe, 256, &c, 2),
+        0.0,
+        "no probe, no dilation"
+    );
+    // Tasks that only wait, tasks that only compute, and threads the cores hold: as before.
+    let mut waits = probe.clone();
+    waits.kind = Kind::Io;
+    waits.iterations = 0;
+    let mut compute = probe.clone();
+    compute.kind = Kind::Cpu;
+    compute.io_wait_ns = 0;
+    for (w, threads) in [(&waits, 256), (&compute, 256), (&probe, 2)] {
+        let mut undilated = c.clone();
+        undilated.multi.compute_dilation = 0.0;
+        c.multi.compute_dilation = 0.2;
+        assert_eq!(
+            on(w, threads, &c),
+            on(w, threads, &undilated),
+            "{:?} on {threads}",
+            w.kind
+        );
+    }
+}
+
+#[test]
 fn a_workers_wait_cost_is_fitted_to_its_own_probe_on_the_distributed_model() {
     use crate::{WaitCpu, fit_worker_wait_cost};
     let mut c = ideal();
