@@ -39,8 +39,7 @@ fn main() {
         run_overhead_ns: 20_000.0,
         memory_contention: 0.0,
         wait_cpu: Vec::new(),
-        compute_dilation: 0.0,
-        dilation_probe_wall_ns: 0.0,
+        compute_dilation: Vec::new(),
     };
     let calibration = Calibration {
         version: CALIBRATION_VERSION,

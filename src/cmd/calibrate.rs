@@ -174,9 +174,16 @@ fn fit_wait_costs(calibration: &mut Calibration, cores: usize) {
             e.ns_per_wait = pool;
         }
         // With the cost of a wait known, how much slower compute between waits runs.
-        let probe = martelli_runner::dilation_workload(entry.threads);
-        calibration.multi.compute_dilation =
-            martelli_sim::fit_compute_dilation(&probe, entry.threads, calibration, cores);
+        let probe = martelli_runner::dilation_workload();
+        let fitted: Vec<f64> = calibration
+            .multi
+            .compute_dilation
+            .iter()
+            .map(|e| martelli_sim::fit_compute_dilation(e, &probe, calibration, cores))
+            .collect();
+        for (e, factor) in calibration.multi.compute_dilation.iter_mut().zip(fitted) {
+            e.factor = factor;
+        }
     }
     if let Some(entry) = largest(&calibration.distributed.worker_wait_cpu) {
         let probe = martelli_runner::wait_workload(entry.threads);
@@ -194,6 +201,15 @@ pub fn summary(c: &Calibration) -> String {
     let k = &c.kernels;
     let m = &c.multi;
     let d = &c.distributed;
+    let dilation = if m.compute_dilation.is_empty() {
+        "not measured".to_string()
+    } else {
+        m.compute_dilation
+            .iter()
+            .map(|d| format!("{:.0}% at {} threads", d.factor * 100.0, d.threads))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let memory: Vec<String> = k
         .memory
         .iter()
@@ -205,7 +221,7 @@ pub fn summary(c: &Calibration) -> String {
          memory kernel     {}\n\
          payload           {:.3} ns/byte to generate, {:.3} ns/byte to read\n\
          I/O wait          a sleep lasts {:.0} us longer than asked and takes {:.1} us of a busy core; \
-         compute between waits runs {:.0}% slower past the cores\n\
+         compute between waits runs slower past the cores: {}\n\
          multi tier        {:.0} ns hand-off per task, {:.1} us per run, memory contention {:.1}% per busy core\n\
          distributed tier  {:.1} us latency one way, {:.0} MB/s, {:.0} + {:.0} ns per task at the coordinator, \
          {:.0} ns at the worker, {:.3} ns/byte to encode\n",
@@ -218,7 +234,7 @@ pub fn summary(c: &Calibration) -> String {
         k.payload_read_ns_per_byte,
         k.io_overshoot_ns / 1e3,
         m.wait_cpu_ns(1024) / 1e3,
-        m.compute_dilation * 100.0,
+        dilation,
         m.dispatch_ns,
         m.run_overhead_ns / 1e3,
         m.memory_contention * 100.0,

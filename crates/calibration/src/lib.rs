@@ -87,15 +87,26 @@ pub struct MultiCosts {
     #[serde(default)]
     pub wait_cpu: Vec<WaitCpu>,
     /// How much slower tasks that compute and wait compute when their threads outnumber the
-    /// cores, as a fraction (0.25: a quarter slower): each resumes after its wait on a core
-    /// other threads used meanwhile (caches and TLB cold) and is cut into by their wake-ups.
-    /// What the model needs for the largest pool to run a probe of compute before each wait
-    /// (`dilation_probe_wall_ns`) in the time it took, as fitted by the simulator. Absent: 0.
+    /// cores, at the pool sizes whose probe fills them, ascending (interpolated in log threads
+    /// between them, flat beyond). Absent: not at all.
     #[serde(default)]
-    pub compute_dilation: f64,
-    /// That probe's median wall time, nanoseconds (0: not measured).
-    #[serde(default)]
-    pub dilation_probe_wall_ns: f64,
+    pub compute_dilation: Vec<Dilation>,
+}
+
+/// How much slower compute between waits runs in a pool of `threads` threads past the cores:
+/// each task resumes after its wait on a core other threads used meanwhile (caches and TLB
+/// cold) and is cut into by their wake-ups.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dilation {
+    /// Threads of the pool.
+    pub threads: u32,
+    /// The slow-down, as a fraction of the compute (0.25: a quarter slower): what the model
+    /// needs to run the probe (compute before each wait) in the time it took, as fitted by
+    /// the simulator.
+    pub factor: f64,
+    /// The probe's median wall time, nanoseconds.
+    pub probe_wall_ns: f64,
 }
 
 /// The CPU of one wait in a pool of `threads` threads.
@@ -209,8 +220,6 @@ impl Calibration {
             ("multi.dispatch_ns", m.dispatch_ns),
             ("multi.run_overhead_ns", m.run_overhead_ns),
             ("multi.memory_contention", m.memory_contention),
-            ("multi.compute_dilation", m.compute_dilation),
-            ("multi.dilation_probe_wall_ns", m.dilation_probe_wall_ns),
             ("distributed.latency_us", d.latency_us),
             ("distributed.dispatch_ns", d.dispatch_ns),
             ("distributed.result_ns", d.result_ns),
@@ -256,6 +265,20 @@ impl Calibration {
                 }
             }
         }
+        for (i, entry) in m.compute_dilation.iter().enumerate() {
+            if !(entry.factor.is_finite() && entry.factor >= 0.0) {
+                return Err((
+                    format!("multi.compute_dilation[{i}].factor"),
+                    format!("must be a finite number >= 0 (got {})", entry.factor),
+                ));
+            }
+            if entry.threads == 0 || (i > 0 && entry.threads <= m.compute_dilation[i - 1].threads) {
+                return Err((
+                    format!("multi.compute_dilation[{i}].threads"),
+                    "pool sizes must be at least 1 and in ascending order".into(),
+                ));
+            }
+        }
         for (figure, spread) in &self.spread {
             if !(spread.is_finite() && *spread >= 0.0) {
                 return Err((
@@ -292,6 +315,17 @@ impl MultiCosts {
     /// CPU one wait costs a thread of the multi tier's pool of `threads`.
     pub fn wait_cpu_ns(&self, threads: usize) -> f64 {
         wait_cpu_ns(&self.wait_cpu, threads)
+    }
+
+    /// How much slower compute between waits runs on `threads` threads past the cores, as a
+    /// fraction (0 when not measured).
+    pub fn compute_dilation_at(&self, threads: usize) -> f64 {
+        let table: Vec<(f64, f64)> = self
+            .compute_dilation
+            .iter()
+            .map(|d| (f64::from(d.threads).ln(), d.factor))
+            .collect();
+        interpolate(&table, (threads.max(1) as f64).ln()).unwrap_or(0.0)
     }
 }
 
@@ -381,8 +415,7 @@ pub fn example() -> Calibration {
                     probe_wall_ns: 0.0,
                 },
             ],
-            compute_dilation: 0.0,
-            dilation_probe_wall_ns: 0.0,
+            compute_dilation: Vec::new(),
         },
         distributed: NetworkCosts {
             latency_us: 50.0,

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use martelli_calibration::{KernelCosts, MemoryCost, MultiCosts, WaitCpu};
+use martelli_calibration::{Dilation, KernelCosts, MemoryCost, MultiCosts, WaitCpu};
 use martelli_results::Sample;
 use martelli_workload::{Executor, Kind, SizeDistribution, Workload, fill_payload};
 
@@ -206,24 +206,30 @@ pub fn measure_pool(
             probe_wall_ns: median(&mut walls),
         });
     }
-    let largest = *WAIT_POOLS.last().unwrap_or(&1);
-    step(&format!("compute between waits, pool of {largest} threads"));
-    let probe = dilation_workload(largest);
-    let runs = samples(&MultiRunner::default(), largest as usize, &probe, 6)?;
-    let mut walls: Vec<f64> = runs
-        .get(1..)
-        .unwrap_or_default()
-        .iter()
-        .map(|s| s.wall.as_nanos() as f64)
-        .collect();
+    let mut compute_dilation = Vec::new();
+    for threads in DILATION_POOLS {
+        step(&format!("compute between waits, pool of {threads} threads"));
+        let probe = dilation_workload();
+        let runs = samples(&MultiRunner::default(), threads as usize, &probe, 6)?;
+        let mut walls: Vec<f64> = runs
+            .get(1..)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.wall.as_nanos() as f64)
+            .collect();
+        compute_dilation.push(Dilation {
+            threads,
+            // Fitted once the rounds are combined (`martelli_sim::fit_compute_dilation`).
+            factor: 0.0,
+            probe_wall_ns: median(&mut walls),
+        });
+    }
     Ok(MultiCosts {
         dispatch_ns,
         run_overhead_ns,
         memory_contention,
         wait_cpu,
-        // Fitted once the rounds are combined (`martelli_sim::fit_compute_dilation`).
-        compute_dilation: 0.0,
-        dilation_probe_wall_ns: median(&mut walls),
+        compute_dilation,
     })
 }
 
@@ -256,12 +262,16 @@ pub fn wait_workload(threads: u32) -> Workload {
 /// so that the validation does not check the model on its own probe.
 pub const DILATION_PROBE_ITERATIONS: u64 = 36_000;
 
-/// Tasks that compute ([`DILATION_PROBE_ITERATIONS`]) and then wait ([`PROBE_WAIT_NS`]), 16
-/// per thread of a pool of `threads`: with many more threads than cores, each task's compute
-/// resumes on a core other threads used during its wait. What the slow-down of that compute
-/// is fitted to.
-pub fn dilation_workload(threads: u32) -> Workload {
-    let mut w = probe_workload(Kind::Mixed, 16 * u64::from(threads), DILATION_PROBE_ITERATIONS);
+/// Pool sizes whose slow-down of compute between waits is measured: those of [`WAIT_POOLS`]
+/// whose probe fills a few cores (on 2 cores, 64 threads of ~50 us compute and 1 ms waits
+/// ask for 3 cores).
+pub const DILATION_POOLS: [u32; 2] = [64, 256];
+
+/// 4096 tasks that compute ([`DILATION_PROBE_ITERATIONS`]) and then wait ([`PROBE_WAIT_NS`]):
+/// on a pool of many more threads than cores, each task's compute resumes on a core other
+/// threads used during its wait. What the slow-down of that compute is fitted to.
+pub fn dilation_workload() -> Workload {
+    let mut w = probe_workload(Kind::Mixed, 4096, DILATION_PROBE_ITERATIONS);
     w.io_wait_ns = PROBE_WAIT_NS;
     w
 }

@@ -19,8 +19,8 @@ use martelli_workload::{Executor, Workload};
 
 pub use calibrate::{Calibration, calibrate};
 pub use costs::{
-    DILATION_PROBE_ITERATIONS, PROBE_WAIT_NS, WAIT_POOLS, dilation_workload, measure_kernels, measure_pool,
-    median_run, probe_workload, samples, wait_cpu_per_task, wait_workload,
+    DILATION_POOLS, DILATION_PROBE_ITERATIONS, PROBE_WAIT_NS, WAIT_POOLS, dilation_workload, measure_kernels,
+    measure_pool, median_run, probe_workload, samples, wait_cpu_per_task, wait_workload,
 };
 pub use gil::Gil;
 pub use multi::MultiRunner;

@@ -188,12 +188,12 @@ impl<'a> Sim<'a> {
                 .map(|&threads| Cpus::new((threads >= per_node).then_some(per_node)))
                 .collect(),
         };
-        // Whether a node's threads outnumber the cores they share: the one machine's (with
-        // every node's threads), or the node's own.
+        // The threads that share a node's cores, and those cores: every node's on the one
+        // machine, or the node's own.
         let all_threads: usize = spread.iter().sum();
-        let oversubscribed = |threads: usize| match cluster.colocated_cores {
-            Some(cores) => all_threads > cores as usize,
-            None => threads > per_node,
+        let sharing = |threads: usize| match cluster.colocated_cores {
+            Some(cores) => (all_threads, cores as usize),
+            None => (threads, per_node),
         };
         let nodes = spread
             .iter()
@@ -211,8 +211,10 @@ impl<'a> Sim<'a> {
                 transit: VecDeque::new(),
                 pool: if colocated { 0 } else { i },
                 link_free: 0.0,
-                slow: costs.contention(threads, cluster.memory_contention)
-                    * dilation(workload, calibration, oversubscribed(threads)),
+                slow: costs.contention(threads, cluster.memory_contention) * {
+                    let (threads, cores) = sharing(threads);
+                    dilation(workload, calibration, threads, cores)
+                },
                 busy_ns: 0.0,
             })
             .collect();

@@ -442,13 +442,13 @@ impl Cpus {
     }
 }
 
-/// How much slower a task of `workload` computes on threads that outnumber their cores
-/// (`oversubscribed`), as a factor: `1 + multi.compute_dilation` for tasks that compute and
-/// wait (each resumes after its wait on a core other threads used, caches cold, and is cut
-/// into by their wake-ups), 1 otherwise.
-pub(crate) fn dilation(workload: &Workload, calibration: &Calibration, oversubscribed: bool) -> f64 {
-    if oversubscribed && workload.kind.computes() && workload.kind.waits() {
-        1.0 + calibration.multi.compute_dilation
+/// How much slower a task of `workload` computes on `threads` threads sharing `cores` cores,
+/// as a factor: past the cores, `1 +` the calibrated dilation at that many threads for tasks
+/// that compute and wait (each resumes after its wait on a core other threads used, caches
+/// cold, and is cut into by their wake-ups); 1 otherwise.
+pub(crate) fn dilation(workload: &Workload, calibration: &Calibration, threads: usize, cores: usize) -> f64 {
+    if threads > cores && workload.kind.computes() && workload.kind.waits() {
+        1.0 + calibration.multi.compute_dilation_at(threads)
     } else {
         1.0
     }
@@ -471,7 +471,7 @@ pub(crate) fn multi(
     let start = calibration.multi.run_overhead_ns;
     let dispatch = calibration.multi.dispatch_ns;
     let slow = costs.contention(threads.min(workload.tasks as usize).min(cores), contention)
-        * dilation(workload, calibration, threads > cores);
+        * dilation(workload, calibration, threads, cores);
     let mut cpus = Cpus::new((threads > cores).then_some(cores));
     let wait_cpu = calibration.multi.wait_cpu_ns(threads);
     let mut free: Queue<()> = Queue::new();

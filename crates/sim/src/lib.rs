@@ -25,7 +25,7 @@ pub use cluster::{Cluster, DEFAULT_CORES_PER_NODE};
 pub use distributed::Coordinator;
 use engine::{Costs, Run};
 pub use martelli_calibration::{
-    CALIBRATION_VERSION, Calibration, KernelCosts, MemoryCost, MultiCosts, NetworkCosts, WaitCpu,
+    CALIBRATION_VERSION, Calibration, Dilation, KernelCosts, MemoryCost, MultiCosts, NetworkCosts, WaitCpu,
     example as example_calibration,
 };
 
@@ -171,24 +171,31 @@ pub fn fit_worker_wait_cost(
     })
 }
 
-/// How much slower compute between waits must run on the largest pool (`threads`) for the
-/// model to run `probe` (tasks that compute, then wait) on this machine's `cores` in the wall
-/// time the real probe took (`calibration.multi.dilation_probe_wall_ns`), with the pool's cost
-/// of a wait as fitted. At least 0; 0 where no wall time was recorded, the pool fits the cores
-/// or the model is already as slow.
-pub fn fit_compute_dilation(probe: &Workload, threads: u32, calibration: &Calibration, cores: usize) -> f64 {
-    let wall = calibration.multi.dilation_probe_wall_ns;
-    if wall <= 0.0 || threads as usize <= cores {
+/// How much slower compute between waits must run on a pool of `entry.threads` for the model
+/// to run `probe` (tasks that compute, then wait) on this machine's `cores` in the wall time
+/// the real probe took (`entry.probe_wall_ns`), with the pool's cost of a wait as fitted. At
+/// least 0; 0 where no wall time was recorded, where the probe's compute does not fill the
+/// cores (its wall time is its waits', whatever the compute costs), or where the model is
+/// already as slow.
+pub fn fit_compute_dilation(
+    entry: &Dilation,
+    probe: &Workload,
+    calibration: &Calibration,
+    cores: usize,
+) -> f64 {
+    let costs = Costs::new(probe, calibration);
+    let task = probe.task(0);
+    let compute = costs.compute_ns(&task, true).max(1.0);
+    let busy = entry.threads as f64 * compute / (compute + costs.wait_ns(&task));
+    if entry.probe_wall_ns <= 0.0 || busy <= cores as f64 {
         return 0.0;
     }
-    let costs = Costs::new(probe, calibration);
-    let compute = costs.compute_ns(&probe.task(0), true).max(1.0);
     // No task can take more than all the cores for the whole probe.
-    let most = wall * cores as f64 / probe.tasks.max(1) as f64 / compute;
-    bisect(0.0, most, 1e-4, wall, |d| {
+    let most = entry.probe_wall_ns * cores as f64 / probe.tasks.max(1) as f64 / compute;
+    bisect(0.0, most, 1e-4, entry.probe_wall_ns, |factor| {
         let mut c = calibration.clone();
-        c.multi.compute_dilation = d;
-        engine::multi(probe, &costs, &c, threads as usize, cores, 0.0).wall_ns
+        c.multi.compute_dilation = vec![Dilation { factor, ..*entry }];
+        engine::multi(probe, &costs, &c, entry.threads as usize, cores, 0.0).wall_ns
     })
 }
 

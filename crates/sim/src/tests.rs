@@ -236,7 +236,7 @@ fn woken_waits_queue_for_the_cores_and_a_fitted_wait_cost_reproduces_its_probe()
 
 #[test]
 fn compute_between_waits_slows_past_the_cores_and_a_fitted_dilation_reproduces_its_probe() {
-    use crate::{WaitCpu, fit_compute_dilation};
+    use crate::{Dilation, WaitCpu, fit_compute_dilation};
     let mut c = ideal();
     c.multi.wait_cpu = vec![WaitCpu {
         threads: 256,
@@ -261,7 +261,12 @@ fn compute_between_waits_slows_past_the_cores_and_a_fitted_dilation_reproduces_i
     // 4096 x (60 + 5) us / 2 = 133.1 ms. The workers' threads slow down alike.
     let (plain, plain_workers) = on(&probe, 256, &c);
     assert!((112.6e6..115e6).contains(&plain), "{plain}");
-    c.multi.compute_dilation = 0.2;
+    let fifth = |probe_wall_ns: f64| Dilation {
+        threads: 256,
+        factor: 0.2,
+        probe_wall_ns,
+    };
+    c.multi.compute_dilation = vec![fifth(0.0)];
     let (dilated, dilated_workers) = on(&probe, 256, &c);
     assert!((133.1e6..136e6).contains(&dilated), "{dilated}");
     assert!(
@@ -269,18 +274,22 @@ fn compute_between_waits_slows_past_the_cores_and_a_fitted_dilation_reproduces_i
         "{plain_workers} -> {dilated_workers}"
     );
     // The fit finds the dilation that takes the probe's wall time.
-    c.multi.dilation_probe_wall_ns = dilated;
-    c.multi.compute_dilation = 0.0;
-    let fitted = fit_compute_dilation(&probe, 256, &c, 2);
+    c.multi.compute_dilation = vec![];
+    let fitted = fit_compute_dilation(&fifth(dilated), &probe, &c, 2);
     assert!((fitted - 0.2).abs() < 1e-3, "{fitted}");
-    c.multi.dilation_probe_wall_ns = plain;
-    assert!(fit_compute_dilation(&probe, 256, &c, 2) < 1e-3);
-    c.multi.dilation_probe_wall_ns = 0.0;
+    assert!(fit_compute_dilation(&fifth(plain), &probe, &c, 2) < 1e-3);
     assert_eq!(
-        fit_compute_dilation(&probe, 256, &c, 2),
+        fit_compute_dilation(&fifth(0.0), &probe, &c, 2),
         0.0,
         "no probe, no dilation"
     );
+    // 16 threads of 50 us + 1 ms ask for less than a core: their wall time says nothing of
+    // the compute's speed.
+    let few = Dilation {
+        threads: 16,
+        ..fifth(dilated)
+    };
+    assert_eq!(fit_compute_dilation(&few, &probe, &c, 2), 0.0);
     // Tasks that only wait, tasks that only compute, and threads the cores hold: as before.
     let mut waits = probe.clone();
     waits.kind = Kind::Io;
@@ -290,8 +299,8 @@ fn compute_between_waits_slows_past_the_cores_and_a_fitted_dilation_reproduces_i
     compute.io_wait_ns = 0;
     for (w, threads) in [(&waits, 256), (&compute, 256), (&probe, 2)] {
         let mut undilated = c.clone();
-        undilated.multi.compute_dilation = 0.0;
-        c.multi.compute_dilation = 0.2;
+        undilated.multi.compute_dilation = vec![];
+        c.multi.compute_dilation = vec![fifth(0.0)];
         assert_eq!(
             on(w, threads, &c),
             on(w, threads, &undilated),
