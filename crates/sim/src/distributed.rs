@@ -109,7 +109,8 @@ struct Node {
     pool: usize,
     /// When the node's link is next free to send.
     link_free: f64,
-    /// Compute slow-down from memory contention on this node.
+    /// Compute slow-down on this node: memory contention, and compute between waits on threads
+    /// past their cores (`dilation`).
     slow: f64,
     /// CPU of the node's tasks.
     busy_ns: f64,
