@@ -150,14 +150,21 @@ fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
         .iter()
         .map(|path| Ok((path, martelli_config::load(path, &overrides)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    // Waits past the cores rest on the calibrated cost of a wait: its probe, run again before
-    // and after the measurements, says whether this machine still is the one calibrated.
-    let probe = configs
+    // Waits past the cores rest on the calibrated cost of a wait, and compute between them on
+    // the calibrated slow-down of that compute: their probes, run again before and after the
+    // measurements, say whether this machine still is the one calibrated.
+    let overlap = configs.iter().any(|(_, c)| waits_overlap(c));
+    let computes = configs
         .iter()
-        .any(|(_, c)| waits_overlap(c))
-        .then(|| WaitProbe::of(&calibration))
-        .flatten();
-    let before = probe.as_ref().map(WaitProbe::run).transpose()?;
+        .any(|(_, c)| waits_overlap(c) && c.series.iter().any(|s| s.workload.kind.computes()));
+    let probes: Vec<DriftProbe> = DriftProbe::of(&calibration)
+        .into_iter()
+        .filter(|p| overlap && (p.kind == ProbeKind::Waits || computes))
+        .collect();
+    let before = probes
+        .iter()
+        .map(DriftProbe::run)
+        .collect::<anyhow::Result<Vec<f64>>>()?;
     let mut rows = Vec::new();
     for (path, config) in configs {
         let name = path
@@ -175,44 +182,85 @@ fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let drift = match (&probe, before) {
-        (Some(p), Some(before)) => Some(p.drift(before, p.run()?)),
-        _ => None,
-    };
+    let mut moved = false;
+    let mut drift = String::new();
+    for (p, before) in probes.iter().zip(before) {
+        let (line, past) = p.drift(before, p.run()?);
+        drift.push_str(&line);
+        moved |= past;
+    }
+    if moved {
+        drift.push_str(&format!(
+            "this machine moved by more than ±{:.0}% since it was calibrated: predictions that rest on \
+             what moved are off by about as much (calibrate again, or validate without --calibration)\n",
+            TOLERANCE * 100.0
+        ));
+    }
     if args.json {
-        if let Some(drift) = &drift {
-            eprint!("{drift}");
-        }
+        eprint!("{drift}");
         run::say(&format!("{}\n", serde_json::to_string_pretty(&rows)?))
     } else {
-        run::say(&format!("{}{}", table(&rows), drift.unwrap_or_default()))
+        run::say(&format!("{}{drift}", table(&rows)))
     }
 }
 
-/// The calibration's probe of the cost of a wait: the multi tier's largest pool of sleeping
-/// threads, and the wall time it took when the calibration was measured.
-struct WaitProbe {
+/// Which of the calibration's probes: the cost of a wait, or the slow-down of compute
+/// between waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProbeKind {
+    Waits,
+    Compute,
+}
+
+/// One of the calibration's probes on the multi tier's largest pool, and the wall time it
+/// took when the calibration was measured.
+struct DriftProbe {
+    kind: ProbeKind,
     threads: u32,
     calibrated_ns: f64,
 }
 
-impl WaitProbe {
-    /// The probe of `calibration`, if it recorded the wall time of one.
-    fn of(calibration: &Calibration) -> Option<WaitProbe> {
-        let entry = calibration.multi.wait_cpu.iter().max_by_key(|e| e.threads)?;
-        (entry.probe_wall_ns > 0.0).then_some(WaitProbe {
-            threads: entry.threads,
-            calibrated_ns: entry.probe_wall_ns,
-        })
+impl DriftProbe {
+    /// The probes of `calibration` that recorded a wall time: the cost of a wait's (the
+    /// largest pool of sleeping threads), and the slow-down of compute between waits' (the
+    /// largest pool it was fitted at).
+    fn of(calibration: &Calibration) -> Vec<DriftProbe> {
+        let multi = &calibration.multi;
+        let waits = multi
+            .wait_cpu
+            .iter()
+            .max_by_key(|e| e.threads)
+            .map(|e| DriftProbe {
+                kind: ProbeKind::Waits,
+                threads: e.threads,
+                calibrated_ns: e.probe_wall_ns,
+            });
+        let compute = multi
+            .compute_dilation
+            .iter()
+            .max_by_key(|e| e.threads)
+            .map(|e| DriftProbe {
+                kind: ProbeKind::Compute,
+                threads: e.threads,
+                calibrated_ns: e.probe_wall_ns,
+            });
+        [waits, compute]
+            .into_iter()
+            .flatten()
+            .filter(|p| p.calibrated_ns > 0.0)
+            .collect()
     }
 
     /// Runs the probe as `calibrate` does (a warm-up, then the median of five), ns.
     fn run(&self) -> anyhow::Result<f64> {
-        let waits = martelli_runner::wait_workload(self.threads);
+        let workload = match self.kind {
+            ProbeKind::Waits => martelli_runner::wait_workload(self.threads),
+            ProbeKind::Compute => martelli_runner::dilation_workload(),
+        };
         let runs = martelli_runner::samples(
             &martelli_runner::MultiRunner::default(),
             self.threads as usize,
-            &waits,
+            &workload,
             6,
         )?;
         let mut walls: Vec<f64> = runs.iter().skip(1).map(|s| s.wall.as_nanos() as f64).collect();
@@ -220,27 +268,33 @@ impl WaitProbe {
         Ok(walls.get(walls.len() / 2).copied().unwrap_or(0.0))
     }
 
-    /// What the probe's wall times before and after the measurements say about the machine.
-    fn drift(&self, before: f64, after: f64) -> String {
+    /// What the probe's wall times before and after the measurements say about the machine,
+    /// and whether either moved past [`TOLERANCE`].
+    fn drift(&self, before: f64, after: f64) -> (String, bool) {
         let change = |now: f64| (now - self.calibrated_ns) / self.calibrated_ns * 100.0;
-        let mut out = format!(
-            "the probe of {} sleeping threads (the cost of a wait): {:.1} ms when calibrated, {:.1} ms before \
-             these measurements ({:+.1}%), {:.1} ms after ({:+.1}%)\n",
-            self.threads,
+        let what = match self.kind {
+            ProbeKind::Waits => format!(
+                "the probe of {} sleeping threads (the cost of a wait)",
+                self.threads
+            ),
+            ProbeKind::Compute => format!(
+                "the probe of {} threads computing between waits (how much slower compute runs past the cores)",
+                self.threads
+            ),
+        };
+        let line = format!(
+            "{what}: {:.1} ms when calibrated, {:.1} ms before these measurements ({:+.1}%), {:.1} ms after \
+             ({:+.1}%)\n",
             self.calibrated_ns / 1e6,
             before / 1e6,
             change(before),
             after / 1e6,
             change(after),
         );
-        if change(before).abs().max(change(after).abs()) > TOLERANCE * 100.0 {
-            out.push_str(&format!(
-                "this machine moved by more than ±{:.0}% since it was calibrated: predictions of waits that \
-                 fill its cores are off by about as much (calibrate again, or validate without --calibration)\n",
-                TOLERANCE * 100.0
-            ));
-        }
-        out
+        (
+            line,
+            change(before).abs().max(change(after).abs()) > TOLERANCE * 100.0,
+        )
     }
 }
 

@@ -265,11 +265,12 @@ fn impossible_clusters_and_foreign_calibration_files_exit_2_naming_the_field() {
 #[test]
 fn validating_waits_reruns_the_calibrations_wait_probe_and_says_when_the_machine_moved() {
     let dir = tempfile::tempdir().unwrap();
-    // A hand-written calibration whose probe of 64 sleeping threads took 1 ms: no machine
-    // runs 4,096 waits of 1 ms on 64 threads that fast, so the probe says the machine moved.
+    // A hand-written calibration whose probes of 64 threads took 1 ms: no machine runs 4,096
+    // waits of 1 ms on 64 threads that fast, so the probes say the machine moved.
     let calibration = CALIBRATION.replace(
         "[distributed]",
-        "[[multi.wait_cpu]]\nthreads = 64\nns_per_wait = 5000.0\nprobe_wall_ns = 1000000.0\n[distributed]",
+        "[[multi.wait_cpu]]\nthreads = 64\nns_per_wait = 5000.0\nprobe_wall_ns = 1000000.0\n\
+         [[multi.compute_dilation]]\nthreads = 64\nfactor = 0.2\nprobe_wall_ns = 1000000.0\n[distributed]",
     );
     let calibration = write(dir.path(), "cal.toml", &calibration);
     let waits = write(
@@ -293,6 +294,35 @@ fn validating_waits_reruns_the_calibrations_wait_probe_and_says_when_the_machine
     );
     assert!(
         stdout.contains("this machine moved by more than ±10% since it was calibrated"),
+        "{stdout}"
+    );
+    // Waits alone do not rest on the slow-down of compute between waits: its probe stays idle.
+    let computing = "the probe of 64 threads computing between waits";
+    assert!(!stdout.contains(computing), "{stdout}");
+    // Tasks that compute and wait do: both probes run, both say the machine moved.
+    let mixed = write(
+        dir.path(),
+        "mixed.toml",
+        "tier = \"multi\"\n[workload]\nname = \"mixed\"\ntasks = 200\nkind = \"mixed\"\niterations = 1000\n\
+         io_wait = \"1ms\"\n[sweep]\ncores = [1, 8]\nrepeats = 1\nwarmup = 0\n",
+    );
+    let o = martelli(&[
+        "simulate",
+        "--validate",
+        "--calibration",
+        calibration.to_str().unwrap(),
+        mixed.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let stdout = text(&o.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{computing} (how much slower compute runs past the cores): 1.0 ms when calibrated"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sleeping threads (the cost of a wait)"),
         "{stdout}"
     );
     // The same with --json: the rows stay a JSON list, the probe's words go to stderr.
