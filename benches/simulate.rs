@@ -25,10 +25,8 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
+/// This machine's kernels and nominal pool and network costs: what the cases run on.
+fn bench_calibration() -> Calibration {
     // This machine's kernels and pool; a nominal 10 GbE network (the speed of the simulator
     // does not depend on the values).
     let kernels = martelli_runner::measure_kernels(|_| {}).expect("the kernel probes run");
@@ -41,7 +39,7 @@ fn main() {
         wait_cpu: Vec::new(),
         compute_dilation: Vec::new(),
     };
-    let calibration = Calibration {
+    Calibration {
         version: CALIBRATION_VERSION,
         martelli_version: env!("CARGO_PKG_VERSION").into(),
         measured_at: String::new(),
@@ -61,7 +59,14 @@ fn main() {
             worker_wait_cpu: Vec::new(),
         },
         spread: Default::default(),
-    };
+    }
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let calibration = bench_calibration();
     println!("martelli simulator benchmark (median of 3 per case)\n");
     let one_ms = iterations_for(Duration::from_millis(1));
     let lognormal = SizeDistribution::LogNormal { sigma: 0.5 };

@@ -226,24 +226,22 @@ impl DriftProbe {
     /// largest pool it was fitted at).
     fn of(calibration: &Calibration) -> Vec<DriftProbe> {
         let multi = &calibration.multi;
-        let waits = multi
-            .wait_cpu
-            .iter()
-            .max_by_key(|e| e.threads)
-            .map(|e| DriftProbe {
-                kind: ProbeKind::Waits,
-                threads: e.threads,
-                calibrated_ns: e.probe_wall_ns,
-            });
-        let compute = multi
-            .compute_dilation
-            .iter()
-            .max_by_key(|e| e.threads)
-            .map(|e| DriftProbe {
-                kind: ProbeKind::Compute,
-                threads: e.threads,
-                calibrated_ns: e.probe_wall_ns,
-            });
+        // The largest pool of a table, as (threads, wall time).
+        let largest = |pools: &mut dyn Iterator<Item = (u32, f64)>| pools.max_by_key(|&(threads, _)| threads);
+        let probe = |kind, (threads, calibrated_ns)| DriftProbe {
+            kind,
+            threads,
+            calibrated_ns,
+        };
+        let waits = largest(&mut multi.wait_cpu.iter().map(|e| (e.threads, e.probe_wall_ns)))
+            .map(|p| probe(ProbeKind::Waits, p));
+        let compute = largest(
+            &mut multi
+                .compute_dilation
+                .iter()
+                .map(|e| (e.threads, e.probe_wall_ns)),
+        )
+        .map(|p| probe(ProbeKind::Compute, p));
         [waits, compute]
             .into_iter()
             .flatten()

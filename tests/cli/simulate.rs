@@ -13,19 +13,32 @@ const SMALL: &str = "tier = \"multi\"\n[workload]\nname = \"small\"\ntasks = 300
                      task_cost = \"200us\"\n[sweep]\ncores = [1, 2]\nrepeats = 1\n";
 
 /// `martelli simulate --validate --json` of `config` with `calibration`: the rows, and stderr.
-fn validate_json(calibration: &Path, config: &Path) -> (Vec<Value>, String) {
-    let o = martelli(&[
-        "simulate",
-        "--validate",
-        "--json",
+/// `simulate --validate [--json]` of `config` against `calibration`, which must succeed.
+fn validate(calibration: &Path, config: &Path, json: bool) -> std::process::Output {
+    let mut args = vec!["simulate", "--validate"];
+    if json {
+        args.push("--json");
+    }
+    args.extend([
         "--calibration",
         calibration.to_str().unwrap(),
         config.to_str().unwrap(),
     ]);
+    let o = martelli(&args);
     assert!(o.status.success(), "{}", text(&o.stderr));
+    o
+}
+
+fn validate_json(calibration: &Path, config: &Path) -> (Vec<Value>, String) {
+    let o = validate(calibration, config, true);
     let rows: Value = serde_json::from_slice(&o.stdout).expect("--json prints JSON");
     let rows = rows.as_array().expect("--json prints a list").clone();
     (rows, text(&o.stderr))
+}
+
+/// `simulate --validate` of `config` against `calibration`, as text: its stdout.
+fn validate_text(calibration: &Path, config: &Path) -> String {
+    text(&validate(calibration, config, false).stdout)
 }
 
 fn points(results: &Value) -> Vec<&Value> {
@@ -279,15 +292,7 @@ fn validating_waits_reruns_the_calibrations_wait_probe_and_says_when_the_machine
         "tier = \"auto\"\n[workload]\nname = \"waits\"\ntasks = 200\nkind = \"io\"\nio_wait = \"1ms\"\n\
          [sweep]\ncores = [1, 8]\nrepeats = 1\nwarmup = 0\n[distributed]\nspawn_local = 2\nthreads_per_worker = 4\n",
     );
-    let o = martelli(&[
-        "simulate",
-        "--validate",
-        "--calibration",
-        calibration.to_str().unwrap(),
-        waits.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let stdout = text(&o.stdout);
+    let stdout = validate_text(&calibration, &waits);
     assert!(
         stdout.contains("the probe of 64 sleeping threads (the cost of a wait): 1.0 ms when calibrated"),
         "{stdout}"
@@ -306,15 +311,7 @@ fn validating_waits_reruns_the_calibrations_wait_probe_and_says_when_the_machine
         "tier = \"multi\"\n[workload]\nname = \"mixed\"\ntasks = 200\nkind = \"mixed\"\niterations = 1000\n\
          io_wait = \"1ms\"\n[sweep]\ncores = [1, 8]\nrepeats = 1\nwarmup = 0\n",
     );
-    let o = martelli(&[
-        "simulate",
-        "--validate",
-        "--calibration",
-        calibration.to_str().unwrap(),
-        mixed.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let stdout = text(&o.stdout);
+    let stdout = validate_text(&calibration, &mixed);
     assert!(
         stdout.contains(&format!(
             "{computing} (how much slower compute runs past the cores): 1.0 ms when calibrated"
