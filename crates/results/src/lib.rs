@@ -4,6 +4,7 @@
 //! of the measuring or reporting code.
 #![deny(missing_docs)]
 
+mod breakdown;
 mod compare;
 mod machine;
 mod metg;
@@ -14,6 +15,7 @@ mod tier;
 pub mod trace;
 mod write;
 
+pub use breakdown::{Breakdown, FACTORS, Useful, band, factor_title};
 pub use compare::{Change, CompareError, Comparison, PointChange, compare, render_comparison};
 pub use machine::Machine;
 pub use metg::{METG_EFFICIENCY, Metg, MetgPoint, metg_line};

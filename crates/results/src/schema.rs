@@ -13,6 +13,7 @@ use martelli_model::{
 };
 use martelli_workload::Workload;
 
+use crate::breakdown::{Breakdown, Useful};
 use crate::machine::Machine;
 use crate::stats::Summary;
 
@@ -161,6 +162,14 @@ pub struct Point {
     /// processes are not included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_mib: Option<f64>,
+    /// Time inside tasks in the repeat at the median wall time, over the lanes that ran them
+    /// (absent where a tier cannot tell them apart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub useful: Option<Useful>,
+    /// Where the efficiency went: load balance x communication x computation (their product
+    /// is the point's efficiency), on every point past one core with a time inside tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Breakdown>,
 }
 
 /// Network and fault figures of the distributed tier. Counts are totals over the point's
@@ -229,6 +238,11 @@ pub struct Sample {
     /// The run's task timeline, when it was traced (`--trace`): spans since `start`, and
     /// how many the cap left out.
     pub trace: Option<RunTrace>,
+    /// Time inside the parallel phase's tasks per lane (a thread, a worker's thread, a pool
+    /// process, an async in-flight slot), ns; empty where the tier cannot tell.
+    pub lanes_ns: Vec<u64>,
+    /// Time inside the serial phase's task, ns (0 without one).
+    pub serial_ns: u64,
 }
 
 /// The task timeline of one traced run.
@@ -275,6 +289,14 @@ impl Point {
             let _ = latency.add(&s.latency_ns);
         }
         let us = |q: f64| latency.value_at_quantile(q) as f64 / 1e3;
+        // The repeat whose wall time is the median's (the lower middle one of an even count):
+        // its lanes are the point's.
+        let middle = {
+            let mut order: Vec<usize> = (0..samples.len()).collect();
+            order.sort_by(|&a, &b| walls[a].total_cmp(&walls[b]));
+            &samples[order[(order.len() - 1) / 2]]
+        };
+        let useful = (!middle.lanes_ns.is_empty()).then(|| Useful::of(&middle.lanes_ns, middle.serial_ns));
         Point {
             series: series.to_string(),
             tier,
@@ -318,6 +340,8 @@ impl Point {
                     total.add(w);
                     Some(total)
                 }),
+            useful,
+            breakdown: None,
         }
     }
 }
@@ -354,6 +378,14 @@ impl Results {
             } else {
                 (ratio, ratio / cores)
             };
+            // Under weak scaling a point of N cores does N times the 1-core work: its
+            // reference is N times the 1-core wall time, so the factors still multiply to
+            // its efficiency.
+            let reference = if weak { t1 * cores } else { t1 };
+            p.breakdown = (p.cores > 1)
+                .then_some(p.useful.as_ref())
+                .flatten()
+                .and_then(|u| Breakdown::of(u, p.cores, p.wall_s, reference));
         }
     }
 }

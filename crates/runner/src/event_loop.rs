@@ -78,22 +78,29 @@ impl PreparedPoint for AsyncPoint {
                 let mut recorder = Recorder::new(start);
                 let mut in_flight = JoinSet::new();
                 let mut next = 0u64;
+                // The in-flight slots free now: each task runs in one, and a slot runs one task
+                // at a time (the lanes of the breakdown).
+                let mut free: Vec<u32> = (0..concurrency as u32).rev().collect();
                 loop {
                     while in_flight.len() < concurrency && next < workload.tasks {
                         let task = workload.task(next);
                         next += 1;
                         let executor = executor.clone();
+                        let slot = free.pop().unwrap_or(0);
                         in_flight.spawn(async move {
                             let started = Instant::now();
                             let digest = SCRATCH.with(|s| executor.compute(&task, &mut s.borrow_mut()));
                             if task.io_wait_ns > 0 {
                                 tokio::time::sleep(task.io_wait()).await;
                             }
-                            (digest, started.elapsed().as_nanos() as u64)
+                            (slot, digest, started.elapsed().as_nanos() as u64)
                         });
                     }
                     match in_flight.join_next().await {
-                        Some(Ok((digest, latency))) => recorder.record_remote(digest, latency),
+                        Some(Ok((slot, digest, latency))) => {
+                            free.push(slot);
+                            recorder.record_remote(slot, digest, latency);
+                        }
                         Some(Err(e)) => {
                             return Err(RunError::Setup {
                                 tier: Tier::Multi,

@@ -313,8 +313,8 @@ fn take_chunk(next: &AtomicU64, tasks: u64, threads: usize) -> Option<std::ops::
 /// fall when task times vary, while keeping the shared counter cold for tiny tasks.
 const MAX_CHUNK: u64 = 4096;
 
-/// A finished task as a worker reports it: digest and latency.
-type Done = (u64, u64);
+/// A finished task as a worker reports it: its thread, digest and latency.
+type Done = (u32, u64, u64);
 
 impl PreparedPoint for QueuePoint {
     fn run(&mut self, job: &Job<'_>) -> Result<Sample, RunError> {
@@ -342,7 +342,7 @@ impl PreparedPoint for QueuePoint {
                                 let started = Instant::now();
                                 let digest = execute(job.executor, &task, &mut scratch, gil);
                                 let latency = started.elapsed().as_nanos() as u64;
-                                if done_tx.send((digest, latency)).is_err() {
+                                if done_tx.send((i as u32, digest, latency)).is_err() {
                                     break;
                                 }
                             }
@@ -363,8 +363,8 @@ impl PreparedPoint for QueuePoint {
                 });
                 // The main thread joins on the result queue: the run is over when every
                 // worker has gone (the queue is closed and empty).
-                for (digest, latency) in done_rx {
-                    recorder.record_remote(digest, latency);
+                for (lane, digest, latency) in done_rx {
+                    recorder.record_remote(lane, digest, latency);
                 }
                 Ok::<(), RunError>(())
             })?;

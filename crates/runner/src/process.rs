@@ -93,7 +93,8 @@ impl Worker {
         job: &Job<'_>,
         next: &AtomicU64,
         gil: Option<&Gil>,
-        done: mpsc::Sender<(u64, u64)>,
+        lane: u32,
+        done: mpsc::Sender<(u32, u64, u64)>,
     ) -> Result<(), RunError> {
         let workload = job.workload;
         let (mut frame, mut payload) = (Vec::new(), Vec::new());
@@ -126,7 +127,7 @@ impl Worker {
             in_flight -= 1;
             let digest = u64::from_le_bytes(result[..8].try_into().unwrap_or_default());
             let latency = u64::from_le_bytes(result[8..].try_into().unwrap_or_default());
-            if done.send((digest, latency)).is_err() {
+            if done.send((lane, digest, latency)).is_err() {
                 break;
             }
         }
@@ -171,15 +172,16 @@ impl PreparedPoint for ProcessPoint {
             let outcomes = std::thread::scope(|scope| {
                 let drivers: Vec<_> = workers
                     .into_iter()
-                    .map(|worker| {
+                    .enumerate()
+                    .map(|(lane, worker)| {
                         let (next, gil, done_tx) = (&next, gil.as_ref(), done_tx.clone());
-                        scope.spawn(move || worker.drive(job, next, gil, done_tx))
+                        scope.spawn(move || worker.drive(job, next, gil, lane as u32, done_tx))
                     })
                     .collect();
                 drop(done_tx);
                 // Results reach this thread as the processes send them.
-                for (digest, latency) in done_rx {
-                    recorder.record_remote(digest, latency);
+                for (lane, digest, latency) in done_rx {
+                    recorder.record_remote(lane, digest, latency);
                 }
                 drivers
                     .into_iter()

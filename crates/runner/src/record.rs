@@ -32,6 +32,13 @@ pub struct Recorder {
     /// This recorder's spans in a traced run (`None`: not traced, the usual case, which
     /// costs one branch per task).
     trace: Option<Box<Spans>>,
+    /// Time inside tasks on this recorder's own thread, ns (the sum of its latencies).
+    own_ns: u64,
+    /// Time inside tasks on each lane this recorder hears of by number (a pool's queue
+    /// threads or processes, an async slot, a worker's threads), ns.
+    remote_ns: Vec<u64>,
+    /// The lanes of the recorders merged into this one, ns.
+    merged_ns: Vec<u64>,
 }
 
 /// A traced recorder's spans: its own thread's, kept small on the hot path, and the others'.
@@ -175,7 +182,31 @@ impl Recorder {
                     dropped: 0,
                 })
             }),
+            own_ns: 0,
+            remote_ns: Vec::new(),
+            merged_ns: Vec::new(),
         }
+    }
+
+    /// Adds `ns` inside a task to lane `lane` of those this recorder hears of.
+    #[inline]
+    fn on_lane(&mut self, lane: u32, ns: u64) {
+        let lane = lane as usize;
+        if lane >= self.remote_ns.len() {
+            self.remote_ns.resize(lane + 1, 0);
+        }
+        self.remote_ns[lane] += ns;
+    }
+
+    /// Every lane's time inside tasks so far, ns (this thread's own last), and starts them
+    /// all again from zero.
+    pub fn take_lanes(&mut self) -> Vec<u64> {
+        let mut lanes = std::mem::take(&mut self.merged_ns);
+        lanes.append(&mut self.remote_ns);
+        if self.own_ns > 0 {
+            lanes.push(std::mem::take(&mut self.own_ns));
+        }
+        lanes
     }
 
     fn span(&mut self, span: TraceSpan) {
@@ -221,15 +252,17 @@ impl Recorder {
             spans.last_ns = end;
         }
         self.last = now;
+        self.own_ns += latency;
         self.latency_ns.record(latency);
         self.first_result
             .get_or_insert_with(|| now.duration_since(self.run_start));
         self.checksum.add(digest);
     }
 
-    /// Records a task that completed elsewhere (on a remote worker), now, with the latency
-    /// measured where it ran.
-    pub fn record_remote(&mut self, digest: u64, latency_ns: u64) {
+    /// Records a task that completed elsewhere, on lane `lane` (a queue thread, a pool
+    /// process, an async slot), now, with the latency measured where it ran.
+    pub fn record_remote(&mut self, lane: u32, digest: u64, latency_ns: u64) {
+        self.on_lane(lane, latency_ns);
         if self.trace.is_some() {
             // Where it ran is unknown here: the export lays such spans on as few tracks as
             // keep them apart.
@@ -257,6 +290,8 @@ impl Recorder {
         on: WorkerThread,
         sent: Option<Instant>,
     ) {
+        // One recorder hears of one worker's threads.
+        self.on_lane(on.thread, latency_ns);
         if self.trace.is_some() {
             let now = self.since_start(Instant::now());
             self.span(TraceSpan {
@@ -311,7 +346,9 @@ impl Recorder {
     }
 
     /// Combines two threads' measurements.
-    pub fn merge(mut self, other: Recorder) -> Recorder {
+    pub fn merge(mut self, mut other: Recorder) -> Recorder {
+        let mut lanes = other.take_lanes();
+        self.merged_ns.append(&mut lanes);
         if let (Some(mine), Some(theirs)) = (&mut self.trace, other.trace) {
             mine.dropped += theirs.dropped;
             mine.other.extend(theirs.into_spans());
@@ -375,10 +412,12 @@ pub fn timed_run(
     let cpu_start = cpu_time();
     let start = Instant::now();
     let mut recorder = parallel(start)?;
+    let lanes_ns = recorder.take_lanes();
     if let Some(serial) = job.workload.serial_task() {
         recorder.restart_clock();
         recorder.run_blocking(job.executor, &serial);
     }
+    let serial_ns = recorder.take_lanes().iter().sum();
     let wall = start.elapsed();
     let cpu = cpu_time().saturating_sub(cpu_start);
     Ok(Sample {
@@ -395,6 +434,8 @@ pub fn timed_run(
             dropped: spans.dropped,
             spans: spans.into_spans(),
         }),
+        lanes_ns,
+        serial_ns,
     })
 }
 

@@ -114,6 +114,8 @@ struct Node {
     slow: f64,
     /// CPU of the node's tasks.
     busy_ns: f64,
+    /// Time inside tasks per thread, ns.
+    useful: Vec<f64>,
 }
 
 /// Fixed costs of the run, resolved once.
@@ -217,6 +219,7 @@ impl<'a> Sim<'a> {
                     dilation(workload, calibration, threads, cores)
                 },
                 busy_ns: 0.0,
+                useful: vec![0.0; threads],
             })
             .collect();
         Sim {
@@ -290,6 +293,7 @@ impl<'a> Sim<'a> {
                 ..self.wire
             }),
             events: self.processed,
+            lanes: self.nodes.iter().flat_map(|n| n.useful.iter().copied()).collect(),
         }
     }
 
@@ -373,6 +377,7 @@ impl<'a> Sim<'a> {
         };
         let done = cpus.run(t, burst + woken) + wait;
         record(&mut self.h, done - t);
+        n.useful[thread as usize] += done - t;
         n.started[thread as usize] = t;
         self.events.push(
             done,

@@ -32,6 +32,10 @@ pub struct Run {
     pub wire: Option<WireStats>,
     /// Events processed (the simulator's own work).
     pub events: u64,
+    /// Time inside the parallel phase's tasks per lane (a pool's or a node's thread), ns.
+    pub lanes_ns: Vec<f64>,
+    /// Time inside the serial phase's task, ns.
+    pub serial_ns: f64,
 }
 
 /// What one task costs on this machine, from the calibration.
@@ -219,6 +223,8 @@ pub(crate) struct Parallel {
     pub(crate) wire: Option<WireStats>,
     /// Events processed.
     pub(crate) events: u64,
+    /// Time inside tasks per lane, ns.
+    pub(crate) lanes: Vec<f64>,
 }
 
 /// Every tier's run ends the same way: the serial phase on one core after the parallel phase.
@@ -242,6 +248,8 @@ pub(crate) fn with_serial_phase(
         tasks: p.tasks + u64::from(serial.is_some()),
         wire: p.wire,
         events: p.events,
+        lanes_ns: p.lanes,
+        serial_ns: serial.unwrap_or(0.0),
     }
 }
 
@@ -266,6 +274,7 @@ pub(crate) fn single(workload: &Workload, costs: &Costs) -> Run {
         tasks: workload.tasks,
         wire: None,
         events: workload.tasks,
+        lanes: vec![t],
     };
     with_serial_phase(workload, costs, h, parallel)
 }
@@ -474,24 +483,26 @@ pub(crate) fn multi(
         * dilation(workload, calibration, threads, cores);
     let mut cpus = Cpus::new((threads > cores).then_some(cores));
     let wait_cpu = calibration.multi.wait_cpu_ns(threads);
-    let mut free: Queue<()> = Queue::new();
-    for _ in 0..threads {
-        free.push(start, ());
+    let mut free: Queue<usize> = Queue::new();
+    for thread in 0..threads {
+        free.push(start, thread);
     }
+    let mut lanes = vec![0.0; threads];
     let (mut end, mut busy) = (start, 0.0);
     with_tasks(workload, costs, true, |tasks| {
         for _ in 0..workload.tasks {
             let (compute, wait) = tasks.next();
-            let (t, ()) = free.pop().expect("the pool has threads");
+            let (t, thread) = free.pop().expect("the pool has threads");
             // A woken wait needs a core before its thread goes on (the kernel's wake-up, the
             // thread's return from its sleep): on the thread's path, queued as compute is.
             let woken = if wait > 0.0 { wait_cpu } else { 0.0 };
             let burst = compute * slow + dispatch + costs.record_ns;
             let done = cpus.run(t, burst + woken) + wait;
             record(&mut h, done - t);
+            lanes[thread] += done - t;
             busy += burst;
             end = end.max(done);
-            free.push(done, ());
+            free.push(done, thread);
         }
     });
     let parallel = Parallel {
@@ -502,6 +513,7 @@ pub(crate) fn multi(
         tasks: workload.tasks,
         wire: None,
         events: workload.tasks,
+        lanes,
     };
     with_serial_phase(workload, costs, h, parallel)
 }

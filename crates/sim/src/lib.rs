@@ -246,6 +246,8 @@ pub fn sample(run: Run) -> Sample {
         distributed: run.wire,
         peak_rss_bytes: None,
         trace: None,
+        lanes_ns: run.lanes_ns.iter().map(|&v| v.max(0.0).round() as u64).collect(),
+        serial_ns: run.serial_ns.max(0.0).round() as u64,
     }
 }
 
