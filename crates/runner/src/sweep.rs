@@ -341,27 +341,46 @@ fn run_point(
     Ok(samples)
 }
 
-/// Below this share of its cores' time in CPU, a compute-bound point did not have its cores.
+/// Below this share of its threads' time inside tasks spent on a core, a compute-bound point
+/// did not have its cores.
 const BUSY_SHARE: f64 = 0.75;
 
 /// A warning when a compute-bound point's CPU time says it could not have had its cores (the
 /// machine was busy with something else): its speed-up measures the machine, not the work.
+/// What the workload itself leaves idle (its serial phase, the ends of the run when threads
+/// run out of tasks) is not the machine's doing: the CPU time is set against the time its
+/// threads spent inside tasks, which leaves those out, and only where that is unknown
+/// against all its cores for the whole run.
 pub(crate) fn busy_warning(point: &Point) -> Option<String> {
     // Runs shorter than this are mostly the pool's start: too short to judge.
     if point.oversubscribed || point.wall_s < 0.05 {
         return None;
     }
     let used = point.cpu_s / point.wall_s;
-    (used < BUSY_SHARE * point.cores as f64).then(|| {
-        let cores = if point.cores == 1 {
-            "1 core".to_string()
-        } else {
-            format!("{} cores", point.cores)
-        };
+    let cores = if point.cores == 1 {
+        "1 core".to_string()
+    } else {
+        format!("{} cores", point.cores)
+    };
+    let (expected, why) = match &point.useful {
+        Some(useful) if useful.total_s() > 0.0 => (
+            useful.total_s(),
+            format!(
+                "its threads were inside tasks for {:.4}s, on a core for {:.4}s of it",
+                useful.total_s(),
+                point.cpu_s
+            ),
+        ),
+        _ => (
+            point.cores as f64 * point.wall_s,
+            format!("CPU {:.4}s in {:.4}s", point.cpu_s, point.wall_s),
+        ),
+    };
+    (point.cpu_s < BUSY_SHARE * expected).then(|| {
         format!(
-            "{} / {} / {cores}: the run kept {used:.2} cores busy on average (CPU {:.4}s in {:.4}s): \
-             it did not have its {cores}, the machine is busy; its speed-up says so, not the workload",
-            point.series, point.tier, point.cpu_s, point.wall_s
+            "{} / {} / {cores}: the run kept {used:.2} cores busy on average ({why}): it did not have its \
+             {cores}, the machine is busy; its speed-up says so, not the workload",
+            point.series, point.tier
         )
     })
 }

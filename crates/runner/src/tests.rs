@@ -209,6 +209,20 @@ fn a_compute_point_that_did_not_have_its_cores_is_said_to_be_on_a_busy_machine()
     assert!(crate::sweep::busy_warning(&point(2, 0.98, 0.5, false)).is_none());
     assert!(crate::sweep::busy_warning(&point(4, 0.5, 0.5, true)).is_none());
     assert!(crate::sweep::busy_warning(&point(2, 0.01, 0.01, false)).is_none());
+    // Half serial on 2 cores: 1.33 cores busy on average, but that is the workload's serial
+    // phase: its threads were inside tasks for as long as they used the CPU.
+    let half_serial = martelli_results::Point {
+        useful: Some(martelli_results::Useful::of(&[250_000_000, 250_000_000], 500_000_000)),
+        ..point(2, 1.0, 0.75, false)
+    };
+    assert!(crate::sweep::busy_warning(&half_serial).is_none());
+    // The same time inside tasks with half of it on a core: another process had the cores.
+    let hogged = martelli_results::Point {
+        cpu_s: 0.5,
+        ..half_serial
+    };
+    let w = crate::sweep::busy_warning(&hogged).expect("a warning");
+    assert!(w.contains("inside tasks for 1.0000s, on a core for 0.5000s"), "{w}");
 }
 
 #[test]
