@@ -98,7 +98,8 @@ pub struct SimulateArgs {
     /// A calibration file from `martelli calibrate` (default: calibrate now, ~10 s).
     #[arg(long)]
     pub calibration: Option<PathBuf>,
-    /// Core counts to predict, comma-separated, e.g. 1,2,4,8,16,32,64 (default: the config's).
+    /// Core counts to predict, comma-separated, e.g. 1,2,4,8,16,32,64 (default: the config's,
+    /// plus every power of two up to the [cluster]'s total cores, or to 256).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub cores: Option<Vec<u64>>,
     /// Predict only: skip measuring the config's sweep.

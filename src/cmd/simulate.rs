@@ -37,7 +37,7 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let config = martelli_config::load(path, &overrides)?;
     let cores = match &args.cores {
         Some(list) => martelli_config::normalise_cores(list.iter().map(|&c| c as usize)),
-        None => config.sweep.cores.clone(),
+        None => martelli_sim::band_cores(&config),
     };
     run::writable(&config.output_dir)?;
     // Refuse a cluster too small for the sweep before measuring anything.
@@ -90,14 +90,15 @@ fn add_predictions(
     calibration: &Calibration,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let (series, points, events) = predict_config(config, cores, calibration)?;
+    let prediction = predict_config(config, cores, calibration)?;
     tracing::info!(
-        events,
+        events = prediction.events,
         elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
         "simulated"
     );
-    results.series.extend(series);
-    results.points.extend(points);
+    results.series.extend(prediction.series);
+    results.points.extend(prediction.points);
+    results.simulated_cluster = Some(prediction.cluster);
     let weak = config.sweep.scaling == Scaling::Weak;
     results.fill_speedups(weak);
     results.fill_fits(weak);

@@ -139,21 +139,25 @@ impl Breakdown {
         }
     }
 
-    /// The factor that loses the most (the smallest of load balance, communication and
-    /// computation; communication named by its smaller part when it is split).
+    /// The factor that loses the most: the smallest of load balance, communication and
+    /// computation, with its value; communication is named by its smaller part (and that
+    /// part's value) when it is split.
     pub fn limiting(&self) -> (&'static str, f64) {
-        let mut worst = ("load_balance", self.load_balance);
         let communication = match (self.serialisation, self.transfer) {
-            (Some(s), Some(t)) if t < s => ("transfer", self.communication),
-            (Some(_), Some(_)) => ("serialisation", self.communication),
+            (Some(s), Some(t)) if t < s => ("transfer", t),
+            (Some(s), Some(_)) => ("serialisation", s),
             _ => ("communication", self.communication),
         };
-        for candidate in [communication, ("computation", self.computation)] {
-            if candidate.1 < worst.1 {
-                worst = candidate;
+        let mut worst = (("load_balance", self.load_balance), self.load_balance);
+        for (candidate, value) in [
+            (communication, self.communication),
+            (("computation", self.computation), self.computation),
+        ] {
+            if value < worst.1 {
+                worst = (candidate, value);
             }
         }
-        worst
+        worst.0
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod breakdown;
 mod compare;
+mod evidence;
 mod machine;
 mod metg;
 mod schema;
@@ -16,6 +17,7 @@ pub mod trace;
 mod write;
 
 pub use breakdown::{Breakdown, FACTORS, Useful, band, factor_title};
+pub use evidence::{BAND_HINT, SimulatedCluster, predicted_label};
 pub use compare::{Change, CompareError, Comparison, PointChange, compare, render_comparison};
 pub use machine::Machine;
 pub use metg::{METG_EFFICIENCY, Metg, MetgPoint, metg_line};

@@ -8,8 +8,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use martelli_model::{
-    Basis, CurvePoint, GustafsonFit, Observation, UslFit, fit_amdahl, fit_gustafson, fit_usl, no_verdict,
-    series_curves, verdict,
+    CurvePoint, GustafsonFit, Observation, UslFit, fit_amdahl, fit_gustafson, fit_usl, series_curves, verdict,
 };
 use martelli_workload::Workload;
 
@@ -52,6 +51,9 @@ pub struct Results {
     /// Each tier's minimum effective task granularity, when the series differ in task size.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metg: Vec<crate::Metg>,
+    /// The cluster the `(predicted)` series were simulated on, when there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated_cluster: Option<crate::SimulatedCluster>,
 }
 
 /// The laws fitted to one curve: a series measured on one tier, plus its 1-core point.
@@ -397,7 +399,6 @@ impl Results {
     /// limit instead of blaming the workload.
     pub fn fill_fits(&mut self, weak: bool) {
         let mut fits = Vec::new();
-        let logical = self.machine.logical_cores;
         for series in &self.series {
             let label = &series.label;
             // Waits overlap past the cores; compute does not.
@@ -430,22 +431,8 @@ impl Results {
                 cores.dedup();
                 let usl = fit_usl(&observations).ok();
                 let amdahl = fit_amdahl(&observations).ok();
-                // A simulated curve's core counts were simulated, not measured: said so once.
-                let basis = if curve.tier == CurveTier::Simulated {
-                    Basis::Simulated
-                } else {
-                    Basis::Measured
-                };
-                let text = match (&usl, excluded_cores.is_empty()) {
-                    (_, false) if cores.len() < 3 => machine_limit(&fitted, logical),
-                    (Some(u), false) => format!(
-                        "{} (points past this machine's {logical} cores left out: oversubscribed)",
-                        verdict(u, basis)
-                    ),
-                    (Some(u), true) => verdict(u, basis),
-                    (None, true) => no_verdict(cores.len(), basis),
-                    (None, false) => machine_limit(&fitted, logical),
-                };
+                let evidence = self.evidence(series, curve.tier, &fitted, (usl, amdahl), !excluded_cores.is_empty());
+                let text = verdict(&evidence);
                 fits.push(CurveFit {
                     series: label.clone(),
                     tier: curve.tier,
@@ -465,16 +452,23 @@ impl Results {
                 });
             }
         }
+        // A series' prediction speaks through its measured curves' verdicts (as their 9+
+        // band); alone (predicted only), it has its own.
+        let measured: Vec<String> = fits
+            .iter()
+            .filter(|f| f.tier != CurveTier::Simulated)
+            .map(|f| crate::predicted_label(&f.series))
+            .collect();
+        let shown: Vec<&CurveFit> = fits
+            .iter()
+            .filter(|f| !(f.tier == CurveTier::Simulated && measured.contains(&f.series)))
+            .collect();
         // Each verdict names its curve when there are several (a series on a tier), unless
-        // they all say the same (e.g. too few core counts): then it is said once.
-        let same = fits.windows(2).all(|w| w[0].verdict == w[1].verdict);
-        let named = fits.len() > 1 && !same;
-        let fits_shown = if same {
-            &fits[..fits.len().min(1)]
-        } else {
-            &fits[..]
-        };
-        self.verdict = fits_shown
+        // they all say the same: then it is said once.
+        let same = shown.windows(2).all(|w| w[0].verdict == w[1].verdict);
+        let named = shown.len() > 1 && !same;
+        let shown = if same { &shown[..shown.len().min(1)] } else { &shown[..] };
+        self.verdict = shown
             .iter()
             .map(|f| {
                 if named {
@@ -509,25 +503,6 @@ impl Results {
                 points: indices.iter().map(|&i| of_series[i]).collect(),
             })
             .collect()
-    }
-}
-
-/// The verdict for work that needs cores when the points this machine can judge are too few:
-/// how it scales up to the machine's cores, and that past them the machine is the limit.
-fn machine_limit(fitted: &[&Point], logical: usize) -> String {
-    let best = fitted.iter().filter(|p| p.cores > 1).max_by_key(|p| p.cores);
-    match best {
-        Some(p) => format!(
-            "scales at {:.0}% efficiency up to this machine's {logical} cores ({:.2}x on {}); past them this \
-             machine cannot tell, since every core is busy: add workers on other machines or run `martelli simulate`",
-            p.efficiency * 100.0,
-            p.speedup,
-            p.cores
-        ),
-        None => format!(
-            "every point past 1 core ran more threads than this machine's {logical} cores: this machine cannot \
-             tell how the work scales; add workers on other machines or run `martelli simulate`"
-        ),
     }
 }
 

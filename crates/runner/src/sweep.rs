@@ -274,6 +274,7 @@ pub fn empty_results(config: &Config, machine: Machine) -> Results {
         fits: Vec::new(),
         verdict: String::new(),
         metg: Vec::new(),
+        simulated_cluster: None,
     }
 }
 

@@ -18,7 +18,7 @@ mod tests;
 use std::time::Duration;
 
 use martelli_config::{Config, Scaling, Series, Tier};
-use martelli_results::{Point, PointTier, Sample, SeriesInfo};
+use martelli_results::{Point, PointTier, Sample, SeriesInfo, SimulatedCluster};
 use martelli_workload::Workload;
 
 pub use cluster::{Cluster, DEFAULT_CORES_PER_NODE};
@@ -45,6 +45,27 @@ pub enum SimError {
         /// Cores per node.
         cores_per_node: u32,
     },
+}
+
+/// The size of the default cluster's 9+ band: 32 nodes of [`DEFAULT_CORES_PER_NODE`] cores.
+pub const DEFAULT_BAND_CORES: usize = 256;
+
+/// The core counts `simulate` predicts when not told: the sweep's, plus every power of two
+/// past them up to the cluster's total cores (`nodes x cores_per_node` of the config's
+/// `[cluster]`, or [`DEFAULT_BAND_CORES`] when it does not fix the node count), so the 9+
+/// band is always in the prediction.
+pub fn band_cores(config: &Config) -> Vec<usize> {
+    let spec = config.cluster.as_ref();
+    let per_node = spec.and_then(|s| s.cores_per_node).unwrap_or(DEFAULT_CORES_PER_NODE) as usize;
+    let total = match spec.and_then(|s| s.nodes) {
+        Some(nodes) => nodes as usize * per_node,
+        None => DEFAULT_BAND_CORES.max(per_node),
+    };
+    let powers = std::iter::successors(Some(1usize), |&n| n.checked_mul(2)).take_while(|&n| n <= total);
+    let mut cores: Vec<usize> = config.sweep.cores.iter().copied().chain(powers).collect();
+    // A cluster whose total is no power of two is predicted at its full size too.
+    cores.push(total);
+    martelli_config::normalise_cores(cores.into_iter())
 }
 
 /// Checks that a cluster of `spec` can hold `max_cores` (only the node count and cores per
@@ -251,10 +272,7 @@ pub fn sample(run: Run) -> Sample {
     }
 }
 
-/// The label of a series' predicted curve.
-pub fn predicted_label(series: &str) -> String {
-    format!("{series} (predicted)")
-}
+pub use martelli_results::predicted_label;
 
 /// A predicted point of the results schema: `predicted: true`, no checksum.
 pub fn point(series: &str, tier: PointTier, cores: usize, workload: &Workload, run: Run) -> Point {
@@ -264,25 +282,54 @@ pub fn point(series: &str, tier: PointTier, cores: usize, workload: &Workload, r
     point
 }
 
-/// Every series of `config` predicted at every core count of `cores`: the series (labelled
-/// `"... (predicted)"`) and their points, plus the events simulated.
-pub fn predict_config(
-    config: &Config,
-    cores: &[usize],
-    calibration: &Calibration,
-) -> Result<(Vec<SeriesInfo>, Vec<Point>, u64), SimError> {
+/// What [`predict_config`] predicted.
+pub struct Prediction {
+    /// The series, labelled `"... (predicted)"`.
+    pub series: Vec<SeriesInfo>,
+    /// Their points.
+    pub points: Vec<Point>,
+    /// Events simulated (the simulator's own work).
+    pub events: u64,
+    /// The cluster predicted on, as results name it.
+    pub cluster: SimulatedCluster,
+}
+
+/// The cluster of `config` in words, for the verdict.
+fn describe(cluster: &Cluster, config: &Config) -> SimulatedCluster {
+    let given = config.cluster.as_ref().and_then(|c| c.nodes).is_some();
+    let mut description = format!("{} nodes x {} cores", cluster.nodes, cluster.cores_per_node);
+    if !given {
+        description.push_str(" (the default cluster)");
+    }
+    if let Some(cores) = cluster.colocated_cores {
+        description.push_str(&format!(", all on one machine of {cores} cores"));
+    }
+    SimulatedCluster {
+        description,
+        cores: cluster.cores(),
+        link_bytes_per_s: cluster.bytes_per_ns * 1e9,
+    }
+}
+
+/// How much of a distributed run's wall time an ideal network (no latency, unlimited
+/// bandwidth) would leave: its predicted wall time over `run`'s, as Dimemas replays an MPI
+/// trace on an ideal network.
+fn transfer(workload: &Workload, cores: usize, cluster: &Cluster, calibration: &Calibration, run: &Run) -> Option<f64> {
+    let ideal = Cluster {
+        latency_ns: 0.0,
+        bytes_per_ns: f64::INFINITY,
+        ..cluster.clone()
+    };
+    let fast = predict(workload, Tier::Distributed, cores, &ideal, calibration).ok()?;
+    (run.wall_ns > 0.0).then(|| (fast.wall_ns / run.wall_ns).min(1.0))
+}
+
+/// Every series of `config` predicted at every core count of `cores`, on the config's
+/// `[cluster]` (or the default one). Distributed points carry their transfer factor: the same
+/// point predicted again on an ideal network.
+pub fn predict_config(config: &Config, cores: &[usize], calibration: &Calibration) -> Result<Prediction, SimError> {
     let max = cores.iter().copied().max().unwrap_or(1);
-    let mut cluster = Cluster::resolve(config.cluster.as_ref(), calibration, max);
-    if let Some(d) = &config.distributed {
-        cluster.max_message_bytes = d.max_message_bytes as usize;
-    }
-    if max as u64 > cluster.cores() {
-        return Err(SimError::TooManyCores {
-            cores: max,
-            nodes: cluster.nodes,
-            cores_per_node: cluster.cores_per_node,
-        });
-    }
+    let cluster = config_cluster(config, calibration, max)?;
     let (mut infos, mut points, mut events) = (Vec::new(), Vec::new(), 0);
     for series in &config.series {
         let label = predicted_label(&series.label);
@@ -295,7 +342,14 @@ pub fn predict_config(
             let tier = tier_for(n, config.tier, &cluster);
             let run = predict(&w, tier.into(), n, &cluster, calibration)?;
             events += run.events;
-            points.push(point(&label, tier, n, &w, run));
+            let ratio = (tier == PointTier::Distributed)
+                .then(|| transfer(&w, n, &cluster, calibration, &run))
+                .flatten();
+            let mut p = point(&label, tier, n, &w, run);
+            if let Some(useful) = &mut p.useful {
+                useful.transfer = ratio;
+            }
+            points.push(p);
         }
         infos.push(SeriesInfo {
             label,
@@ -303,5 +357,26 @@ pub fn predict_config(
             workload,
         });
     }
-    Ok((infos, points, events))
+    Ok(Prediction {
+        series: infos,
+        points,
+        events,
+        cluster: describe(&cluster, config),
+    })
+}
+
+/// The cluster `config` is predicted on, for `max` cores at most.
+fn config_cluster(config: &Config, calibration: &Calibration, max: usize) -> Result<Cluster, SimError> {
+    let mut cluster = Cluster::resolve(config.cluster.as_ref(), calibration, max);
+    if let Some(d) = &config.distributed {
+        cluster.max_message_bytes = d.max_message_bytes as usize;
+    }
+    if max as u64 > cluster.cores() {
+        return Err(SimError::TooManyCores {
+            cores: max,
+            nodes: cluster.nodes,
+            cores_per_node: cluster.cores_per_node,
+        });
+    }
+    Ok(cluster)
 }
