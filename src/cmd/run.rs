@@ -35,8 +35,45 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     {
         writable(trace)?;
     }
-    let (results, timeline) = measure(&config, args.trace.as_deref())?;
+    let calibration = band_calibration()?;
+    let (mut results, timeline) = measure(&config, args.trace.as_deref())?;
+    if let Some((path, calibration)) = calibration {
+        // The 9+ band this machine cannot measure, predicted from its calibration; a sweep
+        // that does not fit the config's [cluster] keeps its measurements and says why.
+        let cores = martelli_sim::band_cores(&config);
+        match martelli_sim::check_fits(config.cluster.as_ref(), cores.iter().copied().max().unwrap_or(1)) {
+            Ok(()) => {
+                tracing::info!(calibration = %path.display(), "predicting the 9+ band");
+                crate::cmd::simulate::predict_into(&mut results, &config, &cores, &calibration)?;
+            }
+            Err(e) => results.warnings.push(format!("the 9+ band was not predicted: {e}")),
+        }
+    }
     report(&config, &results, args.format.into(), timeline.as_ref())
+}
+
+/// Where `run` looks for a calibration when `MARTELLI_CALIBRATION` does not say.
+const DEFAULT_CALIBRATION: &str = "output/calibration.toml";
+
+/// The calibration `run` predicts the 9+ band with: the file `MARTELLI_CALIBRATION` names
+/// (set and empty: none), else `output/calibration.toml` when it exists (what `martelli
+/// calibrate` writes). A named file that cannot be read is a usage error; the default one is
+/// only used when it exists.
+fn band_calibration() -> anyhow::Result<Option<(std::path::PathBuf, martelli_sim::Calibration)>> {
+    let path = match std::env::var_os("MARTELLI_CALIBRATION") {
+        Some(p) if p.is_empty() => return Ok(None),
+        Some(p) => std::path::PathBuf::from(p),
+        None => {
+            let p = std::path::PathBuf::from(DEFAULT_CALIBRATION);
+            if !p.exists() {
+                return Ok(None);
+            }
+            p
+        }
+    };
+    let calibration = martelli_sim::Calibration::load(&path)
+        .map_err(|e| UsageError(format!("MARTELLI_CALIBRATION or {DEFAULT_CALIBRATION}: {e}")))?;
+    Ok(Some((path, calibration)))
 }
 
 /// Runs the sweep of `config` on the tiers it asks for, with a progress bar on a terminal;

@@ -48,7 +48,19 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     } else {
         run::measure(&config, args.trace.as_deref())?
     };
-    add_predictions(&mut results, &config, &cores, &calibration)?;
+    predict_into(&mut results, &config, &cores, &calibration)?;
+    run::report(&config, &results, args.format.into(), timeline.as_ref())
+}
+
+/// Adds the predictions of `config` at `cores` to `results` (speed-ups, fits and verdicts
+/// recomputed over both), with the warnings that say what they are.
+pub fn predict_into(
+    results: &mut Results,
+    config: &Config,
+    cores: &[usize],
+    calibration: &Calibration,
+) -> anyhow::Result<()> {
+    add_predictions(results, config, cores, calibration)?;
     results.warnings.push(format!(
         "\"(predicted)\" series are the simulator's, not runs: calibrated on {} ({}); hollow points in the charts",
         calibration.machine, calibration.measured_at
@@ -64,7 +76,7 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             series.label, series.executor
         ));
     }
-    run::report(&config, &results, args.format.into(), timeline.as_ref())
+    Ok(())
 }
 
 /// Loads the calibration file, or measures this machine now when none is given.

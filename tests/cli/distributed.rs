@@ -231,6 +231,7 @@ fn run_in_background(config: &Path, out: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_martelli"))
         .args(["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .env_remove("RUST_LOG")
+        .env("MARTELLI_CALIBRATION", "")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -40,6 +40,7 @@ fn coordinator(config: &Path, out: &Path) -> std::process::Child {
         .args(["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
+        .env("MARTELLI_CALIBRATION", "")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()

@@ -157,8 +157,8 @@ pub fn verdict(e: &Evidence) -> String {
         ));
     } else if let Some(fit) = fit_words(e, last.cores) {
         // 3. What the data say of a limit, only as far as they bound it (a prediction's
-        // plateau is its band's to say).
-        if !(own_band && fit.starts_with(STOPS)) {
+        // points are its band's to speak for).
+        if !own_band {
             parts.push(fit);
         }
     }
@@ -255,10 +255,7 @@ fn fit_words(e: &Evidence, largest: usize) -> Option<String> {
                 ))
             }
         }
-        Some(_) => None,
-        None => Some(format!(
-            "no limit is visible up to {largest} cores (too few points to bound one)"
-        )),
+        _ => None,
     }
 }
 
@@ -303,6 +300,16 @@ fn band_words(band: &Band, at8: Option<f64>) -> String {
         } else {
             text.push_str(&format!(", {:.0}% efficiency there", last.efficiency * 100.0));
         }
+    }
+    // Where half the cores' worth is still won, when the largest count wastes more.
+    if last.efficiency < 0.5
+        && let Some(half) = past.iter().rev().find(|p| p.efficiency >= 0.5)
+    {
+        text.push_str(&format!(
+            " (at least 50% efficiency up to {} cores: {})",
+            half.cores,
+            times(half.speedup)
+        ));
     }
     if let Some(limit) = &last.limit {
         text.push_str(&format!("; what limits it at {}: {limit}", last.cores));
@@ -393,12 +400,20 @@ mod tests {
         assert!(text.contains("Amdahl's limit lies between 8.36x and 12.44x"), "{text}");
         // A sure coherency cost with its peak at 5.6 cores.
         let e = Evidence {
+            points: vec![at(2, 1.8), at(4, 2.9), at(6, 3.3)],
+            usl: Some(law(0.05, 0.03, Some(0.01), Some(0.005), 6.0)),
+            ..Evidence::default()
+        };
+        let text = verdict(&e);
+        assert!(text.contains("the USL puts its peak near 6 cores"), "{text}");
+        // Points that stop growing say so themselves.
+        let e = Evidence {
             points: vec![at(2, 1.8), at(4, 2.9), at(8, 2.8)],
             usl: Some(law(0.05, 0.03, Some(0.01), Some(0.005), 8.0)),
             ..Evidence::default()
         };
         let text = verdict(&e);
-        assert!(text.contains("the USL puts its peak near 6 cores"), "{text}");
+        assert!(text.contains("the speed-up stops growing from 4 cores on (at most 2.90x)"), "{text}");
         // A peak far past the data is not quoted.
         let e = Evidence {
             points: vec![at(2, 1.99), at(4, 3.9)],

@@ -299,7 +299,7 @@ fn describe(cluster: &Cluster, config: &Config) -> SimulatedCluster {
     let given = config.cluster.as_ref().and_then(|c| c.nodes).is_some();
     let mut description = format!("{} nodes x {} cores", cluster.nodes, cluster.cores_per_node);
     if !given {
-        description.push_str(" (the default cluster)");
+        description = format!("the default cluster of {description}");
     }
     if let Some(cores) = cluster.colocated_cores {
         description.push_str(&format!(", all on one machine of {cores} cores"));
