@@ -126,6 +126,10 @@ pub struct SimulateArgs {
     /// trace-event JSON); predicted points have none.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["validate", "predict_only"])]
     pub trace: Option<PathBuf>,
+    /// Also print where each point's efficiency goes: load balance x communication x
+    /// computation (always in report.html and results.json).
+    #[arg(long, conflicts_with = "validate")]
+    pub breakdown: bool,
 }
 
 /// `martelli compare`.
@@ -335,6 +339,10 @@ pub struct RunArgs {
     /// trace-event JSON (open it in Perfetto, ui.perfetto.dev, or chrome://tracing).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// Also print where each point's efficiency goes: load balance x communication x
+    /// computation (always in report.html and results.json).
+    #[arg(long)]
+    pub breakdown: bool,
     /// Wait for workers that join at this address (`martelli worker --join HOST:PORT`)
     /// instead of the config's [distributed] workers, e.g. 0.0.0.0:7000.
     #[arg(long)]

@@ -196,9 +196,10 @@ fn print_fit(name: &str, curve: &Curve, fit: &CurveFit, loss: Loss) {
                         ""
                     }
                 ),
-                (None, Some(s)) => {
-                    println!("  no peak (kappa = 0): speed-up approaches {s:.2}x (Amdahl's limit)")
-                }
+                (None, Some(s)) => println!(
+                    "  no peak (kappa = 0): speed-up approaches {s:.2}x (Amdahl's limit; {})",
+                    limit_interval(usl)
+                ),
                 _ => println!("  no peak and no limit: the data scale linearly"),
             }
         }
@@ -212,10 +213,20 @@ fn print_fit(name: &str, curve: &Curve, fit: &CurveFit, loss: Loss) {
         "none: it slows down (more cores are slower than one)".to_string()
     } else {
         a.max_speedup()
-            .map_or_else(|| "none".into(), |s| format!("{s:.2}x"))
+            .map_or_else(|| "none".into(), |s| format!("{s:.2}x, {}", limit_interval(a)))
     };
     println!(
         "Amdahl fit{of}: sigma = {:.6}, limit {limit} (R^2 {:.5})",
         a.sigma, a.r2
     );
+}
+
+/// What sigma's 95% interval says of Amdahl's limit `1 / sigma`: a range where it bounds it,
+/// a lower bound where sigma may be 0.
+fn limit_interval(fit: &UslFit) -> String {
+    match UslFit::interval(fit.sigma, fit.sigma_se) {
+        Some((lo, hi)) if lo > 0.0 => format!("95% interval {:.2}x to {:.2}x", 1.0 / hi, 1.0 / lo),
+        Some((_, hi)) => format!("95% interval: at least {:.2}x, no upper bound", 1.0 / hi),
+        None => "too few points for an interval".into(),
+    }
 }

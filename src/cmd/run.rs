@@ -49,7 +49,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             Err(e) => results.warnings.push(format!("the 9+ band was not predicted: {e}")),
         }
     }
-    report(&config, &results, args.format.into(), timeline.as_ref())
+    report(&config, &results, args.format.into(), timeline.as_ref(), args.breakdown)
 }
 
 /// Where `run` looks for a calibration when `MARTELLI_CALIBRATION` does not say.
@@ -157,15 +157,19 @@ fn write_trace(path: &Path, log: &TraceLog, results: &Results) -> anyhow::Result
     Ok(())
 }
 
-/// Prints the summary table, writes results.json, results.csv, the charts and report.html
+/// Prints the summary table (and the breakdown's, when asked), writes results.json, results.csv, the charts and report.html
 /// into the config's output folder, and says what was written.
 pub fn report(
     config: &Config,
     results: &Results,
     format: martelli_plot::Format,
     timeline: Option<&TracedRun>,
+    breakdown: bool,
 ) -> anyhow::Result<()> {
     say(&martelli_results::render_table(results))?;
+    if breakdown {
+        say(&martelli_results::render_breakdown(results))?;
+    }
     // Every file is written under a temporary name first and put in place only when all are:
     // a chart that cannot be drawn (a full disk) leaves the previous run's files as they were.
     let mut staged = martelli_results::Staged::new(&config.output_dir)?;

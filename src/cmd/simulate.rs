@@ -49,7 +49,7 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         run::measure(&config, args.trace.as_deref())?
     };
     predict_into(&mut results, &config, &cores, &calibration)?;
-    run::report(&config, &results, args.format.into(), timeline.as_ref())
+    run::report(&config, &results, args.format.into(), timeline.as_ref(), args.breakdown)
 }
 
 /// Adds the predictions of `config` at `cores` to `results` (speed-ups, fits and verdicts

@@ -306,7 +306,7 @@ fn band_words(band: &Band, at8: Option<f64>) -> String {
         && let Some(half) = past.iter().rev().find(|p| p.efficiency >= 0.5)
     {
         text.push_str(&format!(
-            " (at least 50% efficiency up to {} cores: {})",
+            ", at least 50% efficiency up to {} cores ({})",
             half.cores,
             times(half.speedup)
         ));

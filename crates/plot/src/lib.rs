@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod chart;
+mod heatmap;
 mod metg;
 mod report;
 
@@ -68,8 +69,9 @@ fn register_font() {
     });
 }
 
-/// Draws the four charts (speedup, efficiency, throughput, latency) of `runs` into `dir`, and
-/// the METG chart when the runs' series differ in task size. Several runs are overlaid, each
+/// Draws the four charts (speedup, efficiency, throughput, latency) of `runs` into `dir`, the
+/// METG chart when the runs' series differ in task size, and the breakdown's heat map when
+/// points past one core have one. Several runs are overlaid, each
 /// with its own colours and legend entries. The charts replace the previous ones together,
 /// once all are drawn.
 pub fn draw_all(runs: &[Results], dir: &Path, format: Format) -> Result<Vec<PathBuf>, PlotError> {
@@ -100,6 +102,10 @@ pub fn stage_charts(runs: &[Results], staged: &mut Staged, format: Format) -> Re
     if metg::has_metg(runs) {
         let (partial, path) = staged.file(&format!("metg.{}", format.extension()));
         metg::draw(runs, &partial, format).map_err(|reason| PlotError::Draw { path, reason })?;
+    }
+    if heatmap::has_breakdown(runs) {
+        let (partial, path) = staged.file(&format!("breakdown.{}", format.extension()));
+        heatmap::draw(runs, &partial, format).map_err(|reason| PlotError::Draw { path, reason })?;
     }
     Ok(())
 }

@@ -76,6 +76,25 @@ pub fn report_html(
         })?;
         let _ = writeln!(page, "<figure>{}</figure>", scalable(&svg));
     }
+    if crate::heatmap::has_breakdown(runs) {
+        page.push_str(
+            "<h2>Where the efficiency goes</h2>\n<p>Each point's efficiency is the product of its \
+             <b>load balance</b> (mean time inside tasks over the lanes, over the busiest lane's), its \
+             <b>communication</b> (the busiest lane's time inside tasks over the wall time: dispatch, \
+             refills, the serial phase, the network; on the distributed tier split into <b>serialisation</b> \
+             &times; <b>transfer</b>, transfer being what an ideal network would win back, from the \
+             simulator) and its <b>computation</b> (the 1-core time over the time inside tasks per \
+             core: tasks that got slower). Green above 0.8, amber above 0.6, red below.</p>\n",
+        );
+        let svg = crate::heatmap::svg_string(runs).map_err(|reason| PlotError::Draw {
+            path: "report.html (breakdown)".into(),
+            reason,
+        })?;
+        let _ = writeln!(page, "<figure id=\"heatmap\">{}</figure>", scalable(&svg));
+        for run in runs {
+            page.push_str(&breakdown_table(run));
+        }
+    }
     page.push_str("<h2>Fits</h2>\n");
     for run in runs {
         page.push_str(&fits_table(run));
@@ -128,7 +147,9 @@ table{border-collapse:collapse;font-size:.9em;margin:.5em 0}th,td{padding:.25em 
 th:first-child,td:first-child{text-align:left}tr.predicted td{color:#777;font-style:italic}\
 .charts figure{margin:0 0 1.2em 0}\
 figure svg{width:100%;height:auto}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.85em}\
-.warnings li{color:#8a5300}";
+.warnings li{color:#8a5300}\
+.breakdown td.good{background:#5cb85c;color:#fff}.breakdown td.fair{background:#f0ad4e}\
+.breakdown td.poor{background:#d9534f;color:#fff}.breakdown td.why{text-align:left;font-size:.9em}";
 
 fn title_of(r: &Results) -> String {
     match r.series.as_slice() {
@@ -150,6 +171,48 @@ fn scalable(svg: &str) -> String {
         .unwrap_or(body)
         .trim_start();
     body.replacen("<svg ", &format!("<svg viewBox=\"0 0 {w} {h}\" "), 1)
+}
+
+/// The breakdown's figures, each cell in its band's colour.
+fn breakdown_table(r: &Results) -> String {
+    let mut t = String::from(
+        "<table class=\"breakdown\" id=\"breakdown\"><tr><th>series</th><th>tier</th><th>cores</th>\
+         <th>efficiency</th>",
+    );
+    for f in martelli_results::FACTORS {
+        let _ = write!(t, "<th>{}</th>", martelli_results::factor_title(f));
+    }
+    t.push_str("<th>limited by</th></tr>\n");
+    let cell = |v: Option<f64>| match v {
+        Some(v) => format!("<td class=\"{}\">{v:.2}</td>", martelli_results::band(v)),
+        None => "<td>-</td>".into(),
+    };
+    for p in &r.points {
+        let Some(b) = p.breakdown else { continue };
+        let _ = write!(
+            t,
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td>{}",
+            if p.predicted { " class=\"predicted\"" } else { "" },
+            escape(&p.series),
+            escape(p.tier.name()),
+            p.cores,
+            cell(Some(p.efficiency))
+        );
+        for f in martelli_results::FACTORS {
+            t.push_str(&cell(b.factor(f)));
+        }
+        let series = r.series.iter().find(|s| s.label == p.series);
+        let why = if b.limiting().1 < martelli_results::NOTHING_LOST {
+            series
+                .and_then(|s| r.loss_words(p, &s.workload))
+                .unwrap_or_else(|| martelli_results::factor_title(b.limiting().0).into())
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(t, "<td class=\"why\">{}</td></tr>", escape(&why));
+    }
+    t.push_str("</table>\n");
+    t
 }
 
 fn summary_table(r: &Results) -> String {

@@ -24,6 +24,6 @@ pub use metg::{METG_EFFICIENCY, Metg, MetgPoint, metg_line};
 pub use schema::{
     CurveFit, Latency, Point, Results, RunTrace, SCHEMA_VERSION, Sample, SeriesInfo, WireStats, utc_now,
 };
-pub use table::{human_seconds, render_table};
+pub use table::{NOTHING_LOST, human_seconds, render_breakdown, render_table};
 pub use tier::{CurveTier, PointTier};
 pub use write::{Staged, WriteError, stage_results, write_atomic};

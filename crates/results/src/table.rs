@@ -75,38 +75,7 @@ pub fn render_table(results: &Results) -> String {
         }
         rows.push(row);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([header[c].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    let line = |out: &mut String, cells: &[&str]| {
-        let text: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, w))| {
-                // Text columns align left, numbers right.
-                let left = header[i] == "series" || header[i] == "tier" || header[i] == "checksum";
-                if left {
-                    format!("{cell:<w$}")
-                } else {
-                    format!("{cell:>w$}")
-                }
-            })
-            .collect();
-        let _ = writeln!(out, "{}", text.join("  ").trim_end());
-    };
-    line(&mut out, &header);
-    for row in &rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(&mut out, &cells);
-    }
+    let mut out = aligned(&header, &rows, &["series", "tier", "checksum"]);
     for p in results.points.iter().filter(|p| !p.predicted) {
         if let Some(w) = &p.distributed {
             let said = distributed_notes(w, p.tasks * p.repeats.max(1) as u64);
@@ -124,6 +93,90 @@ pub fn render_table(results: &Results) -> String {
     if let Some(line) = crate::metg_line(&results.metg) {
         let _ = writeln!(out, "{line}");
     }
+    out
+}
+
+/// `header` and `rows` as aligned text lines: the `left` columns aligned left, numbers right.
+fn aligned(header: &[&str], rows: &[Vec<String>], left: &[&str]) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, w))| {
+                if left.contains(&header[i]) {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    line(header);
+    for row in rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&cells);
+    }
+    out
+}
+
+/// A factor at or above this loses too little to name as a point's limit.
+pub const NOTHING_LOST: f64 = 0.95;
+
+/// The efficiency breakdown of every point past one core, as an aligned text table: the
+/// factors multiply to the efficiency; "-" where a factor is not known (serialisation and
+/// transfer are the distributed tier's, and need the simulator).
+pub fn render_breakdown(results: &Results) -> String {
+    let mut header = vec!["tier", "cores", "efficiency"];
+    header.extend(crate::FACTORS.iter().map(|f| crate::factor_title(f)));
+    header.push("limited by");
+    let many_series = results.series.len() > 1;
+    if many_series {
+        header.insert(0, "series");
+    }
+    let mut rows = Vec::new();
+    for p in &results.points {
+        let Some(b) = p.breakdown else { continue };
+        let mut row = vec![
+            format!("{}{}", p.tier, if p.predicted { " (predicted)" } else { "" }),
+            p.cores.to_string(),
+            format!("{:.2}", p.efficiency),
+        ];
+        row.extend(
+            crate::FACTORS
+                .iter()
+                .map(|f| b.factor(f).map_or_else(|| "-".into(), |v| format!("{v:.2}"))),
+        );
+        let (factor, value) = b.limiting();
+        row.push(if value < NOTHING_LOST {
+            crate::factor_title(factor).to_string()
+        } else {
+            "-".into()
+        });
+        if many_series {
+            row.insert(0, p.series.clone());
+        }
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return "breakdown: no point past one core with a time inside tasks\n".into();
+    }
+    let mut out = String::from(
+        "where the efficiency goes (efficiency = load balance x communication x computation; \
+         communication = serialisation x transfer):\n",
+    );
+    out.push_str(&aligned(&header, &rows, &["series", "tier", "limited by"]));
     out
 }
 
