@@ -2,7 +2,8 @@
 # report.html in a real browser: installs Debian's chromium where it is missing (as root;
 # skips with a message otherwise), writes the report of a quickstart run and of a simulate
 # run, loads each headless and offline, fails on any console message or error, checks that
-# the rendered page holds the run's verdict, and takes a screenshot whose size it checks (a
+# the rendered page holds the run's verdict and its efficiency breakdown (heat map and
+# table), and takes a screenshot whose size it checks (a
 # blank page of that size is a few KB). The screenshots go to a temporary folder, or to
 # docs/ with --docs.
 #
@@ -28,14 +29,13 @@ if [ ! -x "$martelli" ]; then
 fi
 
 work=$(mktemp -d /tmp/martelli-report.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 shots="$work/shots"
 $docs && shots="$root/docs"
 mkdir -p "$shots"
 
 "$martelli" run "$root/configs/quickstart.toml" --out "$work/quickstart" >/dev/null
-"$martelli" simulate "$root/configs/cpu-bound.toml" --predict-only --cores 1,2,4,8,16,32,64 \
-    --out "$work/simulate" >/dev/null
+"$martelli" simulate "$root/configs/cpu-bound.toml" --predict-only --out "$work/simulate" >/dev/null
 
 # Offline and quiet: no network at all, no background requests; a fresh profile each time.
 browse() {
@@ -67,13 +67,20 @@ check() {
         echo "report test: $name: the rendered page lacks the verdict: $verdict" >&2
         exit 1
     fi
+    # The breakdown: its heat map drawn and its table of factors, each cell in its band.
+    for want in 'id="heatmap"' 'id="breakdown"' 'class="good"'; do
+        if ! grep -qF "$want" "$work/$name.dom"; then
+            echo "report test: $name: the rendered page lacks the breakdown ($want)" >&2
+            exit 1
+        fi
+    done
     local size
     size=$(stat -c %s "$shots/report-$name.png")
     if [ "$size" -lt 60000 ]; then
         echo "report test: $name: the screenshot is $size bytes: blank?" >&2
         exit 1
     fi
-    echo "report test: ok: $name: verdict rendered, no console output, screenshot $size bytes"
+    echo "report test: ok: $name: verdict and breakdown rendered, no console output, screenshot $size bytes"
 }
 
 check quickstart "$work/quickstart"

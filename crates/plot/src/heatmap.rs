@@ -62,6 +62,20 @@ fn rows(panel: &Panel<'_>) -> Vec<&'static str> {
     rows
 }
 
+/// Height of a row at its largest, pixels.
+const ROW: i32 = 50;
+/// Room above the first panel and below the last, pixels.
+const TOP: i32 = 70;
+const BOTTOM: i32 = 50;
+
+/// The picture's size: [`SIZE`]'s width, and as tall as its rows need (at most [`SIZE`]'s).
+fn size(runs: &[Results]) -> (u32, u32) {
+    let all = panels(runs);
+    let lines: usize = all.iter().take(MOST_PANELS).map(|p| rows(p).len() + 2).sum();
+    let wanted = TOP + BOTTOM + lines as i32 * ROW;
+    (SIZE.0, (wanted as u32).clamp(300, SIZE.1))
+}
+
 fn colour(value: f64) -> RGBColor {
     match band(value) {
         "good" => RGBColor(92, 184, 92),
@@ -74,12 +88,12 @@ fn colour(value: f64) -> RGBColor {
 pub(crate) fn draw(runs: &[Results], path: &std::path::Path, format: crate::Format) -> Result<(), String> {
     match format {
         crate::Format::Png => {
-            let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+            let root = BitMapBackend::new(path, size(runs)).into_drawing_area();
             render(runs, &root)?;
             root.present().map_err(|e| e.to_string())
         }
         crate::Format::Svg => {
-            let root = SVGBackend::new(path, SIZE).into_drawing_area();
+            let root = SVGBackend::new(path, size(runs)).into_drawing_area();
             render(runs, &root)?;
             root.present().map_err(|e| e.to_string())
         }
@@ -90,7 +104,7 @@ pub(crate) fn draw(runs: &[Results], path: &std::path::Path, format: crate::Form
 pub(crate) fn svg_string(runs: &[Results]) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, size(runs)).into_drawing_area();
         render(runs, &root)?;
         root.present().map_err(|e| e.to_string())?;
     }
@@ -116,9 +130,10 @@ where
     .map_err(|e| err(&e))?;
     // Each panel: a title line, a header of core counts, then a row per factor.
     let lines: usize = shown.iter().map(|p| rows(p).len() + 2).sum();
-    let top = 70;
+    let (_, height) = root.dim_in_pixel();
+    let top = TOP;
     let footer = if all.len() > shown.len() { 40 } else { 0 };
-    let row_h = ((SIZE.1 as i32 - top - footer - 10) / lines.max(1) as i32).clamp(18, 60);
+    let row_h = ((height as i32 - top - BOTTOM - footer) / lines.max(1) as i32).clamp(18, ROW);
     let label_w = 260;
     let mut y = top;
     let font = |size: i32| ("sans-serif", size.clamp(12, 26));
@@ -166,7 +181,7 @@ where
                 "{} more curves: see the breakdown table in report.html or results.json",
                 all.len() - shown.len()
             ),
-            (40, SIZE.1 as i32 - footer),
+            (40, height as i32 - BOTTOM - footer / 2),
             ("sans-serif", 22),
         ))
         .map_err(|e| err(&e))?;
