@@ -108,6 +108,24 @@ fn add_predictions(
         elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
         "simulated"
     );
+    // Measured distributed points: what an ideal network would win back, from the model of
+    // each as it ran.
+    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workloads: Vec<(String, martelli_workload::Workload)> =
+        results.series.iter().map(|s| (s.label.clone(), s.workload.clone())).collect();
+    for p in results
+        .points
+        .iter_mut()
+        .filter(|p| !p.predicted && p.tier == PointTier::Distributed)
+    {
+        let Some((_, workload)) = workloads.iter().find(|(label, _)| *label == p.series) else {
+            continue;
+        };
+        let transfer = martelli_sim::measured_transfer(config, workload, p, calibration, logical);
+        if let Some(useful) = &mut p.useful {
+            useful.transfer = transfer;
+        }
+    }
     results.series.extend(prediction.series);
     results.points.extend(prediction.points);
     results.simulated_cluster = Some(prediction.cluster);

@@ -135,8 +135,11 @@ impl Results {
             starved * 100.0
         );
         let words = match factor {
+            "load_balance" if workload.tasks < 4 * p.cores as u64 => format!(
+                "too few tasks for the threads ({} tasks on {} cores: the last ones run alone)",
+                workload.tasks, p.cores
+            ),
             "load_balance" if starving => refills,
-            "load_balance" if workload.tasks < 4 * p.cores as u64 => "too few tasks for the threads".into(),
             "load_balance" if workload.distribution != SizeDistribution::Fixed => "uneven task sizes".into(),
             "load_balance" => "uneven work across threads".into(),
             "communication" => {

@@ -324,6 +324,40 @@ fn transfer(workload: &Workload, cores: usize, cluster: &Cluster, calibration: &
     (run.wall_ns > 0.0).then(|| (fast.wall_ns / run.wall_ns).min(1.0))
 }
 
+/// The transfer factor of a measured distributed point of `config`: the point modelled as it
+/// ran (spawned workers: their threads on this machine's `logical` cores; listed or joined
+/// workers: the config's `[cluster]` with as many nodes as workers), predicted once with the
+/// calibrated network and once with an ideal one. `None` when the point cannot be modelled.
+pub fn measured_transfer(
+    config: &Config,
+    workload: &Workload,
+    point: &Point,
+    calibration: &Calibration,
+    logical: usize,
+) -> Option<f64> {
+    let workers = point.distributed.map_or(1, |w| w.workers.max(1)) as usize;
+    let spec = match config.distributed.as_ref().map(|d| &d.workers) {
+        Some(martelli_config::WorkerSource::Spawn { workers, threads }) => martelli_config::ClusterSpec {
+            nodes: Some(*workers),
+            cores_per_node: Some(threads.unwrap_or(logical as u32)),
+            colocated_cores: Some(logical as u32),
+            ..config.cluster.clone().unwrap_or_default()
+        },
+        _ => martelli_config::ClusterSpec {
+            nodes: Some(workers as u32),
+            cores_per_node: Some(point.cores.div_ceil(workers) as u32),
+            ..config.cluster.clone().unwrap_or_default()
+        },
+    };
+    let mut cluster = Cluster::resolve(Some(&spec), calibration, point.cores);
+    if let Some(d) = &config.distributed {
+        cluster.max_message_bytes = d.max_message_bytes as usize;
+    }
+    let workload = workload.with_tasks(point.tasks);
+    let run = predict(&workload, Tier::Distributed, point.cores, &cluster, calibration).ok()?;
+    transfer(&workload, point.cores, &cluster, calibration, &run)
+}
+
 /// Every series of `config` predicted at every core count of `cores`, on the config's
 /// `[cluster]` (or the default one). Distributed points carry their transfer factor: the same
 /// point predicted again on an ideal network.
