@@ -2,6 +2,7 @@
 //! One test binary; the distributed tier's tests (real worker processes on 127.0.0.1) live in
 //! `distributed.rs`.
 
+mod answer;
 mod deploy;
 mod distributed;
 mod join;

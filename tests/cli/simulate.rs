@@ -62,7 +62,7 @@ fn calibrate(dir: &Path) -> std::path::PathBuf {
 }
 
 /// A hand-written calibration file of every required field.
-const CALIBRATION: &str = "version = 2\nmartelli_version = \"0.1.0\"\nmeasured_at = \"now\"\nmachine = \"m\"\n\
+pub(crate) const CALIBRATION: &str = "version = 2\nmartelli_version = \"0.1.0\"\nmeasured_at = \"now\"\nmachine = \"m\"\n\
                           [kernels]\ncpu_ns_per_iteration = 1.0\ntask_fixed_ns = 30.0\nrecord_ns = 50.0\n\
                           payload_generate_ns_per_byte = 0.3\npayload_read_ns_per_byte = 0.2\nio_overshoot_ns = 60000.0\n\
                           [[kernels.memory]]\nworking_set_bytes = 65536\nns_per_iteration = 5.0\n\

@@ -15,7 +15,7 @@ pub use table::{Curve, CurvePoint, TableError, read_curves, series_curves};
 pub use usl::{
     GustafsonFit, Loss, UslFit, fit_amdahl, fit_amdahl_with, fit_gustafson, fit_usl, fit_usl_with,
 };
-pub use verdict::{Band, Basis, Evidence, MACHINE_CORES, Reached, gain_words, verdict};
+pub use verdict::{Band, Basis, Evidence, MACHINE_CORES, Reached, claims_are_bounded, gain_words, verdict};
 
 /// One measurement: throughput (any unit, e.g. tasks per second) at a core count.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -317,6 +317,35 @@ fn band_words(band: &Band, at8: Option<f64>) -> String {
     text
 }
 
+/// Checks the rules every verdict keeps, for `largest` the most cores measured or simulated:
+/// every speed-up quoted (a number then "x") is at most twice `largest` unless it is labelled
+/// "at least"; no gain over 300% is said as a percentage; no "-0%". The error names the claim.
+pub fn claims_are_bounded(text: &str, largest: usize) -> Result<(), String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    for (i, w) in words.iter().enumerate() {
+        let w = w.trim_matches(|c: char| "(),;:".contains(c));
+        if let Some(number) = w.strip_suffix('x')
+            && let Ok(x) = number.parse::<f64>()
+        {
+            let lower = i >= 2 && words[i - 2] == "at" && words[i - 1] == "least";
+            if x > 2.0 * largest as f64 && !lower {
+                return Err(format!("{x}x beyond twice {largest} cores: {text}"));
+            }
+        }
+        if let Some(number) = w.strip_suffix('%')
+            && let Ok(p) = number.parse::<f64>()
+            && words.get(i + 1) == Some(&"more")
+            && p > 300.0
+        {
+            return Err(format!("{p}% more: {text}"));
+        }
+    }
+    if text.contains("-0%") {
+        return Err(format!("-0%: {text}"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,34 +372,6 @@ mod tests {
             throughput: speedup * 1000.0,
             limit: None,
         }
-    }
-
-    /// Every speed-up quoted (a number then "x") is at most twice the largest core count
-    /// unless it is labelled "at least"; no percentage over 300 and no "-0%".
-    pub(crate) fn claims_are_bounded(text: &str, largest: usize) -> Result<(), String> {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        for (i, w) in words.iter().enumerate() {
-            let w = w.trim_matches(|c: char| "(),;:".contains(c));
-            if let Some(number) = w.strip_suffix('x')
-                && let Ok(x) = number.parse::<f64>()
-            {
-                let lower = i >= 2 && words[i - 2] == "at" && words[i - 1] == "least";
-                if x > 2.0 * largest as f64 && !lower {
-                    return Err(format!("{x}x beyond twice {largest} cores: {text}"));
-                }
-            }
-            if let Some(number) = w.strip_suffix('%')
-                && let Ok(p) = number.parse::<f64>()
-                && words.get(i + 1) == Some(&"more")
-                && p > 300.0
-            {
-                return Err(format!("{p}% more: {text}"));
-            }
-        }
-        if text.contains("-0%") {
-            return Err(format!("-0%: {text}"));
-        }
-        Ok(())
     }
 
     #[test]
