@@ -10,6 +10,11 @@ use crate::usl::UslFit;
 /// Past this many cores a workload needs the distributed tier.
 pub const MACHINE_CORES: usize = 8;
 
+/// Below this best speed-up, more cores do not help.
+const NO_HELP: f64 = 1.2;
+/// How a verdict says that more cores do not help.
+const NOTHING: &str = "adding cores does not help: one core is enough";
+
 /// How a verdict says that the points stop growing.
 const STOPS: &str = "the speed-up stops growing";
 
@@ -168,14 +173,15 @@ pub fn verdict(e: &Evidence) -> String {
             "points past this machine's {logical} cores were left out (every core busy: they measure the machine)"
         ));
     }
+    let no_help = parts.iter().any(|p| p.starts_with(NOTHING));
     match (&e.band, e.waits) {
         (Some(band), _) => parts.push(band_words(band, at_machine(e))),
-        (None, None) => {
+        (None, None) if !no_help => {
             if let Some(hint) = &e.band_hint {
                 parts.push(hint.clone());
             }
         }
-        (None, Some(_)) => {}
+        (None, _) => {}
     }
     parts.join("; ")
 }
@@ -209,6 +215,9 @@ fn fit_words(e: &Evidence, largest: usize) -> Option<String> {
         && last.speedup < 1.05 * before.speedup
     {
         let top = e.points.iter().map(|p| p.speedup).fold(0.0, f64::max);
+        if top < NO_HELP {
+            return Some(format!("{NOTHING} (at most {})", times(top)));
+        }
         let from = e.points.iter().find(|p| p.speedup >= 0.95 * top).unwrap_or(last);
         return Some(format!(
             "{STOPS} from {} cores on (at most {})",
@@ -222,9 +231,7 @@ fn fit_words(e: &Evidence, largest: usize) -> Option<String> {
         // A coherency cost the data are sure of: kappa's interval above 0.
         let sure = UslFit::interval(usl.kappa, usl.kappa_se).is_some_and(|(lo, _)| lo > 0.0);
         if peak < 1.5 {
-            return Some(format!(
-                "adding cores does not help (USL peak at {peak:.1} cores): one core is enough"
-            ));
+            return Some(format!("{NOTHING} (USL peak at {peak:.1} cores)"));
         }
         if peak <= reach && (sure || peak <= largest as f64) {
             let beyond = if peak > largest as f64 {

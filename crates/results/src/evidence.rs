@@ -206,3 +206,80 @@ impl Results {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Results of one series of `kind` (`io_wait_ns` per task) measured on a machine of
+    /// `logical` cores at `points` (cores, speed-up), the 1-core point first, fitted.
+    fn measured(kind: &str, io_wait_ns: u64, logical: usize, points: &[(usize, f64)]) -> Results {
+        let wall1 = 8.0;
+        let points: Vec<serde_json::Value> = points
+            .iter()
+            .map(|&(cores, speedup)| {
+                let wall = wall1 / speedup;
+                json!({
+                    "series": "s", "tier": if cores == 1 { "single" } else { "multi" }, "cores": cores,
+                    "tasks": 8000, "iterations": 1, "repeats": 1, "wall_s": wall, "wall_s_min": wall,
+                    "wall_s_max": wall, "wall_s_repeats": [wall], "tasks_per_s": 8000.0 / wall,
+                    "speedup": 0.0, "efficiency": 0.0,
+                    "latency_us": {"p50": 1000.0, "p95": 1000.0, "p99": 1000.0},
+                    "mean_task_us": 1000.0 + io_wait_ns as f64 / 1e3, "first_result_s": 0.1,
+                    "cpu_s": wall, "tasks_completed": 8000, "checksum": "1",
+                    "oversubscribed": cores > logical,
+                    "useful": {"tasks_s": wall1 * 1.02, "max_lane_s": wall1 * 1.02 / cores as f64 * 1.01,
+                               "lanes": cores, "serial_s": 0.0}
+                })
+            })
+            .collect();
+        let mut results: Results = serde_json::from_value(json!({
+            "schema_version": 1, "martelli_version": "0", "started_at": "now", "config_file": "c.toml",
+            "config": {}, "scaling": "strong", "warnings": [],
+            "machine": {"hostname": "h", "logical_cores": logical, "cpu_model": "x", "os": "o",
+                        "kernel": "k", "arch": "a"},
+            "series": [{"label": "s", "task_cost_s": null, "workload": {
+                "name": "s", "seed": 1, "tasks": 8000, "kind": kind, "iterations": 1,
+                "io_wait_ns": io_wait_ns, "distribution": "fixed", "serial_fraction": 0.0,
+                "serial_basis_tasks": 8000, "payload_bytes": 0, "working_set": 0}}],
+            "points": points,
+        }))
+        .unwrap();
+        results.fill_speedups(false);
+        results.fill_fits(false);
+        results
+    }
+
+    #[test]
+    fn the_verdicts_of_the_16_core_figures_claim_nothing_past_twice_the_cores_seen() {
+        // The multi tier's sweep on a 16-core Xeon: 15.73x at 16 cores.
+        let cpu = measured(
+            "cpu",
+            0,
+            16,
+            &[(1, 1.0), (2, 1.99), (4, 3.96), (8, 7.39), (12, 10.94), (16, 15.73)],
+        );
+        assert!(cpu.verdict.contains("measured up to 16 cores: 15.73x"), "{}", cpu.verdict);
+        assert!(!cpu.verdict.contains("approaches"), "{}", cpu.verdict);
+        martelli_model::claims_are_bounded(&cpu.verdict, 16).unwrap();
+        // The quickstart on the same machine: 1.93x and 3.82x on 2 and 4 cores.
+        let quick = measured("cpu", 0, 16, &[(1, 1.0), (2, 1.93), (4, 3.82)]);
+        martelli_model::claims_are_bounded(&quick.verdict, 4).unwrap();
+        assert!(quick.verdict.contains("martelli calibrate"), "{}", quick.verdict);
+        // I/O-bound, 5 ms waits, threads past the cores: waits need concurrency.
+        let io = measured(
+            "io",
+            5_000_000,
+            16,
+            &[(1, 1.0), (8, 7.9), (16, 15.6), (64, 60.0), (256, 220.0)],
+        );
+        assert!(io.verdict.contains("waits need concurrency, not cores"), "{}", io.verdict);
+        martelli_model::claims_are_bounded(&io.verdict, 256).unwrap();
+        // Lesson 1 with the GIL: no speed-up at all; never "-0%".
+        let gil = measured("cpu", 0, 16, &[(1, 1.0), (2, 0.998), (4, 0.997), (8, 0.996)]);
+        assert!(gil.verdict.contains("one core is enough"), "{}", gil.verdict);
+        assert!(!gil.verdict.contains("calibrate"), "{}", gil.verdict);
+        martelli_model::claims_are_bounded(&gil.verdict, 8).unwrap();
+    }
+}
