@@ -382,3 +382,63 @@ fn threads_whose_refills_come_later_than_their_tasks_end_are_counted_as_starved(
     // at the end, each once.
     assert_eq!(starved(4, 0.0), 4);
 }
+
+/// The predicted point of `w` on `tier` at `cores`, with its speed-up and breakdown filled
+/// against the predicted 1-core run, as `predict_config` and `Results` do it.
+fn breakdown_of(
+    w: &Workload,
+    tier: Tier,
+    cores: usize,
+    cluster: &Cluster,
+    c: &Calibration,
+) -> martelli_results::Breakdown {
+    use martelli_results::{Breakdown, PointTier};
+    let one = predict(w, Tier::Single, 1, cluster, c).unwrap();
+    let run = predict(w, tier, cores, cluster, c).unwrap();
+    let point_tier = if tier == Tier::Distributed {
+        PointTier::Distributed
+    } else {
+        PointTier::Multi
+    };
+    let p = crate::point("s", point_tier, cores, w, run);
+    let b = Breakdown::of(&p.useful.unwrap(), cores, p.wall_s, one.wall_ns / 1e9).unwrap();
+    let efficiency = one.wall_ns / 1e9 / (cores as f64 * p.wall_s);
+    assert!((b.product() - efficiency).abs() < 1e-9 * efficiency.max(1.0), "{b:?} vs {efficiency}");
+    b
+}
+
+#[test]
+fn the_models_breakdown_names_each_loss_where_it_is() {
+    let c = ideal();
+    let cluster = Cluster::resolve(None, &c, 64);
+    // Nothing lost: every factor 1.
+    let b = breakdown_of(&workload(800, 1000, 0.0), Tier::Multi, 8, &cluster, &c);
+    for v in [b.load_balance, b.communication, b.computation] {
+        assert!((v - 1.0).abs() < 1e-9, "{b:?}");
+    }
+    // Nine equal tasks on eight threads: one thread runs two; load balance 9/16.
+    let b = breakdown_of(&workload(9, 1000, 0.0), Tier::Multi, 8, &cluster, &c);
+    assert!((b.load_balance - 9.0 / 16.0).abs() < 1e-9, "{b:?}");
+    assert_eq!(b.limiting().0, "load_balance");
+    // Half the work serial: communication, not load balance, loses it.
+    let b = breakdown_of(&workload(800, 1000, 0.5), Tier::Multi, 8, &cluster, &c);
+    assert!((b.load_balance - 1.0).abs() < 1e-9 && b.communication < 0.3, "{b:?}");
+    // Big payloads over a slow link: the transfer factor, from the ideal-network replay.
+    let mut slow = c.clone();
+    slow.distributed.bandwidth_mb_per_s = 10.0;
+    slow.distributed.latency_us = 100.0;
+    let cluster = Cluster::resolve(None, &slow, 64);
+    let mut w = workload(400, 100_000, 0.0);
+    w.payload_bytes = 64 * 1024;
+    let run = predict(&w, Tier::Distributed, 16, &cluster, &slow).unwrap();
+    let transfer = crate::transfer(&w, 16, &cluster, &slow, &run).unwrap();
+    assert!(transfer < 0.2, "64 KiB a task at 10 MB/s: the link holds the run ({transfer})");
+    let mut useful = martelli_results::Useful::of(
+        &run.lanes_ns.iter().map(|&v| v as u64).collect::<Vec<_>>(),
+        0,
+    );
+    useful.transfer = Some(transfer);
+    let one = predict(&w, Tier::Single, 1, &cluster, &slow).unwrap();
+    let b = martelli_results::Breakdown::of(&useful, 16, run.wall_ns / 1e9, one.wall_ns / 1e9).unwrap();
+    assert_eq!(b.limiting().0, "transfer", "{b:?}");
+}
