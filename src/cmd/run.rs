@@ -46,10 +46,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 tracing::info!(calibration = %path.display(), "predicting the 9+ band");
                 crate::cmd::simulate::predict_into(&mut results, &config, &cores, &calibration)?;
             }
-            Err(e) => results.warnings.push(format!("the 9+ band was not predicted: {e}")),
+            Err(e) => results
+                .warnings
+                .push(format!("the 9+ band was not predicted: {e}")),
         }
     }
-    report(&config, &results, args.format.into(), timeline.as_ref(), args.breakdown)
+    report(
+        &config,
+        &results,
+        args.format.into(),
+        timeline.as_ref(),
+        args.breakdown,
+    )
 }
 
 /// Where `run` looks for a calibration when `MARTELLI_CALIBRATION` does not say.

@@ -49,7 +49,13 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         run::measure(&config, args.trace.as_deref())?
     };
     predict_into(&mut results, &config, &cores, &calibration)?;
-    run::report(&config, &results, args.format.into(), timeline.as_ref(), args.breakdown)
+    run::report(
+        &config,
+        &results,
+        args.format.into(),
+        timeline.as_ref(),
+        args.breakdown,
+    )
 }
 
 /// Adds the predictions of `config` at `cores` to `results` (speed-ups, fits and verdicts
@@ -111,8 +117,11 @@ fn add_predictions(
     // Measured distributed points: what an ideal network would win back, from the model of
     // each as it ran.
     let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workloads: Vec<(String, martelli_workload::Workload)> =
-        results.series.iter().map(|s| (s.label.clone(), s.workload.clone())).collect();
+    let workloads: Vec<(String, martelli_workload::Workload)> = results
+        .series
+        .iter()
+        .map(|s| (s.label.clone(), s.workload.clone()))
+        .collect();
     for p in results
         .points
         .iter_mut()

@@ -35,7 +35,10 @@ fn breakdowns_multiply_to_efficiency(results: &Value) -> usize {
         );
         if let (Some(s), Some(t)) = (b["serialisation"].as_f64(), b["transfer"].as_f64()) {
             let c = b["communication"].as_f64().unwrap();
-            assert!((s * t - c).abs() <= 1e-6 * c.max(1.0), "serialisation x transfer: {p}");
+            assert!(
+                (s * t - c).abs() <= 1e-6 * c.max(1.0),
+                "serialisation x transfer: {p}"
+            );
         }
         seen += 1;
     }
@@ -152,7 +155,11 @@ fn run_predicts_the_band_with_a_calibration_and_says_how_to_get_one_without() {
     // A calibration that is named and cannot be read is a usage error.
     let o = run_with_calibration(&config, &with, "/nonexistent/calibration.toml");
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("MARTELLI_CALIBRATION"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("MARTELLI_CALIBRATION"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 /// Processes that each keep a core busy, killed when dropped.

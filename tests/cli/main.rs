@@ -153,8 +153,9 @@ fn the_quickstart_runs_end_to_end_with_one_checksum() {
         // 4 threads of compute on fewer cores measure the machine: the verdict says so, and
         // the oversubscribed point is shown but not fitted.
         assert!(
-            stdout.contains(&format!("points past this machine's {logical} cores were left out"))
-                && !stdout.contains("buys nothing"),
+            stdout.contains(&format!(
+                "points past this machine's {logical} cores were left out"
+            )) && !stdout.contains("buys nothing"),
             "{stdout}"
         );
         assert_eq!(results["points"][2]["oversubscribed"], true);
@@ -289,7 +290,10 @@ fn varied_and_weak_sweeps_report_one_point_per_series_and_core_count() {
     // measured and claims no limit.
     let verdict = results["verdict"].as_str().unwrap();
     assert!(verdict.contains("measured up to 2 cores"), "{verdict}");
-    assert!(!verdict.contains("USL") && !verdict.contains("Amdahl"), "{verdict}");
+    assert!(
+        !verdict.contains("USL") && !verdict.contains("Amdahl"),
+        "{verdict}"
+    );
 }
 
 /// Bad input: one clear message naming the file and line, exit code 2, no panic, and the

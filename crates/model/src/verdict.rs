@@ -274,7 +274,10 @@ fn band_words(band: &Band, at8: Option<f64>) -> String {
     let top = past.iter().map(|p| p.speedup).fold(0.0, f64::max);
     // The fewest cores that reach the best (a plateau's first point).
     let (Some(best), Some(last)) = (past.iter().find(|p| p.speedup >= 0.995 * top), past.last()) else {
-        return format!("the simulator has no point past {MACHINE_CORES} cores on {}", band.cluster);
+        return format!(
+            "the simulator has no point past {MACHINE_CORES} cores on {}",
+            band.cluster
+        );
     };
     let base = at8.or(machine.map(|p| p.speedup));
     let on = format!("on {MACHINE_CORES} cores");
@@ -391,7 +394,10 @@ mod tests {
             ..Evidence::default()
         };
         let text = verdict(&e);
-        assert!(text.contains("no limit is visible up to 16 cores (sigma < 0.029 at 95%): at least 34"), "{text}");
+        assert!(
+            text.contains("no limit is visible up to 16 cores (sigma < 0.029 at 95%): at least 34"),
+            "{text}"
+        );
         assert!(!text.contains("450"), "{text}");
         claims_are_bounded(&text, 16).unwrap();
     }
@@ -405,7 +411,10 @@ mod tests {
             ..Evidence::default()
         };
         let text = verdict(&e);
-        assert!(text.contains("Amdahl's limit lies between 8.36x and 12.44x"), "{text}");
+        assert!(
+            text.contains("Amdahl's limit lies between 8.36x and 12.44x"),
+            "{text}"
+        );
         // A sure coherency cost with its peak at 5.6 cores.
         let e = Evidence {
             points: vec![at(2, 1.8), at(4, 2.9), at(6, 3.3)],
@@ -421,7 +430,10 @@ mod tests {
             ..Evidence::default()
         };
         let text = verdict(&e);
-        assert!(text.contains("the speed-up stops growing from 4 cores on (at most 2.90x)"), "{text}");
+        assert!(
+            text.contains("the speed-up stops growing from 4 cores on (at most 2.90x)"),
+            "{text}"
+        );
         // A peak far past the data is not quoted.
         let e = Evidence {
             points: vec![at(2, 1.99), at(4, 3.9)],
@@ -471,8 +483,14 @@ mod tests {
             points: vec![at(8, 6.0), at(16, 5.99), at(32, 5.9)],
         };
         let text = band_words(&flat, None);
-        assert!(text.contains("the 2-8 core tier is enough") && text.contains("no more than on 8"), "{text}");
-        assert_eq!(gain_words(10.0, 2.0, "on 8 cores"), "5.0 times the speed-up on 8 cores");
+        assert!(
+            text.contains("the 2-8 core tier is enough") && text.contains("no more than on 8"),
+            "{text}"
+        );
+        assert_eq!(
+            gain_words(10.0, 2.0, "on 8 cores"),
+            "5.0 times the speed-up on 8 cores"
+        );
         assert_eq!(gain_words(2.5, 2.0, "on 8 cores"), "25% more than on 8 cores");
         assert_eq!(gain_words(2.0, 2.0, "on 8 cores"), "no more than on 8 cores");
     }

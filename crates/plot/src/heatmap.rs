@@ -47,7 +47,8 @@ fn panels(runs: &[Results]) -> Vec<Panel<'_>> {
 
 /// Whether any run has a point with a breakdown to draw.
 pub(crate) fn has_breakdown(runs: &[Results]) -> bool {
-    runs.iter().any(|r| r.points.iter().any(|p| p.breakdown.is_some()))
+    runs.iter()
+        .any(|r| r.points.iter().any(|p| p.breakdown.is_some()))
 }
 
 /// The rows of a panel: efficiency, then each factor some point of it has.
@@ -138,20 +139,32 @@ where
     let mut y = top;
     let font = |size: i32| ("sans-serif", size.clamp(12, 26));
     for panel in shown {
-        root.draw(&Text::new(panel.title.clone(), (40, y + row_h / 4), font(row_h * 2 / 3)))
-            .map_err(|e| err(&e))?;
+        root.draw(&Text::new(
+            panel.title.clone(),
+            (40, y + row_h / 4),
+            font(row_h * 2 / 3),
+        ))
+        .map_err(|e| err(&e))?;
         y += row_h;
         let columns = panel.points.len() as i32;
         let cell_w = ((SIZE.0 as i32 - label_w - 60) / columns.max(1)).min(200);
         for (i, (p, _)) in panel.points.iter().enumerate() {
             let x = label_w + i as i32 * cell_w;
-            root.draw(&Text::new(p.cores.to_string(), (x + 8, y + row_h / 4), font(row_h / 2)))
-                .map_err(|e| err(&e))?;
+            root.draw(&Text::new(
+                p.cores.to_string(),
+                (x + 8, y + row_h / 4),
+                font(row_h / 2),
+            ))
+            .map_err(|e| err(&e))?;
         }
         y += row_h;
         for row in rows(panel) {
             root.draw(&Text::new(
-                if row == "efficiency" { "efficiency" } else { factor_title(row) },
+                if row == "efficiency" {
+                    "efficiency"
+                } else {
+                    factor_title(row)
+                },
                 (60, y + row_h / 4),
                 font(row_h / 2),
             ))
@@ -169,8 +182,12 @@ where
                     colour(value).filled(),
                 ))
                 .map_err(|e| err(&e))?;
-                root.draw(&Text::new(format!("{value:.2}"), (x + 10, y + row_h / 5), font(row_h / 2)))
-                    .map_err(|e| err(&e))?;
+                root.draw(&Text::new(
+                    format!("{value:.2}"),
+                    (x + 10, y + row_h / 5),
+                    font(row_h / 2),
+                ))
+                .map_err(|e| err(&e))?;
             }
             y += row_h;
         }

@@ -199,7 +199,10 @@ mod tests {
         assert!(close(b.load_balance, 1.0) && close(b.communication, 1.0) && close(b.computation, 1.0));
         // Imbalance: one lane 0.7 s, one 0.3 s, wall 0.7 s.
         let b = Breakdown::of(&Useful::of(&[700_000_000, 300_000_000], 0), 2, 0.7, 1.0).unwrap();
-        assert!(close(b.load_balance, 0.5 / 0.7) && close(b.communication, 1.0), "{b:?}");
+        assert!(
+            close(b.load_balance, 0.5 / 0.7) && close(b.communication, 1.0),
+            "{b:?}"
+        );
         assert!(close(b.product(), 1.0 / 1.4));
         // Tasks twice as slow: 2 lanes of 1 s, wall 1 s.
         let b = Breakdown::of(&Useful::of(&[1_000_000_000; 2], 0), 2, 1.0, 1.0).unwrap();

@@ -74,16 +74,13 @@ impl Results {
             .filter(|p| p.cores >= MACHINE_CORES)
             .map(reached)
             .collect();
-        let band = band_points
-            .iter()
-            .any(|p| p.cores > MACHINE_CORES)
-            .then(|| Band {
-                cluster: self
-                    .simulated_cluster
-                    .as_ref()
-                    .map_or_else(|| "the simulated cluster".into(), |c| c.description.clone()),
-                points: band_points,
-            });
+        let band = band_points.iter().any(|p| p.cores > MACHINE_CORES).then(|| Band {
+            cluster: self
+                .simulated_cluster
+                .as_ref()
+                .map_or_else(|| "the simulated cluster".into(), |c| c.description.clone()),
+            points: band_points,
+        });
         let waits = self.mostly_waits(series);
         Evidence {
             basis: if simulated {
@@ -126,9 +123,7 @@ impl Results {
         let b = p.breakdown?;
         let (factor, value) = b.limiting();
         let runs = (p.tasks * p.repeats.max(1) as u64).max(1) as f64;
-        let starved = p
-            .distributed
-            .map_or(0.0, |w| w.starved_takes as f64 / runs);
+        let starved = p.distributed.map_or(0.0, |w| w.starved_takes as f64 / runs);
         let starving = p.tier == PointTier::Distributed && starved > STARVED;
         let refills = format!(
             "the workers' threads waiting for refills (no task queued for {:.0}% of tasks)",
@@ -185,7 +180,10 @@ impl Results {
             _ if workload.kind == Kind::Memory => "tasks got slower: memory".into(),
             _ => "tasks got slower: contention, clock or caches".into(),
         };
-        Some(format!("{words} ({} {value:.2})", crate::breakdown::factor_title(factor)))
+        Some(format!(
+            "{words} ({} {value:.2})",
+            crate::breakdown::factor_title(factor)
+        ))
     }
 
     /// What the network costs `p`, in words: a full link (from the bytes it sent and the
@@ -258,9 +256,20 @@ mod tests {
             "cpu",
             0,
             16,
-            &[(1, 1.0), (2, 1.99), (4, 3.96), (8, 7.39), (12, 10.94), (16, 15.73)],
+            &[
+                (1, 1.0),
+                (2, 1.99),
+                (4, 3.96),
+                (8, 7.39),
+                (12, 10.94),
+                (16, 15.73),
+            ],
         );
-        assert!(cpu.verdict.contains("measured up to 16 cores: 15.73x"), "{}", cpu.verdict);
+        assert!(
+            cpu.verdict.contains("measured up to 16 cores: 15.73x"),
+            "{}",
+            cpu.verdict
+        );
         assert!(!cpu.verdict.contains("approaches"), "{}", cpu.verdict);
         martelli_model::claims_are_bounded(&cpu.verdict, 16).unwrap();
         // The quickstart on the same machine: 1.93x and 3.82x on 2 and 4 cores.
@@ -274,7 +283,11 @@ mod tests {
             16,
             &[(1, 1.0), (8, 7.9), (16, 15.6), (64, 60.0), (256, 220.0)],
         );
-        assert!(io.verdict.contains("waits need concurrency, not cores"), "{}", io.verdict);
+        assert!(
+            io.verdict.contains("waits need concurrency, not cores"),
+            "{}",
+            io.verdict
+        );
         martelli_model::claims_are_bounded(&io.verdict, 256).unwrap();
         // Lesson 1 with the GIL: no speed-up at all; never "-0%".
         let gil = measured("cpu", 0, 16, &[(1, 1.0), (2, 0.998), (4, 0.997), (8, 0.996)]);

@@ -17,8 +17,8 @@ pub mod trace;
 mod write;
 
 pub use breakdown::{Breakdown, FACTORS, Useful, band, factor_title};
-pub use evidence::{BAND_HINT, SimulatedCluster, predicted_label};
 pub use compare::{Change, CompareError, Comparison, PointChange, compare, render_comparison};
+pub use evidence::{BAND_HINT, SimulatedCluster, predicted_label};
 pub use machine::Machine;
 pub use metg::{METG_EFFICIENCY, Metg, MetgPoint, metg_line};
 pub use schema::{

@@ -431,7 +431,13 @@ impl Results {
                 cores.dedup();
                 let usl = fit_usl(&observations).ok();
                 let amdahl = fit_amdahl(&observations).ok();
-                let evidence = self.evidence(series, curve.tier, &fitted, (usl, amdahl), !excluded_cores.is_empty());
+                let evidence = self.evidence(
+                    series,
+                    curve.tier,
+                    &fitted,
+                    (usl, amdahl),
+                    !excluded_cores.is_empty(),
+                );
                 let text = verdict(&evidence);
                 fits.push(CurveFit {
                     series: label.clone(),
@@ -467,7 +473,11 @@ impl Results {
         // they all say the same: then it is said once.
         let same = shown.windows(2).all(|w| w[0].verdict == w[1].verdict);
         let named = shown.len() > 1 && !same;
-        let shown = if same { &shown[..shown.len().min(1)] } else { &shown[..] };
+        let shown = if same {
+            &shown[..shown.len().min(1)]
+        } else {
+            &shown[..]
+        };
         self.verdict = shown
             .iter()
             .map(|f| {

@@ -212,7 +212,10 @@ fn a_compute_point_that_did_not_have_its_cores_is_said_to_be_on_a_busy_machine()
     // Half serial on 2 cores: 1.33 cores busy on average, but that is the workload's serial
     // phase: its threads were inside tasks for as long as they used the CPU.
     let half_serial = martelli_results::Point {
-        useful: Some(martelli_results::Useful::of(&[250_000_000, 250_000_000], 500_000_000)),
+        useful: Some(martelli_results::Useful::of(
+            &[250_000_000, 250_000_000],
+            500_000_000,
+        )),
         ..point(2, 1.0, 0.75, false)
     };
     assert!(crate::sweep::busy_warning(&half_serial).is_none());
@@ -222,7 +225,10 @@ fn a_compute_point_that_did_not_have_its_cores_is_said_to_be_on_a_busy_machine()
         ..half_serial
     };
     let w = crate::sweep::busy_warning(&hogged).expect("a warning");
-    assert!(w.contains("inside tasks for 1.0000s, on a core for 0.5000s"), "{w}");
+    assert!(
+        w.contains("inside tasks for 1.0000s, on a core for 0.5000s"),
+        "{w}"
+    );
 }
 
 #[test]

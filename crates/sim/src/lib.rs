@@ -56,7 +56,9 @@ pub const DEFAULT_BAND_CORES: usize = 256;
 /// band is always in the prediction.
 pub fn band_cores(config: &Config) -> Vec<usize> {
     let spec = config.cluster.as_ref();
-    let per_node = spec.and_then(|s| s.cores_per_node).unwrap_or(DEFAULT_CORES_PER_NODE) as usize;
+    let per_node = spec
+        .and_then(|s| s.cores_per_node)
+        .unwrap_or(DEFAULT_CORES_PER_NODE) as usize;
     let total = match spec.and_then(|s| s.nodes) {
         Some(nodes) => nodes as usize * per_node,
         None => DEFAULT_BAND_CORES.max(per_node),
@@ -314,7 +316,13 @@ fn describe(cluster: &Cluster, config: &Config) -> SimulatedCluster {
 /// How much of a distributed run's wall time an ideal network (no latency, unlimited
 /// bandwidth) would leave: its predicted wall time over `run`'s, as Dimemas replays an MPI
 /// trace on an ideal network.
-fn transfer(workload: &Workload, cores: usize, cluster: &Cluster, calibration: &Calibration, run: &Run) -> Option<f64> {
+fn transfer(
+    workload: &Workload,
+    cores: usize,
+    cluster: &Cluster,
+    calibration: &Calibration,
+    run: &Run,
+) -> Option<f64> {
     let ideal = Cluster {
         latency_ns: 0.0,
         bytes_per_ns: f64::INFINITY,
@@ -361,7 +369,11 @@ pub fn measured_transfer(
 /// Every series of `config` predicted at every core count of `cores`, on the config's
 /// `[cluster]` (or the default one). Distributed points carry their transfer factor: the same
 /// point predicted again on an ideal network.
-pub fn predict_config(config: &Config, cores: &[usize], calibration: &Calibration) -> Result<Prediction, SimError> {
+pub fn predict_config(
+    config: &Config,
+    cores: &[usize],
+    calibration: &Calibration,
+) -> Result<Prediction, SimError> {
     let max = cores.iter().copied().max().unwrap_or(1);
     let cluster = config_cluster(config, calibration, max)?;
     let (mut infos, mut points, mut events) = (Vec::new(), Vec::new(), 0);

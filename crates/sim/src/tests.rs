@@ -403,7 +403,10 @@ fn breakdown_of(
     let p = crate::point("s", point_tier, cores, w, run);
     let b = Breakdown::of(&p.useful.unwrap(), cores, p.wall_s, one.wall_ns / 1e9).unwrap();
     let efficiency = one.wall_ns / 1e9 / (cores as f64 * p.wall_s);
-    assert!((b.product() - efficiency).abs() < 1e-9 * efficiency.max(1.0), "{b:?} vs {efficiency}");
+    assert!(
+        (b.product() - efficiency).abs() < 1e-9 * efficiency.max(1.0),
+        "{b:?} vs {efficiency}"
+    );
     b
 }
 
@@ -422,7 +425,10 @@ fn the_models_breakdown_names_each_loss_where_it_is() {
     assert_eq!(b.limiting().0, "load_balance");
     // Half the work serial: communication, not load balance, loses it.
     let b = breakdown_of(&workload(800, 1000, 0.5), Tier::Multi, 8, &cluster, &c);
-    assert!((b.load_balance - 1.0).abs() < 1e-9 && b.communication < 0.3, "{b:?}");
+    assert!(
+        (b.load_balance - 1.0).abs() < 1e-9 && b.communication < 0.3,
+        "{b:?}"
+    );
     // Big payloads over a slow link: the transfer factor, from the ideal-network replay.
     let mut slow = c.clone();
     slow.distributed.bandwidth_mb_per_s = 10.0;
@@ -432,11 +438,12 @@ fn the_models_breakdown_names_each_loss_where_it_is() {
     w.payload_bytes = 64 * 1024;
     let run = predict(&w, Tier::Distributed, 16, &cluster, &slow).unwrap();
     let transfer = crate::transfer(&w, 16, &cluster, &slow, &run).unwrap();
-    assert!(transfer < 0.2, "64 KiB a task at 10 MB/s: the link holds the run ({transfer})");
-    let mut useful = martelli_results::Useful::of(
-        &run.lanes_ns.iter().map(|&v| v as u64).collect::<Vec<_>>(),
-        0,
+    assert!(
+        transfer < 0.2,
+        "64 KiB a task at 10 MB/s: the link holds the run ({transfer})"
     );
+    let mut useful =
+        martelli_results::Useful::of(&run.lanes_ns.iter().map(|&v| v as u64).collect::<Vec<_>>(), 0);
     useful.transfer = Some(transfer);
     let one = predict(&w, Tier::Single, 1, &cluster, &slow).unwrap();
     let b = martelli_results::Breakdown::of(&useful, 16, run.wall_ns / 1e9, one.wall_ns / 1e9).unwrap();
