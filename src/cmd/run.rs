@@ -37,18 +37,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let calibration = band_calibration()?;
     let (mut results, timeline) = measure(&config, args.trace.as_deref())?;
-    if let Some((path, calibration)) = calibration {
-        // The 9+ band this machine cannot measure, predicted from its calibration; a sweep
-        // that does not fit the config's [cluster] keeps its measurements and says why.
-        let cores = martelli_sim::band_cores(&config);
-        match martelli_sim::check_fits(config.cluster.as_ref(), cores.iter().copied().max().unwrap_or(1)) {
+    // The 9+ band this machine cannot measure, predicted from its calibration, for the series
+    // the simulator models (the default executor: no GIL, threads, futures) of a config that
+    // asks for more than one core; a sweep that does not fit the config's [cluster] keeps its
+    // measurements and says why.
+    let mut modelled = config.clone();
+    modelled
+        .series
+        .retain(|s| s.executor == martelli_config::ExecutorOptions::default());
+    if let Some((path, calibration)) = calibration
+        && config.tier != martelli_config::Tier::Single
+        && !modelled.series.is_empty()
+    {
+        let cores = martelli_sim::band_cores(&modelled);
+        match martelli_sim::check_fits(modelled.cluster.as_ref(), cores.iter().copied().max().unwrap_or(1)) {
             Ok(()) => {
                 tracing::info!(calibration = %path.display(), "predicting the 9+ band");
-                crate::cmd::simulate::predict_into(&mut results, &config, &cores, &calibration)?;
+                crate::cmd::simulate::predict_into(&mut results, &modelled, &cores, &calibration)?;
             }
-            Err(e) => results
-                .warnings
-                .push(format!("the 9+ band was not predicted: {e}")),
+            Err(e) => results.warnings.push(format!("the 9+ band was not predicted: {e}")),
         }
     }
     report(

@@ -174,14 +174,15 @@ pub fn verdict(e: &Evidence) -> String {
         ));
     }
     let no_help = parts.iter().any(|p| p.starts_with(NOTHING));
+    // Work that waits has its answer (concurrency); a cluster's cores are not it.
     match (&e.band, e.waits) {
-        (Some(band), _) => parts.push(band_words(band, at_machine(e))),
+        (Some(band), None) => parts.push(band_words(band, at_machine(e))),
         (None, None) if !no_help => {
             if let Some(hint) = &e.band_hint {
                 parts.push(hint.clone());
             }
         }
-        (None, _) => {}
+        _ => {}
     }
     parts.join("; ")
 }
@@ -282,8 +283,12 @@ fn band_words(band: &Band, at8: Option<f64>) -> String {
     let base = at8.or(machine.map(|p| p.speedup));
     let on = format!("on {MACHINE_CORES} cores");
     let gain = base.map(|b| (best.speedup / b, gain_words(best.speedup, b, &on)));
+    // The 9+ band pays when it adds speed-up and keeps at least half of its cores busy with
+    // useful work somewhere past the machine.
+    let worth = past.iter().any(|p| p.efficiency >= 0.5);
     let tier = match gain {
         Some((ratio, _)) if ratio < 1.10 => "the 2-8 core tier is enough",
+        _ if !worth => "the 2-8 core tier is the efficient choice (past 8 cores efficiency falls below 50%)",
         _ => "the 9+ core distributed tier pays",
     };
     let mut text = format!(

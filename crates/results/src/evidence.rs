@@ -91,7 +91,9 @@ impl Results {
             points: past.into_iter().map(reached).collect(),
             usl: fits.0,
             amdahl: fits.1,
-            band_hint: (band.is_none() && !simulated).then(|| BAND_HINT.to_string()),
+            // The hint only where nothing was predicted at all (a run without a calibration).
+            band_hint: (band.is_none() && !simulated && self.simulated_cluster.is_none())
+                .then(|| BAND_HINT.to_string()),
             band,
             waits,
             machine_cores: (left_out && workload.kind.computes()).then_some(self.machine.logical_cores),
@@ -129,7 +131,14 @@ impl Results {
             "the workers' threads waiting for refills (no task queued for {:.0}% of tasks)",
             starved * 100.0
         );
+        // A serial phase that loses as much as the rest of communication is named as such,
+        // whichever part of communication is smallest.
+        let serial = p.useful.map_or(0.0, |u| u.serial_s);
+        let serial_phase = serial > 0.0 && serial / p.wall_s >= (1.0 - b.communication) / 2.0;
         let words = match factor {
+            "communication" | "serialisation" | "transfer" if serial_phase => {
+                return Some(format!("the serial phase (communication {:.2})", b.communication));
+            }
             "load_balance" if workload.tasks < 4 * p.cores as u64 => format!(
                 "too few tasks for the threads ({} tasks on {} cores: the last ones run alone)",
                 workload.tasks, p.cores
@@ -138,10 +147,7 @@ impl Results {
             "load_balance" if workload.distribution != SizeDistribution::Fixed => "uneven task sizes".into(),
             "load_balance" => "uneven work across threads".into(),
             "communication" => {
-                let serial = p.useful.map_or(0.0, |u| u.serial_s);
-                if serial > 0.0 && serial / p.wall_s >= (1.0 - b.communication) / 2.0 {
-                    "the serial phase".into()
-                } else if starving {
+                if starving {
                     refills
                 } else if p.tier == PointTier::Distributed {
                     "the coordinator's dispatch and the results' way back".into()
