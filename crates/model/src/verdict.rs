@@ -492,6 +492,18 @@ mod tests {
             text.contains("the 2-8 core tier is enough") && text.contains("no more than on 8"),
             "{text}"
         );
+        // More speed-up past 8 cores, but never at half the cores' worth: 8 cores are the
+        // efficient choice.
+        let serial = Band {
+            cluster: "the default cluster".into(),
+            points: vec![at(8, 4.7), at(16, 6.4), at(64, 8.8), at(256, 9.33)],
+        };
+        let text = band_words(&serial, None);
+        assert!(
+            text.starts_with("the 2-8 core tier is the efficient choice"),
+            "{text}"
+        );
+        claims_are_bounded(&text, 256).unwrap();
         assert_eq!(
             gain_words(10.0, 2.0, "on 8 cores"),
             "5.0 times the speed-up on 8 cores"
