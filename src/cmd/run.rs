@@ -50,12 +50,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         && !modelled.series.is_empty()
     {
         let cores = martelli_sim::band_cores(&modelled);
-        match martelli_sim::check_fits(modelled.cluster.as_ref(), cores.iter().copied().max().unwrap_or(1)) {
+        match martelli_sim::check_fits(
+            modelled.cluster.as_ref(),
+            cores.iter().copied().max().unwrap_or(1),
+        ) {
             Ok(()) => {
                 tracing::info!(calibration = %path.display(), "predicting the 9+ band");
                 crate::cmd::simulate::predict_into(&mut results, &modelled, &cores, &calibration)?;
             }
-            Err(e) => results.warnings.push(format!("the 9+ band was not predicted: {e}")),
+            Err(e) => results
+                .warnings
+                .push(format!("the 9+ band was not predicted: {e}")),
         }
     }
     report(

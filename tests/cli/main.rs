@@ -257,7 +257,8 @@ fn every_kind_runs_with_one_checksum_across_tiers() {
                 fit["usl"]["sigma"].as_f64().unwrap() >= 0.0 && fit["usl"]["kappa"].as_f64().unwrap() >= 0.0
             );
             // Waits are said to need concurrency, compute gets what the fits can bound.
-            let fitted = verdict.contains("USL") || verdict.contains("sigma") || verdict.contains("stops growing");
+            let fitted =
+                verdict.contains("USL") || verdict.contains("sigma") || verdict.contains("stops growing");
             let said = fitted || (waits && verdict.contains("waits need concurrency, not cores"));
             assert!(said, "{kind}: {verdict}");
         }
