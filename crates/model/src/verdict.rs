@@ -210,15 +210,16 @@ fn seconds(s: f64) -> String {
 /// Amdahl's limit only as its sigma's 95% interval bounds it.
 fn fit_words(e: &Evidence, largest: usize) -> Option<String> {
     let reach = 2.0 * largest as f64;
+    // No speed-up anywhere: more cores do not help.
+    let top = e.points.iter().map(|p| p.speedup).fold(0.0, f64::max);
+    if top < NO_HELP {
+        return Some(format!("{NOTHING} (at most {})", times(top)));
+    }
     // Where the points themselves stop growing, they say so; no fit is needed.
     if let [.., before, last] = e.points.as_slice()
         && last.cores as f64 >= 1.5 * before.cores as f64
         && last.speedup < 1.05 * before.speedup
     {
-        let top = e.points.iter().map(|p| p.speedup).fold(0.0, f64::max);
-        if top < NO_HELP {
-            return Some(format!("{NOTHING} (at most {})", times(top)));
-        }
         let from = e.points.iter().find(|p| p.speedup >= 0.95 * top).unwrap_or(last);
         return Some(format!(
             "{STOPS} from {} cores on (at most {})",

@@ -173,31 +173,29 @@ impl Axis {
     }
 }
 
+/// One metric's chart of some runs, as a [`crate::Picture`].
+struct MetricChart<'a> {
+    metric: Metric,
+    runs: &'a [Results],
+}
+
+impl crate::Picture for MetricChart<'_> {
+    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        render(self.metric, self.runs, root)
+    }
+}
+
 /// Draws `metric` for `runs` into `path`.
 pub(crate) fn draw(metric: Metric, runs: &[Results], path: &Path, format: Format) -> Result<(), String> {
-    match format {
-        Format::Png => {
-            let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-            render(metric, runs, &root)?;
-            root.present().map_err(|e| e.to_string())
-        }
-        Format::Svg => {
-            let root = SVGBackend::new(path, SIZE).into_drawing_area();
-            render(metric, runs, &root)?;
-            root.present().map_err(|e| e.to_string())
-        }
-    }
+    crate::draw_file(&MetricChart { metric, runs }, path, format)
 }
 
 /// Draws `metric` for `runs` as an SVG document, in memory (for the HTML report).
 pub(crate) fn svg_string(metric: Metric, runs: &[Results]) -> Result<String, String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        render(metric, runs, &root)?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
+    crate::svg_document(&MetricChart { metric, runs })
 }
 
 /// The value of `metric` at a point, with its min–max range over the repeats.

@@ -85,31 +85,30 @@ fn colour(value: f64) -> RGBColor {
     }
 }
 
+/// The heat map of some runs, as a [`crate::Picture`], as tall as its rows need.
+struct HeatMap<'a>(&'a [Results]);
+
+impl crate::Picture for HeatMap<'_> {
+    fn size(&self) -> (u32, u32) {
+        size(self.0)
+    }
+
+    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        render(self.0, root)
+    }
+}
+
 /// Draws the heat map of `runs` into `path`.
 pub(crate) fn draw(runs: &[Results], path: &std::path::Path, format: crate::Format) -> Result<(), String> {
-    match format {
-        crate::Format::Png => {
-            let root = BitMapBackend::new(path, size(runs)).into_drawing_area();
-            render(runs, &root)?;
-            root.present().map_err(|e| e.to_string())
-        }
-        crate::Format::Svg => {
-            let root = SVGBackend::new(path, size(runs)).into_drawing_area();
-            render(runs, &root)?;
-            root.present().map_err(|e| e.to_string())
-        }
-    }
+    crate::draw_file(&HeatMap(runs), path, format)
 }
 
 /// The heat map as an SVG document, in memory.
 pub(crate) fn svg_string(runs: &[Results]) -> Result<String, String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, size(runs)).into_drawing_area();
-        render(runs, &root)?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
+    crate::svg_document(&HeatMap(runs))
 }
 
 fn render<DB: DrawingBackend>(runs: &[Results], root: &DrawingArea<DB, Shift>) -> Result<(), String>

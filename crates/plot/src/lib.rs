@@ -57,6 +57,51 @@ pub enum PlotError {
 /// Chart size in pixels: readable at the default size.
 pub const SIZE: (u32, u32) = (1600, 1000);
 
+/// A picture plotters can draw on any backend: a chart, the METG chart, the heat map.
+pub(crate) trait Picture {
+    /// Its size in pixels.
+    fn size(&self) -> (u32, u32) {
+        SIZE
+    }
+
+    /// Draws it on `root`.
+    fn render<DB: plotters::prelude::DrawingBackend>(
+        &self,
+        root: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static;
+}
+
+/// Draws `picture` into the file `path`, as a PNG or an SVG.
+pub(crate) fn draw_file(picture: &impl Picture, path: &Path, format: Format) -> Result<(), String> {
+    use plotters::prelude::{BitMapBackend, IntoDrawingArea, SVGBackend};
+    match format {
+        Format::Png => {
+            let root = BitMapBackend::new(path, picture.size()).into_drawing_area();
+            picture.render(&root)?;
+            root.present().map_err(|e| e.to_string())
+        }
+        Format::Svg => {
+            let root = SVGBackend::new(path, picture.size()).into_drawing_area();
+            picture.render(&root)?;
+            root.present().map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// `picture` as an SVG document, in memory (for the HTML report).
+pub(crate) fn svg_document(picture: &impl Picture) -> Result<String, String> {
+    use plotters::prelude::{IntoDrawingArea, SVGBackend};
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, picture.size()).into_drawing_area();
+        picture.render(&root)?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
 static FONT: Once = Once::new();
 
 /// Registers the shipped font as "sans-serif" (once per process).

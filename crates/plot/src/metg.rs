@@ -15,31 +15,26 @@ pub(crate) fn has_metg(runs: &[Results]) -> bool {
     runs.iter().any(|r| !r.metg.is_empty())
 }
 
+/// The METG chart of some runs, as a [`crate::Picture`].
+struct MetgChart<'a>(&'a [Results]);
+
+impl crate::Picture for MetgChart<'_> {
+    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        render(self.0, root)
+    }
+}
+
 /// Draws the METG chart of `runs` into `path`.
 pub(crate) fn draw(runs: &[Results], path: &std::path::Path, format: crate::Format) -> Result<(), String> {
-    match format {
-        crate::Format::Png => {
-            let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-            render(runs, &root)?;
-            root.present().map_err(|e| e.to_string())
-        }
-        crate::Format::Svg => {
-            let root = SVGBackend::new(path, SIZE).into_drawing_area();
-            render(runs, &root)?;
-            root.present().map_err(|e| e.to_string())
-        }
-    }
+    crate::draw_file(&MetgChart(runs), path, format)
 }
 
 /// The METG chart as an SVG document, in memory.
 pub(crate) fn svg_string(runs: &[Results]) -> Result<String, String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        render(runs, &root)?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
+    crate::svg_document(&MetgChart(runs))
 }
 
 fn render<DB: DrawingBackend>(runs: &[Results], root: &DrawingArea<DB, Shift>) -> Result<(), String>

@@ -30,6 +30,10 @@ pub fn predicted_label(series: &str) -> String {
     format!("{series} (predicted)")
 }
 
+/// Below this share of its threads' time inside tasks spent on a core, a compute-bound point
+/// did not have its cores (the busy-machine warning's rule, and the verdict's).
+pub const BUSY_SHARE: f64 = 0.75;
+
 /// Below this share of its tasks a worker thread found no task queued, starving is not named.
 const STARVED: f64 = 0.02;
 
@@ -183,13 +187,24 @@ impl Results {
                 "more threads than this machine's {} cores",
                 self.machine.logical_cores
             ),
+            _ if self.lacked_cores(p, workload) => {
+                "tasks got slower: another process had the cores (the machine is busy)".into()
+            }
             _ if workload.kind == Kind::Memory => "tasks got slower: memory".into(),
-            _ => "tasks got slower: contention, clock or caches".into(),
+            _ => "tasks got slower: contention (a lock, memory, caches) or clock".into(),
         };
         Some(format!(
             "{words} ({} {value:.2})",
             crate::breakdown::factor_title(factor)
         ))
+    }
+
+    /// Whether a measured point of compute on this machine ran on a core for under 75% of
+    /// the time its threads were inside tasks (the busy-machine warning's rule).
+    fn lacked_cores(&self, p: &Point, workload: &Workload) -> bool {
+        let local = matches!(p.tier, PointTier::Single | PointTier::Multi);
+        let total = p.useful.map_or(0.0, |u| u.total_s());
+        local && !p.predicted && workload.io_wait_ns == 0 && total > 0.0 && p.cpu_s < BUSY_SHARE * total
     }
 
     /// What the network costs `p`, in words: a full link (from the bytes it sent and the

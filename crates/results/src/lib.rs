@@ -18,7 +18,7 @@ mod write;
 
 pub use breakdown::{Breakdown, FACTORS, Useful, band, factor_title};
 pub use compare::{Change, CompareError, Comparison, PointChange, compare, render_comparison};
-pub use evidence::{BAND_HINT, SimulatedCluster, predicted_label};
+pub use evidence::{BAND_HINT, BUSY_SHARE, SimulatedCluster, predicted_label};
 pub use machine::Machine;
 pub use metg::{METG_EFFICIENCY, Metg, MetgPoint, metg_line};
 pub use schema::{

@@ -342,10 +342,6 @@ fn run_point(
     Ok(samples)
 }
 
-/// Below this share of its threads' time inside tasks spent on a core, a compute-bound point
-/// did not have its cores.
-const BUSY_SHARE: f64 = 0.75;
-
 /// A warning when a compute-bound point's CPU time says it could not have had its cores (the
 /// machine was busy with something else): its speed-up measures the machine, not the work.
 /// What the workload itself leaves idle (its serial phase, the ends of the run when threads
@@ -377,7 +373,7 @@ pub(crate) fn busy_warning(point: &Point) -> Option<String> {
             format!("CPU {:.4}s in {:.4}s", point.cpu_s, point.wall_s),
         ),
     };
-    (point.cpu_s < BUSY_SHARE * expected).then(|| {
+    (point.cpu_s < martelli_results::BUSY_SHARE * expected).then(|| {
         format!(
             "{} / {} / {cores}: the run kept {used:.2} cores busy on average ({why}): it did not have its \
              {cores}, the machine is busy; its speed-up says so, not the workload",
