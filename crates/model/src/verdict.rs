@@ -281,6 +281,14 @@ fn band_words(band: &Band, at8: Option<f64>) -> String {
             band.cluster
         );
     };
+    if best.speedup < NO_HELP {
+        return format!(
+            "more cores do not help on a cluster either: the simulator predicts at most {} past {MACHINE_CORES} \
+             cores on {}",
+            times(top),
+            band.cluster
+        );
+    }
     let base = at8.or(machine.map(|p| p.speedup));
     let on = format!("on {MACHINE_CORES} cores");
     let gain = base.map(|b| (best.speedup / b, gain_words(best.speedup, b, &on)));
@@ -505,6 +513,16 @@ mod tests {
             "{text}"
         );
         claims_are_bounded(&text, 256).unwrap();
+        // Less than one core's speed anywhere past 8: no tier claim.
+        let slower = Band {
+            cluster: "the default cluster".into(),
+            points: vec![at(8, 1.1), at(16, 0.52), at(256, 0.5)],
+        };
+        let text = band_words(&slower, Some(2.2));
+        assert!(
+            text.starts_with("more cores do not help on a cluster either"),
+            "{text}"
+        );
         assert_eq!(
             gain_words(10.0, 2.0, "on 8 cores"),
             "5.0 times the speed-up on 8 cores"

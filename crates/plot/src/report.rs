@@ -204,7 +204,7 @@ fn breakdown_table(r: &Results) -> String {
         let series = r.series.iter().find(|s| s.label == p.series);
         let why = if b.limiting().1 < martelli_results::NOTHING_LOST {
             series
-                .and_then(|s| r.loss_words(p, &s.workload))
+                .and_then(|s| r.loss_words(p, s))
                 .unwrap_or_else(|| martelli_results::factor_title(b.limiting().0).into())
         } else {
             "-".into()

@@ -56,7 +56,7 @@ impl Results {
             speedup: p.speedup,
             efficiency: p.efficiency,
             throughput: p.tasks_per_s,
-            limit: self.loss_words(p, workload),
+            limit: self.loss_words(p, series),
         };
         let simulated = tier == CurveTier::Simulated;
         // The band: this curve's own points from 8 cores on when it is a prediction, else the
@@ -125,7 +125,8 @@ impl Results {
     }
 
     /// What loses the most of `p`'s efficiency, in words, from its breakdown.
-    pub fn loss_words(&self, p: &Point, workload: &Workload) -> Option<String> {
+    pub fn loss_words(&self, p: &Point, series: &SeriesInfo) -> Option<String> {
+        let workload = &series.workload;
         let b = p.breakdown?;
         let (factor, value) = b.limiting();
         let runs = (p.tasks * p.repeats.max(1) as u64).max(1) as f64;
@@ -155,6 +156,8 @@ impl Results {
                     refills
                 } else if p.tier == PointTier::Distributed {
                     "the coordinator's dispatch and the results' way back".into()
+                } else if workload.payload_bytes > 0 {
+                    "handing out tasks and their payloads, and the run's start and end".into()
                 } else {
                     "handing out tasks and the run's start and end".into()
                 }
@@ -187,6 +190,7 @@ impl Results {
                 "more threads than this machine's {} cores",
                 self.machine.logical_cores
             ),
+            _ if series.gil => "tasks got slower: they waited for the interpreter lock (GIL)".into(),
             _ if self.lacked_cores(p, workload) => {
                 "tasks got slower: another process had the cores (the machine is busy)".into()
             }
@@ -313,6 +317,24 @@ mod tests {
         // Lesson 1 with the GIL: no speed-up at all; never "-0%".
         let gil = measured("cpu", 0, 16, &[(1, 1.0), (2, 0.998), (4, 0.997), (8, 0.996)]);
         assert!(gil.verdict.contains("one core is enough"), "{}", gil.verdict);
+        // Threads that wait for the interpreter lock use less CPU than their time inside
+        // tasks: that is the lock, not a busy machine.
+        let mut locked = gil.clone();
+        locked.series[0].gil = true;
+        for p in &mut locked.points {
+            p.cpu_s = p.wall_s;
+            p.useful = Some(crate::Useful::of(&vec![(p.wall_s * 1e9) as u64; p.cores], 0));
+        }
+        locked.fill_speedups(false);
+        locked.fill_fits(false);
+        assert!(locked.verdict.contains("interpreter lock"), "{}", locked.verdict);
+        locked.series[0].gil = false;
+        locked.fill_fits(false);
+        assert!(
+            locked.verdict.contains("the machine is busy"),
+            "{}",
+            locked.verdict
+        );
         assert!(!gil.verdict.contains("calibrate"), "{}", gil.verdict);
         martelli_model::claims_are_bounded(&gil.verdict, 8).unwrap();
     }

@@ -95,6 +95,10 @@ pub struct SeriesInfo {
     pub task_cost_s: Option<f64>,
     /// The workload as run, with `iterations` resolved.
     pub workload: Workload,
+    /// Whether its tasks ran under the emulated interpreter lock (`[executor] gil`): a point
+    /// whose threads wait for the lock is slow by design, not on a busy machine.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gil: bool,
 }
 
 /// Task latency percentiles, in microseconds.

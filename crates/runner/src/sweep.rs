@@ -246,6 +246,7 @@ pub fn run_sweep(
             label: series.label.clone(),
             task_cost_s: series.task_cost.map(|d| d.as_secs_f64()),
             workload,
+            gil: series.executor.gil.is_some(),
         });
     }
     results.fill_speedups(config.sweep.scaling == Scaling::Weak);

@@ -401,6 +401,8 @@ pub fn predict_config(
             label,
             task_cost_s: series.task_cost.map(|d| d.as_secs_f64()),
             workload,
+            // The model runs no interpreter lock.
+            gil: false,
         });
     }
     Ok(Prediction {
