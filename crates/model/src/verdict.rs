@@ -173,11 +173,10 @@ pub fn verdict(e: &Evidence) -> String {
             "points past this machine's {logical} cores were left out (every core busy: they measure the machine)"
         ));
     }
-    let no_help = parts.iter().any(|p| p.starts_with(NOTHING));
     // Work that waits has its answer (concurrency); a cluster's cores are not it.
     match (&e.band, e.waits) {
         (Some(band), None) => parts.push(band_words(band, at_machine(e))),
-        (None, None) if !no_help => {
+        (None, None) => {
             if let Some(hint) = &e.band_hint {
                 parts.push(hint.clone());
             }
