@@ -45,6 +45,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     modelled
         .series
         .retain(|s| s.executor == martelli_config::ExecutorOptions::default());
+    if let Some((_, calibration)) = &calibration {
+        results.calibration = Some(format!("{} ({})", calibration.machine, calibration.measured_at));
+        // The verdicts say what a calibration at hand means for each series.
+        results.fill_fits(config.sweep.scaling == martelli_config::Scaling::Weak);
+    }
     if let Some((path, calibration)) = calibration
         && config.tier != martelli_config::Tier::Single
         && !modelled.series.is_empty()

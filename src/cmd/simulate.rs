@@ -66,6 +66,7 @@ pub fn predict_into(
     cores: &[usize],
     calibration: &Calibration,
 ) -> anyhow::Result<()> {
+    results.calibration = Some(format!("{} ({})", calibration.machine, calibration.measured_at));
     add_predictions(results, config, cores, calibration)?;
     results.warnings.push(format!(
         "\"(predicted)\" series are the simulator's, not runs: calibrated on {} ({}); hollow points in the charts",

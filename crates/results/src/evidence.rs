@@ -25,6 +25,10 @@ pub struct SimulatedCluster {
 pub const BAND_HINT: &str = "for the 9+ band, run `martelli calibrate` once (it writes output/calibration.toml, \
                              which `run` then uses to predict it) or `martelli simulate CONFIG`";
 
+/// The words of the band hint for a series the simulator does not model.
+pub const UNMODELLED: &str = "no 9+ band for this series: the simulator models the default executor \
+                              (threads, futures, no GIL), not its [executor] options";
+
 /// The label of a series' predicted curve.
 pub fn predicted_label(series: &str) -> String {
     format!("{series} (predicted)")
@@ -95,9 +99,12 @@ impl Results {
             points: past.into_iter().map(reached).collect(),
             usl: fits.0,
             amdahl: fits.1,
-            // The hint only where nothing was predicted at all (a run without a calibration).
-            band_hint: (band.is_none() && !simulated && self.simulated_cluster.is_none())
-                .then(|| BAND_HINT.to_string()),
+            // How to get the band where it is missing: a calibration, or (with one) an
+            // executor the simulator models.
+            band_hint: (band.is_none() && !simulated).then(|| match &self.calibration {
+                None => BAND_HINT.to_string(),
+                Some(_) => UNMODELLED.to_string(),
+            }),
             band,
             waits,
             machine_cores: (left_out && workload.kind.computes()).then_some(self.machine.logical_cores),

@@ -54,6 +54,9 @@ pub struct Results {
     /// The cluster the `(predicted)` series were simulated on, when there are any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulated_cluster: Option<crate::SimulatedCluster>,
+    /// The calibration at hand for predictions (its machine and date), when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<String>,
 }
 
 /// The laws fitted to one curve: a series measured on one tier, plus its 1-core point.

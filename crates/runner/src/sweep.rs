@@ -276,6 +276,7 @@ pub fn empty_results(config: &Config, machine: Machine) -> Results {
         verdict: String::new(),
         metg: Vec::new(),
         simulated_cluster: None,
+        calibration: None,
     }
 }
 
