@@ -29,7 +29,7 @@ impl Useful {
     pub fn of(lanes_ns: &[u64], serial_ns: u64) -> Useful {
         let busy: Vec<u64> = lanes_ns.iter().copied().filter(|&ns| ns > 0).collect();
         Useful {
-            tasks_s: busy.iter().sum::<u64>() as f64 / 1e9,
+            tasks_s: busy.iter().map(|&ns| ns as f64).sum::<f64>() / 1e9,
             max_lane_s: busy.iter().copied().max().unwrap_or(0) as f64 / 1e9,
             lanes: busy.len(),
             serial_s: serial_ns as f64 / 1e9,

@@ -151,6 +151,9 @@ static TRACING: AtomicBool = AtomicBool::new(false);
 /// Numbers the recorders (threads) of a traced run.
 static NEXT_LANE: AtomicU32 = AtomicU32::new(0);
 
+/// Most lanes one recorder tells apart (a worker's threads, a pool's processes, async slots).
+pub const MAX_LANES: usize = 1 << 16;
+
 /// Spans a traced recorder has room for before it first grows.
 const TRACE_CHUNK: usize = 16_384;
 
@@ -188,14 +191,17 @@ impl Recorder {
         }
     }
 
-    /// Adds `ns` inside a task to lane `lane` of those this recorder hears of.
+    /// Adds `ns` inside a task to lane `lane` of those this recorder hears of. A lane number
+    /// comes from a worker on the distributed tier, a peer: past [`MAX_LANES`] they share the
+    /// last lane, so no peer makes this recorder allocate what it asks for.
     #[inline]
     fn on_lane(&mut self, lane: u32, ns: u64) {
-        let lane = lane as usize;
+        let lane = (lane as usize).min(MAX_LANES - 1);
         if lane >= self.remote_ns.len() {
             self.remote_ns.resize(lane + 1, 0);
         }
-        self.remote_ns[lane] += ns;
+        // A peer's latency is a peer's word: it saturates rather than wraps.
+        self.remote_ns[lane] = self.remote_ns[lane].saturating_add(ns);
     }
 
     /// Every lane's time inside tasks so far, ns (this thread's own last), and starts them
@@ -456,6 +462,31 @@ pub fn peak_rss() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lanes_add_up_per_thread_and_a_peers_lane_number_cannot_grow_them_without_bound() {
+        let start = Instant::now();
+        let on = |thread| WorkerThread {
+            worker: 0,
+            thread,
+            started_ns: 0,
+        };
+        let mut a = Recorder::new(start);
+        a.record_result(1, 1, 300, on(0), None);
+        a.record_result(2, 2, 200, on(2), None);
+        a.record_result(3, 3, 100, on(0), None);
+        assert_eq!(a.take_lanes(), vec![400, 0, 200]);
+        // A lane number past the cap lands in the last lane instead of a 4-billion-entry vector.
+        a.record_result(4, 4, 50, on(u32::MAX), None);
+        let lanes = a.take_lanes();
+        assert_eq!(lanes.len(), MAX_LANES);
+        assert_eq!(lanes[MAX_LANES - 1], 50);
+        // Merged recorders keep their lanes apart.
+        let mut b = Recorder::new(start);
+        b.record_remote(1, 5, 70);
+        let mut c = Recorder::new(start).merge(b);
+        assert_eq!(c.take_lanes(), vec![0, 70]);
+    }
 
     #[test]
     fn latencies_kept_raw_or_in_a_histogram_merge_to_the_same_distribution() {
