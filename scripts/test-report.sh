@@ -3,9 +3,8 @@
 # skips with a message otherwise), writes the report of a quickstart run and of a simulate
 # run, loads each headless and offline, fails on any console message or error, checks that
 # the rendered page holds the run's verdict and its efficiency breakdown (heat map and
-# table), and takes a screenshot whose size it checks (a
-# blank page of that size is a few KB). The screenshots go to a temporary folder, or to
-# docs/ with --docs.
+# table), and takes a screenshot whose size it checks (a blank page of that size is a few
+# KB). The screenshots go to a temporary folder (kept with KEEP=1), or to docs/ with --docs.
 #
 #   scripts/test-report.sh [--docs]      (MARTELLI=path/to/martelli to pick the binary)
 set -euo pipefail
