@@ -76,25 +76,7 @@ pub fn report_html(
         })?;
         let _ = writeln!(page, "<figure>{}</figure>", scalable(&svg));
     }
-    if crate::heatmap::has_breakdown(runs) {
-        page.push_str(
-            "<h2>Where the efficiency goes</h2>\n<p>Each point's efficiency is the product of its \
-             <b>load balance</b> (mean time inside tasks over the lanes, over the busiest lane's), its \
-             <b>communication</b> (the busiest lane's time inside tasks over the wall time: dispatch, \
-             refills, the serial phase, the network; on the distributed tier split into <b>serialisation</b> \
-             &times; <b>transfer</b>, transfer being what an ideal network would win back, from the \
-             simulator) and its <b>computation</b> (the 1-core time over the time inside tasks per \
-             core: tasks that got slower). Green above 0.8, amber above 0.6, red below.</p>\n",
-        );
-        let svg = crate::heatmap::svg_string(runs).map_err(|reason| PlotError::Draw {
-            path: "report.html (breakdown)".into(),
-            reason,
-        })?;
-        let _ = writeln!(page, "<figure id=\"heatmap\">{}</figure>", scalable(&svg));
-        for run in runs {
-            page.push_str(&breakdown_table(run));
-        }
-    }
+    page.push_str(&breakdown_section(runs)?);
     page.push_str("<h2>Fits</h2>\n");
     for run in runs {
         page.push_str(&fits_table(run));
@@ -171,6 +153,33 @@ fn scalable(svg: &str) -> String {
         .unwrap_or(body)
         .trim_start();
     body.replacen("<svg ", &format!("<svg viewBox=\"0 0 {w} {h}\" "), 1)
+}
+
+/// "Where the efficiency goes": what the factors mean, the heat map and each run's table;
+/// empty when no point has a breakdown.
+fn breakdown_section(runs: &[Results]) -> Result<String, PlotError> {
+    let mut section = String::new();
+    if !crate::heatmap::has_breakdown(runs) {
+        return Ok(section);
+    }
+    section.push_str(
+        "<h2>Where the efficiency goes</h2>\n<p>Each point's efficiency is the product of its \
+         <b>load balance</b> (mean time inside tasks over the lanes, over the busiest lane's), its \
+         <b>communication</b> (the busiest lane's time inside tasks over the wall time: dispatch, \
+         refills, the serial phase, the network; on the distributed tier split into <b>serialisation</b> \
+         &times; <b>transfer</b>, transfer being what an ideal network would win back, from the \
+         simulator) and its <b>computation</b> (the 1-core time over the time inside tasks per \
+         core: tasks that got slower). Green above 0.8, amber above 0.6, red below.</p>\n",
+    );
+    let svg = crate::heatmap::svg_string(runs).map_err(|reason| PlotError::Draw {
+        path: "report.html (breakdown)".into(),
+        reason,
+    })?;
+    let _ = writeln!(section, "<figure id=\"heatmap\">{}</figure>", scalable(&svg));
+    for run in runs {
+        section.push_str(&breakdown_table(run));
+    }
+    Ok(section)
 }
 
 /// The breakdown's figures, each cell in its band's colour.
