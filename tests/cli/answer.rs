@@ -1,48 +1,18 @@
 //! The answer a user acts on: the efficiency breakdown on every point past one core (measured
 //! and predicted), a verdict whose claims stay within what was measured or simulated, the 9+
-//! band predicted by default, and a busy-machine warning that blames the machine only.
+//! band predicted by default. (The busy-machine warning's test needs the cores to itself: it
+//! lives in `tests/alone`.)
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::{martelli, read_json, run_ok, text, write};
+use crate::{breakdowns_multiply_to_efficiency, martelli, read_json, text, write};
 
 /// The hand-written calibration of `simulate.rs`'s tests.
 fn calibration(dir: &Path) -> std::path::PathBuf {
     write(dir, "calibration.toml", crate::simulate::CALIBRATION)
-}
-
-/// Every point past one core carries a breakdown whose factors multiply to its efficiency
-/// (within 5%); returns how many did.
-fn breakdowns_multiply_to_efficiency(results: &Value) -> usize {
-    let mut seen = 0;
-    for p in results["points"].as_array().unwrap() {
-        if p["cores"].as_u64().unwrap() <= 1 {
-            assert!(p.get("breakdown").is_none(), "no breakdown at one core: {p}");
-            continue;
-        }
-        let b = &p["breakdown"];
-        let product = ["load_balance", "communication", "computation"]
-            .iter()
-            .map(|k| b[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {p}")))
-            .product::<f64>();
-        let efficiency = p["efficiency"].as_f64().unwrap();
-        assert!(
-            (product - efficiency).abs() <= 0.05 * efficiency,
-            "the factors multiply to {product}, the efficiency is {efficiency}: {p}"
-        );
-        if let (Some(s), Some(t)) = (b["serialisation"].as_f64(), b["transfer"].as_f64()) {
-            let c = b["communication"].as_f64().unwrap();
-            assert!(
-                (s * t - c).abs() <= 1e-6 * c.max(1.0),
-                "serialisation x transfer: {p}"
-            );
-        }
-        seen += 1;
-    }
-    seen
 }
 
 fn largest_cores(results: &Value) -> usize {
@@ -160,67 +130,4 @@ fn run_predicts_the_band_with_a_calibration_and_says_how_to_get_one_without() {
         "{}",
         text(&o.stderr)
     );
-}
-
-/// Processes that each keep a core busy, killed when dropped.
-struct Hogs(Vec<Child>);
-
-impl Hogs {
-    fn start(n: usize) -> Hogs {
-        Hogs(
-            (0..n)
-                .map(|_| {
-                    Command::new("sh")
-                        .args(["-c", "while :; do :; done"])
-                        .spawn()
-                        .unwrap()
-                })
-                .collect(),
-        )
-    }
-}
-
-impl Drop for Hogs {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-#[test]
-fn a_serial_phase_is_not_a_busy_machine_and_a_competing_process_is() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "half.toml",
-        "tier = \"multi\"\n[workload]\nname = \"half-serial\"\ntasks = 200\nkind = \"cpu\"\n\
-         task_cost = \"1ms\"\nserial_fraction = 0.5\n[sweep]\ncores = [1, 2]\nrepeats = 3\nwarmup = 0\n",
-    );
-    let busy = |results: &Value| {
-        results["warnings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w.as_str().unwrap().contains("the machine is busy"))
-    };
-    let (results, stdout, _out) = run_ok(&config, &["--breakdown"]);
-    // Half the work is serial: 2 cores keep ~1.33 busy by design, which is no busy machine.
-    assert!(!busy(&results), "{stdout}");
-    assert_eq!(breakdowns_multiply_to_efficiency(&results), 1);
-    let two = &results["points"][1];
-    let b = &two["breakdown"];
-    assert!(
-        b["communication"].as_f64() < b["load_balance"].as_f64(),
-        "the serial phase is communication: {two}"
-    );
-    assert!(stdout.contains("where the efficiency goes"), "{stdout}");
-    let verdict = results["verdict"].as_str().unwrap();
-    assert!(verdict.contains("lost to the serial phase"), "{verdict}");
-    // Three processes that compute all the time take the cores from the run: that is a busy
-    // machine, and the warning says so.
-    let _hogs = Hogs::start(3);
-    let (results, stdout, _out) = run_ok(&config, &[]);
-    assert!(busy(&results), "{stdout}");
 }

@@ -1,6 +1,6 @@
 //! End-to-end tests: they run the real `martelli` binary on real configs, as a user would.
-//! One test binary; the distributed tier's tests (real worker processes on 127.0.0.1) live in
-//! `distributed.rs`.
+//! The distributed tier's tests (real worker processes on 127.0.0.1) live in `distributed.rs`;
+//! tests that need the machine's cores to themselves live in the `alone` binary.
 
 mod answer;
 mod deploy;
@@ -10,80 +10,13 @@ mod lessons;
 mod netns;
 mod simulate;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+#[path = "../common/mod.rs"]
+mod common;
+pub(crate) use common::*;
+
+use std::path::Path;
 
 use serde_json::Value;
-
-pub(crate) fn martelli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_martelli"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
-        // A calibration a developer keeps in output/ must not change what the tests see.
-        .env("MARTELLI_CALIBRATION", "")
-        .output()
-        .expect("the martelli binary runs")
-}
-
-pub(crate) fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-pub(crate) fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, content).unwrap();
-    path
-}
-
-pub(crate) fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Runs a config into a fresh folder and returns the parsed results.json.
-pub(crate) fn run_ok(config: &Path, extra: &[&str]) -> (Value, String, tempfile::TempDir) {
-    let out = tempfile::tempdir().unwrap();
-    let mut args = vec![
-        "run",
-        config.to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let o = martelli(&args);
-    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).is_empty(),
-        "nothing on stderr in a pipe: {}",
-        text(&o.stderr)
-    );
-    let results = read_json(&out.path().join("results.json"));
-    (results, text(&o.stdout), out)
-}
-
-/// Runs `martelli run CONFIG --out OUT EXTRA...`, expects exit code `code` and a message
-/// containing every one of `words`, with no panic; returns stderr.
-pub(crate) fn run_fails(config: &Path, out: &Path, extra: &[&str], code: i32, words: &[&str]) -> String {
-    let mut args = vec!["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let o = martelli(&args);
-    let stderr = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(code), "{args:?}: {stderr}");
-    for word in words {
-        assert!(stderr.contains(word), "{args:?}: {stderr:?} lacks {word:?}");
-    }
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-}
-
-pub(crate) fn checksums(results: &Value) -> Vec<String> {
-    results["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["checksum"].as_str().unwrap().to_string())
-        .collect()
-}
 
 #[test]
 fn the_quickstart_runs_end_to_end_with_one_checksum() {
