@@ -49,6 +49,7 @@ fn main() {
         max_message_bytes: 64 << 20,
         timeout: Duration::from_secs(5),
         heartbeat: Duration::from_secs(1),
+        policy: martelli_schedule::Policy::default(),
     };
     let addresses = local.addresses.clone();
     let distributed = DistributedRunner::connect(&addresses, options, Some(local)).expect("connect");

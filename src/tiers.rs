@@ -77,6 +77,7 @@ fn distributed(config: &Config) -> anyhow::Result<Option<DistributedRunner>> {
                 max_message_bytes: d.max_message_bytes as usize,
                 timeout: d.timeout,
                 heartbeat: d.heartbeat,
+                policy: d.policy,
             };
             let (addresses, local) = match &d.workers {
                 WorkerSource::Join {

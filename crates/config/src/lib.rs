@@ -161,6 +161,8 @@ pub struct Distributed {
     /// Certificate and key (PEM files) the coordinator serves joining workers with over TLS
     /// (with `listen` only); `None` for plain HTTP/2.
     pub tls_identity: Option<(PathBuf, PathBuf)>,
+    /// How the coordinator feeds the workers (`policy`: guided, credit or pull).
+    pub policy: martelli_schedule::Policy,
 }
 
 impl Distributed {
@@ -175,6 +177,7 @@ impl Distributed {
             tls_domain: None,
             max_message_bytes: martelli_schedule::DEFAULT_MAX_MESSAGE_BYTES as u64,
             tls_identity: None,
+            policy: martelli_schedule::Policy::default(),
         }
     }
 }

@@ -71,6 +71,7 @@ pub(crate) struct RawDistributed {
     pub join_timeout: Option<HumanDuration>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub policy: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

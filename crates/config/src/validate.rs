@@ -643,6 +643,19 @@ fn distributed(raw: RawDistributed) -> Result<Distributed, Invalid> {
     if raw.tls_domain.is_some() && raw.tls_ca.is_none() {
         return Err(invalid("distributed.tls_domain", "only meaningful with tls_ca"));
     }
+    let policy = match raw.policy.as_deref() {
+        None => martelli_schedule::Policy::default(),
+        Some(name) => martelli_schedule::Policy::from_name(name).ok_or_else(|| {
+            let names: Vec<String> = martelli_schedule::Policy::ALL
+                .iter()
+                .map(|p| format!("\"{}\"", p.name()))
+                .collect();
+            invalid(
+                "distributed.policy",
+                format!("\"{name}\" is not a policy: expected one of {}", names.join(", ")),
+            )
+        })?,
+    };
     Ok(Distributed {
         workers,
         heartbeat,
@@ -652,6 +665,7 @@ fn distributed(raw: RawDistributed) -> Result<Distributed, Invalid> {
         tls_domain: raw.tls_domain,
         max_message_bytes,
         tls_identity: raw.tls_cert.zip(raw.tls_key),
+        policy,
     })
 }
 

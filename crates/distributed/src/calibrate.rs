@@ -137,6 +137,7 @@ pub fn measure_network(
         max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         timeout: Duration::from_secs(5),
         heartbeat: Duration::from_secs(1),
+        policy: martelli_schedule::Policy::default(),
     };
     let runner = DistributedRunner::connect(&addresses, options, Some(local))?;
 

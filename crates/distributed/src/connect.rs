@@ -28,6 +28,8 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Heartbeat interval asked of workers.
     pub heartbeat: Duration,
+    /// How the workers are fed (`[distributed] policy`).
+    pub policy: martelli_schedule::Policy,
 }
 
 /// One worker, connected and introduced.

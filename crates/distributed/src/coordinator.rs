@@ -203,15 +203,7 @@ impl DistributedPoint<'_> {
             let outcomes = runner.runtime.block_on(futures_join(
                 assignment
                     .iter()
-                    .map(|&(i, threads)| {
-                        schedule::open(
-                            &runner.connections[i],
-                            threads,
-                            workload,
-                            options.heartbeat,
-                            options.timeout,
-                        )
-                    })
+                    .map(|&(i, threads)| schedule::open(&runner.connections[i], threads, workload, options))
                     .collect(),
             ));
             let mut streams = Vec::with_capacity(outcomes.len());

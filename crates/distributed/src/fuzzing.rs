@@ -57,15 +57,17 @@ pub fn coordinator_receives(data: &[u8]) {
     if let Ok(message) = wire::WorkerMessage::decode(data)
         && let Some(worker_message::Body::Results(batch)) = message.body
     {
-        let mut queue = TaskQueue::new(1000, 4);
-        let mut feed = Feed::new(4, None, 64);
-        let mut sent = Vec::new();
-        feed.refill(&mut queue, &mut sent);
-        for r in &batch.results {
-            let _ = feed.result(&mut queue, r.id, r.latency_ns);
+        for policy in martelli_schedule::Policy::ALL {
+            let mut queue = TaskQueue::new(1000, 4);
+            let mut feed = Feed::new(policy, 4, None, 64);
+            let mut sent = Vec::new();
+            feed.refill(&mut queue, &mut sent);
+            for r in &batch.results {
+                let _ = feed.result(&mut queue, r.id, r.latency_ns);
+            }
+            let mut more = Vec::new();
+            feed.refill(&mut queue, &mut more);
         }
-        let mut more = Vec::new();
-        feed.refill(&mut queue, &mut more);
     }
     let _ = wire::HandshakeReply::decode(data);
     let _ = wire::StatusReply::decode(data);
@@ -85,6 +87,7 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             workload: Some(workload_to_wire(&workload)),
             threads: 2,
             heartbeat_interval_ms: 100,
+            result_wait_ns: None,
         })),
     };
     let tasks = wire::CoordinatorMessage {

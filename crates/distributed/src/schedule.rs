@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 
 use martelli_results::WireStats;
 use martelli_runner::{Recorder, WorkerThread};
-use martelli_schedule::{Feed, MAX_ATTEMPTS, TaskQueue, batch_cap};
+use martelli_schedule::{Feed, MAX_ATTEMPTS, Policy, TaskQueue, batch_cap};
 use martelli_workload::{Workload, fill_payload};
 use prost::Message;
 use tokio::sync::{Notify, mpsc};
 use tonic::Streaming;
 
 use crate::DistributedError;
-use crate::connect::Connection;
+use crate::connect::{ClientOptions, Connection};
 use crate::convert::{task_to_wire, workload_to_wire};
 use crate::wire::{self, coordinator_message, worker_message};
 
@@ -97,10 +97,10 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// A worker of `threads` threads, `cap` tasks a message at most.
-    pub(crate) fn new(threads: usize, cap: usize) -> Driver {
+    /// A worker of `threads` threads fed by `policy`, `cap` tasks a message at most.
+    pub(crate) fn new(policy: Policy, threads: usize, cap: usize) -> Driver {
         Driver {
-            feed: Feed::new(threads, None, cap),
+            feed: Feed::new(policy, threads, None, cap),
             in_flight: HashMap::new(),
             batch: Vec::new(),
         }
@@ -135,6 +135,7 @@ pub(crate) struct Opened {
     address: String,
     threads: usize,
     max_message_bytes: usize,
+    policy: Policy,
     out: mpsc::Sender<wire::CoordinatorMessage>,
     inbound: Streaming<wire::WorkerMessage>,
 }
@@ -147,14 +148,15 @@ pub(crate) enum OpenError {
     Refused(DistributedError),
 }
 
-/// Opens a run on `connection` with `threads` threads and waits until the worker is ready.
+/// Opens a run on `connection` with `threads` threads, fed by `options.policy`, and waits until
+/// the worker is ready.
 pub(crate) async fn open(
     connection: &Connection,
     threads: usize,
     workload: &Workload,
-    heartbeat: Duration,
-    timeout: Duration,
+    options: &ClientOptions,
 ) -> Result<Opened, OpenError> {
+    let (heartbeat, timeout, policy) = (options.heartbeat, options.timeout, options.policy);
     let fail = |reason: String| DistributedError::Worker {
         address: connection.address.clone(),
         reason,
@@ -174,6 +176,7 @@ pub(crate) async fn open(
             workload: Some(workload_to_wire(workload)),
             threads: threads as u32,
             heartbeat_interval_ms: heartbeat.as_millis() as u64,
+            result_wait_ns: Some(policy.result_wait_ns()),
         })),
     };
     out.send(start)
@@ -219,6 +222,7 @@ pub(crate) async fn open(
         address: connection.address.clone(),
         threads,
         max_message_bytes: connection.max_message_bytes,
+        policy,
         out,
         inbound,
     })
@@ -339,7 +343,11 @@ async fn drive(
 ) -> DriverEnd {
     let mut recorder = Recorder::new(start);
     let mut stats = WireStats::default();
-    let mut driver = Driver::new(s.threads, batch_cap(s.max_message_bytes, workload.payload_bytes));
+    let mut driver = Driver::new(
+        s.policy,
+        s.threads,
+        batch_cap(s.max_message_bytes, workload.payload_bytes),
+    );
     let mut payload = Vec::new();
     let mut last_seen = Instant::now();
     let mut silent = false;
@@ -533,7 +541,7 @@ mod tests {
 mod trace {
     use std::collections::BTreeSet;
 
-    use martelli_schedule::TaskQueue;
+    use martelli_schedule::{Policy, TaskQueue};
     use martelli_sim::Coordinator;
 
     use super::Driver;
@@ -550,9 +558,9 @@ mod trace {
     type Decision = (usize, Vec<(u64, u32)>);
 
     /// The runner's side: one driver per worker over one task queue.
-    fn runner(threads: &[usize], total: u64, cap: usize, steps: &[Step]) -> Vec<Decision> {
+    fn runner(policy: Policy, threads: &[usize], total: u64, cap: usize, steps: &[Step]) -> Vec<Decision> {
         let mut tasks = TaskQueue::new(total, threads.iter().sum());
-        let mut drivers: Vec<Driver> = threads.iter().map(|&t| Driver::new(t, cap)).collect();
+        let mut drivers: Vec<Driver> = threads.iter().map(|&t| Driver::new(policy, t, cap)).collect();
         let mut live: BTreeSet<usize> = (0..threads.len()).collect();
         let mut log = Vec::new();
         let refill = |w: usize, drivers: &mut Vec<Driver>, tasks: &mut TaskQueue, log: &mut Vec<Decision>| loop {
@@ -588,8 +596,8 @@ mod trace {
 
     /// The model's side: the simulator's coordinator, with the test keeping each node's tasks
     /// in flight (the engine keeps them in its queues and events).
-    fn model(threads: &[usize], total: u64, cap: usize, steps: &[Step]) -> Vec<Decision> {
-        let mut coordinator = Coordinator::new(total, threads, None, cap);
+    fn model(policy: Policy, threads: &[usize], total: u64, cap: usize, steps: &[Step]) -> Vec<Decision> {
+        let mut coordinator = Coordinator::new(policy, total, threads, None, cap);
         let mut in_flight: Vec<Vec<(u64, u32)>> = vec![Vec::new(); threads.len()];
         let mut live: BTreeSet<usize> = (0..threads.len()).collect();
         let mut log = Vec::new();
@@ -630,7 +638,13 @@ mod trace {
     }
 
     #[test]
-    fn the_runner_and_the_model_decide_alike_event_by_event() {
+    fn the_runner_and_the_model_decide_alike_event_by_event_under_every_policy() {
+        for policy in Policy::ALL {
+            decide_alike(policy);
+        }
+    }
+
+    fn decide_alike(policy: Policy) {
         let threads = [2, 3];
         let cap = 3;
         let steps = [
@@ -646,15 +660,15 @@ mod trace {
             Step::Results(1, vec![(12, 1_000), (6, 1_000)]),
         ];
         let (r, m) = (
-            runner(&threads, 40, cap, &steps),
-            model(&threads, 40, cap, &steps),
+            runner(policy, &threads, 40, cap, &steps),
+            model(policy, &threads, 40, cap, &steps),
         );
-        assert_eq!(r, m);
+        assert_eq!(r, m, "{policy:?}");
         // The trace exercised what it claims: a refill after results, re-sent tasks.
-        assert!(r.len() > 4, "{r:?}");
+        assert!(r.len() > 4, "{policy:?}: {r:?}");
         assert!(
             r.iter().any(|(_, b)| b.iter().any(|&(_, attempt)| attempt == 1)),
-            "{r:?}"
+            "{policy:?}: {r:?}"
         );
     }
 }

@@ -55,6 +55,7 @@ fn start(w: &Workload, threads: u32) -> wire::CoordinatorMessage {
             workload: Some(workload_to_wire(w)),
             threads,
             heartbeat_interval_ms: 50,
+            result_wait_ns: None,
         })),
     }
 }
@@ -235,6 +236,7 @@ async fn a_protocol_version_mismatch_is_refused_naming_the_address() {
         max_message_bytes: 1 << 20,
         timeout: Duration::from_secs(5),
         heartbeat: Duration::from_secs(1),
+        policy: martelli_schedule::Policy::default(),
     };
     let error = crate::connect::connect(&address, &options)
         .await
@@ -269,6 +271,7 @@ async fn start_join_server(
         max_message_bytes: 64 << 10,
         timeout: Duration::from_secs(5),
         heartbeat: Duration::from_secs(1),
+        policy: martelli_schedule::Policy::default(),
     };
     let gathering = tokio::spawn(async move {
         let (server, joined) = crate::join::JoinServer::gather(listener, &join, &client, |_, _| {}).await?;

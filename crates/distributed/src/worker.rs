@@ -212,6 +212,10 @@ impl worker_server::Worker for WorkerService {
             results: AtomicU64::new(0),
             limit: self.shared.limits.unread_results,
             over: tokio::sync::Notify::new(),
+            result_wait_ns: start
+                .result_wait_ns
+                .unwrap_or(martelli_schedule::CREDIT_RESULT_WAIT_NS)
+                .min(MAX_RESULT_WAIT_NS),
         });
         let taken = counters.clone();
         let outbound = tokio_stream::StreamExt::map(ReceiverStream::new(rx), move |message| {
@@ -633,7 +637,14 @@ struct RunCounters {
     limit: u64,
     /// Told when there are more.
     over: tokio::sync::Notify,
+    /// Longest a thread's finished result waits to share a message, ns (the coordinator's
+    /// policy, at most [`MAX_RESULT_WAIT_NS`]).
+    result_wait_ns: u64,
 }
+
+/// Longest a coordinator may ask results to wait, ns: a second (its heartbeats and timeouts
+/// are measured in seconds).
+const MAX_RESULT_WAIT_NS: u64 = 1_000_000_000;
 
 impl ResultSink {
     fn new(
@@ -644,9 +655,9 @@ impl ResultSink {
         ResultSink {
             tx,
             shared,
+            group: ResultGroup::new(0, counters.result_wait_ns),
             counters,
             buffer: Vec::new(),
-            group: ResultGroup::new(0),
             epoch: Instant::now(),
         }
     }

@@ -1,12 +1,13 @@
 //! Flow control of one worker (what the coordinator sends it, and when) and the grouping of
 //! one worker thread's results (when they leave for the coordinator).
 
-use crate::{RESULT_GROUP, RESULT_GROUP_WAIT_NS, TaskQueue, queue_depth};
+use crate::{Policy, RESULT_GROUP, TaskQueue};
 
 /// The coordinator's view of one worker in a run: its threads, the tasks in flight on it, and
 /// the mean task time it has reported, which together decide when and how many tasks it gets.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Feed {
+    policy: Policy,
     threads: usize,
     /// A fixed depth per thread (a simulated cluster's `in_flight`), else the adaptive rule.
     fixed: Option<u32>,
@@ -18,9 +19,11 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// A worker of `threads` threads with nothing in flight; at most `cap` tasks a message.
-    pub fn new(threads: usize, fixed: Option<u32>, cap: usize) -> Feed {
+    /// A worker of `threads` threads with nothing in flight, fed by `policy`; at most `cap`
+    /// tasks a message.
+    pub fn new(policy: Policy, threads: usize, fixed: Option<u32>, cap: usize) -> Feed {
         Feed {
+            policy,
             threads,
             fixed,
             cap: cap.max(1),
@@ -29,17 +32,26 @@ impl Feed {
         }
     }
 
-    /// Tasks to send now (0: wait for results). The queue is refilled in chunks of at least
-    /// half its depth, since tiny tasks would otherwise travel a few per message, but at once
-    /// when the worker has nothing left; never more than one message holds.
+    /// Tasks to send now (0: wait for results): the policy's depth less what is in flight,
+    /// when the policy says to refill ([`Policy::refill_now`]); never more than one message
+    /// holds.
     pub fn want(&self, queue: &TaskQueue) -> usize {
-        let depth = queue_depth(self.threads, self.mean_task_ns, self.fixed, queue.ample());
-        let free = depth.saturating_sub(self.in_flight);
-        if free >= depth.div_ceil(2) || self.in_flight == 0 {
-            free.min(self.cap)
+        let depth = self.depth(queue);
+        if self.policy.refill_now(depth, self.in_flight) {
+            depth.saturating_sub(self.in_flight).min(self.cap)
         } else {
             0
         }
+    }
+
+    /// Tasks the policy keeps in flight on this worker now.
+    pub fn depth(&self, queue: &TaskQueue) -> usize {
+        self.policy.depth(
+            self.threads,
+            self.mean_task_ns,
+            self.fixed,
+            queue.left_per_thread(),
+        )
     }
 
     /// Takes the tasks to send now from `queue` into `out` (cleared first) and counts them as
@@ -56,7 +68,7 @@ impl Feed {
         if count == 0 && self.in_flight == 0 {
             // One copy per idle thread: a copy of a task still queued on its worker is work
             // done twice, and on workers that share cores it takes theirs.
-            count = queue.reissue(want.min(self.threads), out);
+            count = queue.reissue(want.min(self.threads), self.policy.copies_newest(), out);
         }
         self.sent(count);
         count
@@ -108,30 +120,36 @@ impl Feed {
 }
 
 /// One worker thread's finished results not yet handed to the worker's sender. A result of a
-/// task that took a while goes at once; tiny tasks' results go every [`RESULT_GROUP`] or
-/// [`RESULT_GROUP_WAIT_NS`], since waking the sender once per microsecond task would cost more
-/// than the tasks.
+/// task that took a while goes at once; shorter tasks' results go every [`RESULT_GROUP`] or
+/// when the first of them has waited the policy's [`Policy::result_wait_ns`], since waking the
+/// sender (and the coordinator) once per short task takes the cores the tasks need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResultGroup {
     len: usize,
+    /// Longest a result waits, ns.
+    wait_ns: u64,
+    /// True until the first result was handed over: it goes at once.
+    first: bool,
     /// When the group was last handed over, ns on the caller's clock.
     since_ns: u64,
 }
 
 impl ResultGroup {
-    /// An empty group, started at `now_ns`.
-    pub fn new(now_ns: u64) -> ResultGroup {
+    /// An empty group, started at `now_ns`, whose results wait `wait_ns` at most.
+    pub fn new(now_ns: u64, wait_ns: u64) -> ResultGroup {
         ResultGroup {
             len: 0,
+            wait_ns,
+            first: true,
             since_ns: now_ns,
         }
     }
 
     /// A result joined the group at `now_ns`: true when the group must be handed over now
-    /// (the group then starts anew).
+    /// (the group then starts anew). The first result ever goes at once.
     pub fn push(&mut self, now_ns: u64) -> bool {
         self.len += 1;
-        if self.len >= RESULT_GROUP || now_ns.saturating_sub(self.since_ns) >= RESULT_GROUP_WAIT_NS {
+        if self.first || self.len >= RESULT_GROUP || now_ns.saturating_sub(self.since_ns) >= self.wait_ns {
             self.handed_over(now_ns);
             true
         } else {
@@ -141,6 +159,7 @@ impl ResultGroup {
 
     /// The group was handed over at `now_ns` for another reason (its thread ran out of tasks).
     pub fn handed_over(&mut self, now_ns: u64) {
+        self.first = false;
         self.len = 0;
         self.since_ns = now_ns;
     }

@@ -11,10 +11,14 @@
 
 mod feed;
 mod place;
+mod policy;
 mod queue;
 
 pub use feed::{Feed, ResultGroup};
 pub use place::place;
+pub use policy::{
+    CREDIT_RESULT_WAIT_NS, DEEP_DEPTH_PER_THREAD, GUIDED_RESULT_WAIT_NS, GUIDED_WORK_PER_THREAD_NS, Policy,
+};
 pub use queue::{Lost, TaskQueue};
 
 /// Default limit on one gRPC message, bytes: the worker's `--max-message` and the config's
@@ -24,20 +28,11 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// Attempts a task gets before the run fails naming it.
 pub const MAX_ATTEMPTS: u32 = 4;
 
-/// Work kept queued per worker thread when tasks are tiny, ns.
-pub const QUEUED_WORK_PER_THREAD_NS: f64 = 1e6;
-
-/// Tasks in flight per worker thread, however long they take, while the run has plenty left.
-pub const DEEP_DEPTH_PER_THREAD: usize = 4;
-
 /// Most tasks in flight per worker thread, whatever their size.
 pub const MAX_DEPTH_PER_THREAD: usize = 1024;
 
 /// Results a worker thread gathers before handing them to its sender.
 pub const RESULT_GROUP: usize = 64;
-
-/// Longest a finished result waits in a worker thread's group, ns.
-pub const RESULT_GROUP_WAIT_NS: u64 = 200_000;
 
 /// Most results in one message from a worker; more wait for the next.
 pub const MAX_RESULTS_PER_MESSAGE: usize = 4096;
@@ -65,27 +60,6 @@ pub fn tasks_message_bytes(count: u64, payload_bytes: u64) -> u64 {
 /// Wire bytes of a message of `count` results.
 pub fn results_message_bytes(count: u64) -> u64 {
     count * RESULT_BYTES + MESSAGE_OVERHEAD_BYTES
-}
-
-/// Tasks to keep in flight on a worker of `threads` threads, given the mean task time seen so
-/// far: two per thread, or about two milliseconds of work per thread for tiny tasks, and four
-/// per thread while the run has `ample` tasks left to send; `fixed` (a simulated cluster's
-/// `in_flight`) overrides the rule. The coordinator refills a worker when half its depth has
-/// come back: with two per thread, a worker of 1 ms tasks on a busy 2-core VM (a few hundred
-/// microseconds from a result to its refill) ran 13.3x on 16 threads and 41.8x on 64, its
-/// threads waiting for tasks; with four, 16.05x and 60.9x. Near the end the depth falls back
-/// to two, so that no worker holds a deep queue while others have nothing left.
-pub fn queue_depth(threads: usize, mean_task_ns: f64, fixed: Option<u32>, ample: bool) -> usize {
-    if let Some(per_thread) = fixed {
-        return threads * per_thread as usize;
-    }
-    let floor = if ample { DEEP_DEPTH_PER_THREAD } else { 2 };
-    let per_thread = if mean_task_ns > 0.0 {
-        ((2.0 * QUEUED_WORK_PER_THREAD_NS / mean_task_ns) as usize).clamp(floor, MAX_DEPTH_PER_THREAD)
-    } else {
-        floor
-    };
-    threads * per_thread
 }
 
 /// Most tasks of `payload_bytes` each in one message under a `max_message_bytes` limit: half

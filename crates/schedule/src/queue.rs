@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use crate::{DEEP_DEPTH_PER_THREAD, MAX_ATTEMPTS};
+use crate::MAX_ATTEMPTS;
 
 /// The tasks of one run, as the coordinator hands them out.
 #[derive(Clone, Debug)]
@@ -78,16 +78,22 @@ impl TaskQueue {
         out.len() - before
     }
 
-    /// Appends up to `n` second copies `(id, attempt + 1)` of the tasks in flight longest, for a
-    /// worker with nothing to do once nothing is left to send: each task gets one copy at most,
-    /// and none while tasks wait to be sent. Returns how many.
-    pub fn reissue(&mut self, n: usize, out: &mut Vec<(u64, u32)>) -> usize {
+    /// Appends up to `n` second copies `(id, attempt + 1)` of the tasks in flight longest (or,
+    /// with `newest`, of those sent last), for a worker with nothing to do once nothing is left
+    /// to send: each task gets one copy at most, and none while tasks wait to be sent. Returns
+    /// how many.
+    pub fn reissue(&mut self, n: usize, newest: bool, out: &mut Vec<(u64, u32)>) -> usize {
         let before = out.len();
         if !self.drained() {
             return 0;
         }
         while out.len() - before < n {
-            let Some((id, attempt)) = self.sent.pop_front() else {
+            let next = if newest {
+                self.sent.pop_back()
+            } else {
+                self.sent.pop_front()
+            };
+            let Some((id, attempt)) = next else {
                 break;
             };
             let (word, bit) = ((id / 64) as usize, 1u64 << (id % 64));
@@ -161,11 +167,10 @@ impl TaskQueue {
         self.reissued
     }
 
-    /// True while more tasks are left to send than [`DEEP_DEPTH_PER_THREAD`] for every thread
-    /// of the run: workers may then queue deeper; near the end, deep queues on some workers
-    /// would leave others idle.
-    pub fn ample(&self) -> bool {
-        self.total - self.next >= DEEP_DEPTH_PER_THREAD as u64 * self.threads
+    /// Tasks left to send (never sent, or to send again) per thread of the run: policies
+    /// queue shallower near the end, where deep queues on some workers would leave others idle.
+    pub fn left_per_thread(&self) -> u64 {
+        (self.total - self.next + self.retry.len() as u64) / self.threads.max(1)
     }
 
     /// True when nothing is left to send (tasks may still be in flight).

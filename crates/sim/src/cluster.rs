@@ -4,7 +4,7 @@
 
 use martelli_calibration::Calibration;
 use martelli_config::ClusterSpec;
-use martelli_schedule::{DEFAULT_MAX_MESSAGE_BYTES, place};
+use martelli_schedule::{DEFAULT_MAX_MESSAGE_BYTES, Policy, place};
 
 /// Cores per node when the config does not say: the top of the 2-8 core band, one machine.
 pub const DEFAULT_CORES_PER_NODE: u32 = 8;
@@ -38,8 +38,11 @@ pub struct Cluster {
     pub colocated_cores: Option<u32>,
     /// Most tasks per message (`None`: the runner's rule, from the message limit).
     pub batch_size: Option<u32>,
-    /// Tasks in flight per worker thread (`None`: the runner's adaptive rule).
+    /// Tasks in flight per worker thread (`None`: the policy's adaptive rule).
     pub in_flight: Option<u32>,
+    /// How the coordinator feeds the nodes (the config's `[distributed] policy`, else the
+    /// runner's default).
+    pub policy: Policy,
     /// Slow-down of a `memory` task per other busy core of its node.
     pub memory_contention: f64,
     /// The message limit the runner batches under, bytes (the config's
@@ -77,6 +80,7 @@ impl Cluster {
             colocated_cores: spec.colocated_cores,
             batch_size: spec.batch_size,
             in_flight: spec.in_flight,
+            policy: Policy::default(),
             memory_contention: spec
                 .memory_contention
                 .unwrap_or(calibration.multi.memory_contention),

@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use martelli_calibration::Calibration;
 use martelli_results::WireStats;
 use martelli_schedule::{
-    Feed, Lost, MAX_RESULTS_PER_MESSAGE, ResultGroup, TaskQueue, batch_cap, results_message_bytes,
+    Feed, Lost, MAX_RESULTS_PER_MESSAGE, Policy, ResultGroup, TaskQueue, batch_cap, results_message_bytes,
     tasks_message_bytes,
 };
 use martelli_workload::Workload;
@@ -35,12 +35,15 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// A run of `total` tasks over nodes of `threads` threads each, `cap` tasks a message at
-    /// most, `fixed` tasks in flight per thread (or the runner's adaptive rule).
-    pub fn new(total: u64, threads: &[usize], fixed: Option<u32>, cap: usize) -> Coordinator {
+    /// A run of `total` tasks over nodes of `threads` threads each fed by `policy`, `cap`
+    /// tasks a message at most, `fixed` tasks in flight per thread (or the policy's rule).
+    pub fn new(policy: Policy, total: u64, threads: &[usize], fixed: Option<u32>, cap: usize) -> Coordinator {
         Coordinator {
             queue: TaskQueue::new(total, threads.iter().sum()),
-            feeds: threads.iter().map(|&t| Feed::new(t, fixed, cap)).collect(),
+            feeds: threads
+                .iter()
+                .map(|&t| Feed::new(policy, t, fixed, cap))
+                .collect(),
             batch: Vec::new(),
         }
     }
@@ -206,7 +209,7 @@ impl<'a> Sim<'a> {
                 arrived: 0,
                 idle: (0..threads as u32).rev().collect(),
                 started: vec![0.0; threads],
-                groups: vec![ResultGroup::new(0); threads],
+                groups: vec![ResultGroup::new(0, cluster.policy.result_wait_ns()); threads],
                 grouped: vec![Vec::new(); threads],
                 pending: Vec::new(),
                 sender_free: 0.0,
@@ -235,7 +238,7 @@ impl<'a> Sim<'a> {
                     .collect(),
                 colocated,
             },
-            coordinator: Coordinator::new(workload.tasks, spread, cluster.in_flight, cap),
+            coordinator: Coordinator::new(cluster.policy, workload.tasks, spread, cluster.in_flight, cap),
             nodes,
             cpus,
             events: Queue::new(),

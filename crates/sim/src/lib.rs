@@ -360,6 +360,7 @@ pub fn measured_transfer(
     let mut cluster = Cluster::resolve(Some(&spec), calibration, point.cores);
     if let Some(d) = &config.distributed {
         cluster.max_message_bytes = d.max_message_bytes as usize;
+        cluster.policy = d.policy;
     }
     let workload = workload.with_tasks(point.tasks);
     let run = predict(&workload, Tier::Distributed, point.cores, &cluster, calibration).ok()?;
@@ -418,6 +419,7 @@ fn config_cluster(config: &Config, calibration: &Calibration, max: usize) -> Res
     let mut cluster = Cluster::resolve(config.cluster.as_ref(), calibration, max);
     if let Some(d) = &config.distributed {
         cluster.max_message_bytes = d.max_message_bytes as usize;
+        cluster.policy = d.policy;
     }
     if max as u64 > cluster.cores() {
         return Err(SimError::TooManyCores {
