@@ -4,7 +4,9 @@
 //! thread, as the issue asks) and prints:
 //! - end-to-end throughput on trivial (~1 us) tasks;
 //! - coarse (5 ms) CPU tasks: distributed vs multi tier on 2 threads, alternating rounds;
-//! - 64 KiB payloads: MB/s shipped and the per-task cost of shipping.
+//! - 64 KiB payloads: MB/s shipped and the per-task cost of shipping;
+//! - skewed tasks (log-normal 500 us, sigma 0.5): distributed / multi speed at 2 cores under
+//!   each feeding policy (`[distributed] policy`), alternating rounds.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,7 @@ mod common;
 
 use common::{cpu_workload as workload, iterations_for, median};
 use martelli_runner::{Job, MultiRunner, Runner};
+use martelli_schedule::Policy;
 use martelli_workload::{Executor, Workload};
 
 const ROUNDS: usize = 5;
@@ -42,17 +45,9 @@ fn main() {
     }
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_martelli"));
     let local = LocalWorkers::spawn(exe, 2, Some(1), None, 64 << 20).expect("local workers");
-    let options = ClientOptions {
-        token: None,
-        tls_ca: None,
-        tls_domain: None,
-        max_message_bytes: 64 << 20,
-        timeout: Duration::from_secs(5),
-        heartbeat: Duration::from_secs(1),
-        policy: martelli_schedule::Policy::default(),
-    };
     let addresses = local.addresses.clone();
-    let distributed = DistributedRunner::connect(&addresses, options, Some(local)).expect("connect");
+    let distributed =
+        DistributedRunner::connect(&addresses, options(Policy::default()), Some(local)).expect("connect");
     println!(
         "martelli distributed benchmarks: 2 local workers x 1 thread, loopback ({ROUNDS} rounds, medians)\n"
     );
@@ -101,5 +96,46 @@ fn main() {
         (wall_heavy - wall_light) / heavy.tasks as f64 * 1e6,
         wall_light
     );
+    drop(distributed);
+    skewed();
     println!("\n(bench took {:.1}s)", started.elapsed().as_secs_f64());
+}
+
+/// Skewed tasks on 2 workers x 1 thread against the multi tier's 2 threads, once per feeding
+/// policy, rounds alternating so that both see the same machine.
+fn skewed() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_martelli"));
+    let skewed = Workload {
+        distribution: martelli_workload::SizeDistribution::LogNormal { sigma: 0.5 },
+        ..workload(4000, iterations_for(Duration::from_micros(500)), 0)
+    };
+    for policy in Policy::ALL {
+        let local = LocalWorkers::spawn(exe, 2, Some(1), None, 64 << 20).expect("local workers");
+        let addresses = local.addresses.clone();
+        let runner = DistributedRunner::connect(&addresses, options(policy), Some(local)).expect("connect");
+        let (mut multi_walls, mut dist_walls) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            multi_walls.push(time(&MultiRunner::default(), 2, &skewed, 1).0);
+            dist_walls.push(time(&runner, 2, &skewed, 1).0);
+        }
+        let (m, d) = (median(multi_walls), median(dist_walls));
+        println!(
+            "skewed tasks (log-normal 500 us, sigma 0.5, 4000), policy {}: multi(2) {m:.3}s, \
+             distributed(2 x 1) {d:.3}s: distributed / multi = {:.3}",
+            policy.name(),
+            m / d
+        );
+    }
+}
+
+fn options(policy: Policy) -> ClientOptions {
+    ClientOptions {
+        token: None,
+        tls_ca: None,
+        tls_domain: None,
+        max_message_bytes: 64 << 20,
+        timeout: Duration::from_secs(5),
+        heartbeat: Duration::from_secs(1),
+        policy,
+    }
 }

@@ -619,8 +619,12 @@ mod trace {
             match step {
                 Step::Results(n, results) => {
                     for &(id, latency) in results {
+                        // A node answers only the tasks it ran; the runner drops the others.
+                        let before = in_flight[*n].len();
                         in_flight[*n].retain(|&(i, _)| i != id);
-                        coordinator.result(*n, id, latency);
+                        if in_flight[*n].len() < before {
+                            coordinator.result(*n, id, latency);
+                        }
                     }
                     refill(*n, &mut coordinator, &mut in_flight, &mut log);
                 }
