@@ -176,6 +176,28 @@ fn spawned_workers_compute_the_single_tier_checksum_for_every_kind() {
 }
 
 #[test]
+fn every_feeding_policy_computes_the_single_tier_checksum_on_skewed_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    for policy in ["guided", "credit", "pull"] {
+        let config = write(
+            dir.path(),
+            &format!("{policy}.toml"),
+            &format!(
+                "tier = \"distributed\"\n[workload]\ntasks = 300\nkind = \"cpu\"\ntask_cost = \"20us\"\n\
+                 size_distribution = \"lognormal\"\nspread = 1.0\n\
+                 [sweep]\ncores = [1, 3]\nrepeats = 1\nwarmup = 0\n\
+                 [distributed]\nspawn_local = 2\nthreads_per_worker = 2\npolicy = \"{policy}\"\n"
+            ),
+        );
+        let (results, stdout, _) = run_ok(&config, &[]);
+        let sums = checksums(&results);
+        assert_eq!(sums.len(), 2, "{policy}: single + distributed\n{stdout}");
+        assert_eq!(sums[0], sums[1], "{policy}: {stdout}");
+        assert_eq!(results["points"][1]["tasks_completed"], 300, "{policy}: {stdout}");
+    }
+}
+
+#[test]
 fn manually_started_workers_compute_the_single_tier_checksum_for_every_kind() {
     let (a, b) = (
         Worker::start(&["--threads", "2"]),

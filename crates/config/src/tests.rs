@@ -280,7 +280,30 @@ const BAD: &[(&str, &str, usize, &str)] = &[
         6,
         "sweep.repeats",
     ),
+    (
+        "unknown feeding policy",
+        "tier = \"distributed\"\n[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n\
+         [distributed]\nspawn_local = 1\npolicy = \"push\"\n",
+        8,
+        "\"push\" is not a policy: expected one of \"guided\", \"credit\", \"pull\"",
+    ),
 ];
+
+#[test]
+fn the_feeding_policy_is_guided_unless_the_config_names_another() {
+    let base = "tier = \"distributed\"\n[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n\
+                [distributed]\nspawn_local = 1\n";
+    let policy = |extra: &str| {
+        parse_str(&format!("{base}{extra}"))
+            .unwrap()
+            .distributed
+            .unwrap()
+            .policy
+    };
+    assert_eq!(policy(""), martelli_schedule::Policy::Guided);
+    assert_eq!(policy("policy = \"pull\"\n"), martelli_schedule::Policy::Pull);
+    assert_eq!(policy("policy = \"credit\"\n"), martelli_schedule::Policy::Credit);
+}
 
 #[test]
 fn bad_configs_name_the_line_and_the_problem() {
