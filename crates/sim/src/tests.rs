@@ -54,7 +54,11 @@ fn wall(w: &Workload, tier: Tier, cores: usize, cluster: &Cluster, c: &Calibrati
 #[test]
 fn without_overheads_the_makespan_is_ceil_tasks_over_cores_times_the_task_time() {
     let c = ideal();
-    let cluster = Cluster::resolve(None, &c, 64);
+    // The engine's arithmetic, under the policy that sends every result at once.
+    let cluster = Cluster {
+        policy: martelli_schedule::Policy::Credit,
+        ..Cluster::resolve(None, &c, 64)
+    };
     for tasks in [1, 7, 100, 1000, 1001] {
         let w = workload(tasks, 1000, 0.0);
         assert_eq!(wall(&w, Tier::Single, 1, &cluster, &c), tasks as f64 * 1000.0);
@@ -86,7 +90,11 @@ fn without_overheads_the_makespan_is_ceil_tasks_over_cores_times_the_task_time()
 #[test]
 fn a_serial_fraction_gives_amdahls_speedup_exactly() {
     let c = ideal();
-    let cluster = Cluster::resolve(None, &c, 64);
+    // Results at once (credit): Amdahl's law has no message grouping.
+    let cluster = Cluster {
+        policy: martelli_schedule::Policy::Credit,
+        ..Cluster::resolve(None, &c, 64)
+    };
     for f in [0.2, 0.5, 0.05] {
         let w = workload(960, 1_000_000, f);
         let t1 = wall(&w, Tier::Single, 1, &cluster, &c);
@@ -370,7 +378,12 @@ fn threads_whose_refills_come_later_than_their_tasks_end_are_counted_as_starved(
             in_flight: Some(in_flight),
             ..Default::default()
         };
-        let cluster = Cluster::resolve(Some(&spec), &c, 4);
+        // A fixed depth under the credit policy (results at once): guided's grouped results
+        // would starve 4 tasks per thread by design, which is why it queues 32 ms.
+        let cluster = Cluster {
+            policy: martelli_schedule::Policy::Credit,
+            ..Cluster::resolve(Some(&spec), &c, 4)
+        };
         let run = predict(&w, Tier::Distributed, 4, &cluster, &c).expect("fits");
         run.wire
             .expect("a distributed run has wire figures")
