@@ -7,6 +7,7 @@ mod deploy;
 mod distributed;
 mod join;
 mod lessons;
+mod memory;
 mod netns;
 mod simulate;
 

@@ -6,6 +6,7 @@
 //! and nothing else.
 #![deny(missing_docs)]
 
+pub mod host;
 mod locate;
 mod raw;
 pub mod units;
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use martelli_workload::Workload;
 
 pub use locate::FieldPath;
-pub use validate::normalise_cores;
+pub use validate::{WORKING_SET_PER_LLC, default_working_set, normalise_cores};
 
 /// Which tier of the Martelli model runs the workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,7 +26,12 @@ const MAX_WORKING_SET: u64 = 16 << 30;
 /// Most waits a list may give (one per task, in turn); a worker accepts as many.
 const MAX_CYCLE: usize = 1024;
 const MAX_CORES: u64 = 4096;
+/// A `memory` workload's working set when the config gives none and the machine does not say
+/// how large its last-level cache is; otherwise four times that cache, at least this.
 const DEFAULT_WORKING_SET: u64 = 64 << 20;
+/// How many times the last-level cache a default working set spans, so that its reads come
+/// from memory (DRAM), not from the cache.
+pub const WORKING_SET_PER_LLC: u64 = 4;
 const DEFAULT_CORES: [usize; 4] = [1, 2, 4, 8];
 
 /// `[executor]` keys that `sweep.vary` may vary.
@@ -526,7 +531,7 @@ fn working_set(kind: Kind, working_set: Option<HumanSize>, at: &str) -> Result<u
             ));
         }
         (Kind::Memory, Some(s)) => s.0,
-        (Kind::Memory, None) => DEFAULT_WORKING_SET,
+        (Kind::Memory, None) => default_working_set(crate::host::last_level_cache().map(|c| c.bytes)),
         (_, Some(_)) => {
             return Err(invalid(
                 &field("working_set"),
@@ -535,7 +540,32 @@ fn working_set(kind: Kind, working_set: Option<HumanSize>, at: &str) -> Result<u
         }
         (_, None) => 0,
     };
+    if let Some(available) = crate::host::available_memory_bytes()
+        && working_set > available
+    {
+        return Err(invalid(
+            &field("working_set"),
+            format!(
+                "{} is more than the {} of memory available here (MemAvailable, or what the \
+                 control group's limit leaves); every tier fills it here before measuring (give a \
+                 smaller working_set)",
+                crate::host::human_bytes(working_set),
+                crate::host::human_bytes(available)
+            ),
+        ));
+    }
     Ok(working_set)
+}
+
+/// The working set of a `memory` workload that gives none: [`WORKING_SET_PER_LLC`] times the
+/// last-level cache (in whole MiB), at least [`DEFAULT_WORKING_SET`], at most the largest a
+/// config may ask for.
+pub fn default_working_set(llc_bytes: Option<u64>) -> u64 {
+    llc_bytes
+        .map_or(DEFAULT_WORKING_SET, |llc| {
+            (llc.saturating_mul(WORKING_SET_PER_LLC)).next_multiple_of(1 << 20)
+        })
+        .clamp(DEFAULT_WORKING_SET, MAX_WORKING_SET)
 }
 
 /// Validates the `[distributed]` section.

@@ -18,6 +18,12 @@ pub struct Machine {
     pub kernel: String,
     /// CPU architecture, e.g. "x86_64".
     pub arch: String,
+    /// Size of the last-level cache, bytes (`null`: the OS did not say).
+    #[serde(default)]
+    pub llc_bytes: Option<u64>,
+    /// Level of that cache (3 for an L3), when known.
+    #[serde(default)]
+    pub llc_level: Option<u32>,
 }
 
 impl Machine {
@@ -43,6 +49,7 @@ impl Machine {
                 s.trim().to_string()
             }
         };
+        let llc = martelli_config::host::last_level_cache();
         Machine {
             hostname: or_unknown(read("/proc/sys/kernel/hostname")),
             logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -50,6 +57,8 @@ impl Machine {
             os,
             kernel: or_unknown(read("/proc/sys/kernel/osrelease")),
             arch: std::env::consts::ARCH.to_string(),
+            llc_bytes: llc.map(|c| c.bytes),
+            llc_level: llc.map(|c| c.level),
         }
     }
 }

@@ -6,7 +6,7 @@ use martelli_config::{Config, Scaling, Series, Tier};
 use martelli_results::{
     Machine, Point, PointTier, Results, RunTrace, SCHEMA_VERSION, Sample, SeriesInfo, stats::Summary, utc_now,
 };
-use martelli_workload::{Executor, Workload};
+use martelli_workload::{Executor, Kind, Workload};
 
 use crate::calibrate::{Calibration, calibrate};
 use crate::{Job, RunError, Runner};
@@ -153,6 +153,7 @@ pub fn run_sweep(
     let plan = plan(config, machine.logical_cores, &available)?;
     let mut results = empty_results(config, machine);
     results.warnings = plan.notes.clone();
+    results.warnings.extend(cache_notes(config, &results.machine));
     // Series that differ only in executor options run the same workload: calibrate it once,
     // so that they run identical tasks and must agree on the checksum.
     let mut calibrated: Vec<(Workload, std::time::Duration, Calibration)> = Vec::new();
@@ -255,6 +256,51 @@ pub fn run_sweep(
     Ok(results)
 }
 
+/// A note for each `memory` series whose working set fits in the machine's last-level cache
+/// (its reads come from the cache, not from memory), or when the machine does not say how
+/// large that cache is.
+fn cache_notes(config: &Config, machine: &Machine) -> Vec<String> {
+    let human = martelli_config::host::human_bytes;
+    let mut notes = Vec::new();
+    for series in config.series.iter().filter(|s| s.workload.kind == Kind::Memory) {
+        let ws = series.workload.working_set;
+        match (machine.llc_bytes, machine.llc_level) {
+            (Some(llc), level) if ws <= llc => notes.push(format!(
+                "{}: its working set ({}) fits in the {} L{}: cache-bound, not memory-bound \
+                 (leave working_set out for {} times the cache)",
+                series.label,
+                human(ws),
+                human(llc),
+                level.unwrap_or(0),
+                martelli_config::WORKING_SET_PER_LLC
+            )),
+            (Some(_), _) => {}
+            (None, _) => notes.push(format!(
+                "{}: this machine does not say how large its last-level cache is, so its working \
+                 set ({}) may fit in it and measure the cache, not memory",
+                series.label,
+                human(ws)
+            )),
+        }
+    }
+    notes
+}
+
+/// The config as results.json records it: the file's document, with the working set a
+/// `memory` workload actually used when the file left it to the default.
+fn recorded_config(config: &Config) -> serde_json::Value {
+    let mut value = serde_json::to_value(&config.document).unwrap_or(serde_json::Value::Null);
+    if let (Some(series), Some(workload)) = (
+        config.series.first(),
+        value.get_mut("workload").and_then(|w| w.as_object_mut()),
+    ) && series.workload.kind == Kind::Memory
+        && !workload.contains_key("working_set")
+    {
+        workload.insert("working_set".into(), series.workload.working_set.into());
+    }
+    value
+}
+
 /// Results of `config` on `machine` with nothing measured yet: the header every run (measured
 /// or simulated) starts from.
 pub fn empty_results(config: &Config, machine: Machine) -> Results {
@@ -263,7 +309,7 @@ pub fn empty_results(config: &Config, machine: Machine) -> Results {
         martelli_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: utc_now(),
         config_file: config.path.display().to_string(),
-        config: serde_json::to_value(&config.document).unwrap_or(serde_json::Value::Null),
+        config: recorded_config(config),
         machine,
         scaling: match config.sweep.scaling {
             Scaling::Strong => "strong".into(),
