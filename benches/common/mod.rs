@@ -19,6 +19,7 @@ pub fn cpu_workload(tasks: u64, iterations: u64, payload_bytes: u64) -> Workload
         serial_basis_tasks: tasks,
         payload_bytes,
         working_set: 0,
+        access: martelli_workload::Access::Random,
     }
 }
 

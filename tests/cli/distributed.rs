@@ -131,12 +131,16 @@ pub(crate) fn split(results: &Value) -> (String, Vec<Value>) {
     (single, distributed)
 }
 
-const KINDS: [(&str, &str); 4] = [
+const KINDS: [(&str, &str); 5] = [
     (
         "cpu",
         "iterations = 20000\nsize_distribution = \"lognormal\"\nspread = 1.0\npayload_bytes = 100",
     ),
     ("memory", "iterations = 2000\nworking_set = \"2MiB\""),
+    (
+        "memory",
+        "iterations = 20000\nworking_set = \"3MiB\"\naccess = \"stream\"",
+    ),
     ("io", "io_wait = \"300us\""),
     (
         "mixed",

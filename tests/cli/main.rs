@@ -159,6 +159,10 @@ fn every_kind_runs_with_one_checksum_across_tiers() {
             "iterations = 20000\nsize_distribution = \"lognormal\"\nspread = 1.0",
         ),
         ("memory", "iterations = 2000\nworking_set = \"4MiB\""),
+        (
+            "memory",
+            "iterations = 20000\nworking_set = \"3MiB\"\naccess = \"stream\"\nserial_fraction = 0.1",
+        ),
         ("io", "io_wait = \"200us\"\nsize_distribution = \"uniform\""),
         (
             "mixed",

@@ -89,6 +89,7 @@ pub(crate) struct RawWorkload {
     pub serial_fraction: Option<f64>,
     pub payload_bytes: Option<HumanSize>,
     pub working_set: Option<HumanSize>,
+    pub access: Option<martelli_workload::Access>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

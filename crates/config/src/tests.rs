@@ -281,6 +281,12 @@ const BAD: &[(&str, &str, usize, &str)] = &[
         "sweep.repeats",
     ),
     (
+        "access for a cpu workload",
+        "[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\naccess = \"stream\"\n",
+        5,
+        "workload.access",
+    ),
+    (
         "unknown feeding policy",
         "tier = \"distributed\"\n[workload]\ntasks = 1\nkind = \"cpu\"\niterations = 5\n\
          [distributed]\nspawn_local = 1\npolicy = \"push\"\n",

@@ -38,7 +38,7 @@ const DEFAULT_CORES: [usize; 4] = [1, 2, 4, 8];
 const EXECUTOR_VARIABLE: [&str; 5] = ["dispatch", "model", "gil", "switch_interval", "concurrency"];
 
 /// Workload keys that `sweep.vary` may vary (everything but the name).
-const VARIABLE: [&str; 11] = [
+const VARIABLE: [&str; 12] = [
     "seed",
     "tasks",
     "kind",
@@ -50,6 +50,7 @@ const VARIABLE: [&str; 11] = [
     "serial_fraction",
     "payload_bytes",
     "working_set",
+    "access",
 ];
 
 fn invalid(path: &str, message: impl Into<String>) -> Invalid {
@@ -331,6 +332,13 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
         ));
     }
     let working_set = working_set(kind, raw.working_set, at)?;
+    let access = match (kind, raw.access) {
+        (Kind::Memory, access) => access.unwrap_or_default(),
+        (_, None) => martelli_workload::Access::default(),
+        (_, Some(_)) => {
+            return Err(invalid(&field("access"), "only meaningful for kind = \"memory\""));
+        }
+    };
 
     let workload = Workload {
         name: raw.name.unwrap_or_else(|| stem.to_string()),
@@ -344,6 +352,7 @@ fn workload(raw: RawWorkload, stem: &str, at: &str) -> Result<(Workload, Option<
         serial_basis_tasks: tasks,
         payload_bytes,
         working_set,
+        access,
     };
     Ok((workload, task_cost))
 }

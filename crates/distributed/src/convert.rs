@@ -1,7 +1,7 @@
 //! Wire ↔ domain conversions, and the checks a worker applies to everything it receives.
 //! Prost types stop here: the rest of the crate sees `Workload` and `Task`.
 
-use martelli_workload::{Kind, SizeDistribution, Task, Workload};
+use martelli_workload::{Access, Kind, SizeDistribution, Task, Workload};
 
 use crate::wire;
 
@@ -43,6 +43,10 @@ pub(crate) fn workload_to_wire(w: &Workload) -> wire::Workload {
         payload_bytes: w.payload_bytes,
         working_set: w.working_set,
         factors,
+        access: match w.access {
+            Access::Random => wire::Access::Random,
+            Access::Stream => wire::Access::Stream,
+        } as i32,
     }
 }
 
@@ -109,6 +113,11 @@ pub(crate) fn workload_from_wire(w: &wire::Workload) -> Result<Workload, String>
         serial_basis_tasks: w.serial_basis_tasks,
         payload_bytes: w.payload_bytes,
         working_set: w.working_set,
+        access: match wire::Access::try_from(w.access) {
+            Ok(wire::Access::Random) => Access::Random,
+            Ok(wire::Access::Stream) => Access::Stream,
+            Err(_) => return Err(format!("unknown memory access {}", w.access)),
+        },
     })
 }
 
@@ -171,6 +180,7 @@ mod tests {
             serial_basis_tasks: 10,
             payload_bytes: 16,
             working_set: 0,
+            access: martelli_workload::Access::Random,
         }
     }
 

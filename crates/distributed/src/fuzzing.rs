@@ -24,6 +24,7 @@ fn fixed_workload() -> Workload {
         serial_basis_tasks: 1000,
         payload_bytes: 16,
         working_set: 0,
+        access: martelli_workload::Access::Random,
     }
 }
 

@@ -23,6 +23,7 @@ fn workload(payload_bytes: u64, iterations: u64) -> Workload {
         serial_basis_tasks: 10,
         payload_bytes,
         working_set: 0,
+        access: martelli_workload::Access::Random,
     }
 }
 

@@ -107,6 +107,7 @@ mod tests {
             serial_basis_tasks: 1,
             payload_bytes: 0,
             working_set: 0,
+            access: martelli_workload::Access::Random,
         };
         let c = calibrate(&workload, Duration::from_millis(2));
         assert!(c.ns_per_iteration > 0.0 && c.ns_per_iteration < 1e3, "{c:?}");

@@ -35,6 +35,7 @@ pub fn probe_workload(kind: Kind, tasks: u64, iterations: u64) -> Workload {
         serial_basis_tasks: tasks,
         payload_bytes: 0,
         working_set: 0,
+        access: martelli_workload::Access::Random,
     }
 }
 

@@ -314,6 +314,7 @@ mod tests {
             serial_basis_tasks: 20,
             payload_bytes: 300,
             working_set: 0,
+            access: martelli_workload::Access::Random,
         };
         let mut input = encode_header(&workload, Some(Duration::from_millis(5))).unwrap();
         let (mut frame, mut payload) = (Vec::new(), Vec::new());
@@ -348,6 +349,7 @@ mod tests {
             serial_basis_tasks: 1,
             payload_bytes: 8,
             working_set: 0,
+            access: martelli_workload::Access::Random,
         };
         let mut input = encode_header(&workload, None).unwrap();
         let task = Task {

@@ -27,6 +27,7 @@ fn workload(
         serial_basis_tasks: 97,
         payload_bytes,
         working_set: if kind == Kind::Memory { 1 << 20 } else { 0 },
+        access: martelli_workload::Access::Random,
     }
 }
 

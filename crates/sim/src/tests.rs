@@ -44,6 +44,7 @@ fn workload(tasks: u64, iterations: u64, serial_fraction: f64) -> Workload {
         serial_basis_tasks: tasks,
         payload_bytes: 0,
         working_set: 0,
+        access: martelli_workload::Access::Random,
     }
 }
 

@@ -5,9 +5,10 @@
 //! digest the runner must report.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::mix::{hash2, hash3, mix64, reduce};
-use crate::spec::{Kind, Task, Workload};
+use crate::spec::{Access, Kind, Task, Workload};
 
 /// Independent pointer-chasing chains in the memory kernel. Several chains keep several cache
 /// misses in flight, as real memory-bound code does, so the kernel is limited by memory
@@ -19,10 +20,16 @@ const MEMORY_CHAINS: usize = 4;
 #[derive(Clone, Debug)]
 pub struct Executor {
     kind: Kind,
+    access: Access,
     seed: u64,
     fingerprint: u64,
-    /// The buffer `memory` tasks read at random; empty for other kinds. Shared, read-only.
+    /// The buffer `memory` tasks read; empty for other kinds. Shared, read-only. Under stream
+    /// access, its two halves are the triad's `b` and `c`.
     arena: Arc<[u64]>,
+    /// The triad's `a`, which stream tasks write (a third of the working set; empty
+    /// otherwise). What is written there never feeds a digest: every writer of an element
+    /// writes the same value, and atomics make the sharing well-defined.
+    out: Arc<[AtomicU64]>,
 }
 
 /// Per-thread reusable memory, so that running a task allocates nothing.
@@ -36,40 +43,31 @@ impl Executor {
     /// must use for a working set a peer asked for (an allocation that fails is an answer,
     /// never an abort).
     pub fn try_new(workload: &Workload) -> Result<Executor, String> {
-        let arena: Arc<[u64]> = if workload.kind == Kind::Memory {
-            let words = (workload.working_set / 8).max(1);
-            let mut buffer: Vec<u64> = Vec::new();
-            usize::try_from(words)
-                .ok()
-                .and_then(|n| buffer.try_reserve_exact(n).ok())
-                .ok_or_else(|| format!("cannot allocate a working set of {} bytes", workload.working_set))?;
-            buffer.extend((0..words).map(|i| hash2(workload.seed, i)));
-            Arc::from(buffer)
-        } else {
-            Arc::from(Vec::new())
-        };
+        let (arena_words, out_words) = buffer_words(workload);
+        let mut arena: Vec<u64> = Vec::new();
+        let mut out: Vec<AtomicU64> = Vec::new();
+        let reserved = usize::try_from(arena_words)
+            .ok()
+            .zip(usize::try_from(out_words).ok())
+            .and_then(|(a, o)| arena.try_reserve_exact(a).ok().and(out.try_reserve_exact(o).ok()));
+        reserved.ok_or_else(|| format!("cannot allocate a working set of {} bytes", workload.working_set))?;
+        arena.extend((0..arena_words).map(|i| hash2(workload.seed, i)));
+        // Written now, so that no page of it is first touched inside a task.
+        out.extend((0..out_words).map(|_| AtomicU64::new(0)));
         Ok(Executor {
             kind: workload.kind,
+            access: workload.access,
             seed: workload.seed,
             fingerprint: workload.fingerprint(),
-            arena,
+            arena: Arc::from(arena),
+            out: Arc::from(out),
         })
     }
 
-    /// Prepares to run tasks of `workload`.
+    /// Prepares to run tasks of `workload`; panics where its working set cannot be allocated
+    /// (configs are checked against the memory at hand first; a server uses [`Executor::try_new`]).
     pub fn new(workload: &Workload) -> Executor {
-        let arena: Arc<[u64]> = if workload.kind == Kind::Memory {
-            let words = (workload.working_set / 8).max(1);
-            (0..words).map(|i| hash2(workload.seed, i)).collect()
-        } else {
-            Arc::from(Vec::new())
-        };
-        Executor {
-            kind: workload.kind,
-            seed: workload.seed,
-            fingerprint: workload.fingerprint(),
-            arena,
-        }
+        Executor::try_new(workload).unwrap_or_else(|reason| panic!("{reason}"))
     }
 
     /// Generates `task`'s payload into `scratch` and runs the task's compute part on it.
@@ -86,10 +84,17 @@ impl Executor {
         let input = hash2(read_payload(payload), hash2(self.fingerprint, task.id));
         let state = match self.kind {
             Kind::Cpu | Kind::Mixed => cpu_chain(input, 0, task.iterations),
+            Kind::Memory if self.access == Access::Stream => {
+                self.stream(input).run(task.iterations).finish(input)
+            }
             Kind::Memory => Chase::new(&self.arena, input).run(task.iterations).finish(input),
             Kind::Io => input,
         };
         hash3(self.fingerprint, task.id, state)
+    }
+
+    fn stream(&self, input: u64) -> Triad<'_> {
+        Triad::new(&self.arena, &self.out, input)
     }
 
     /// [`Executor::compute`] in slices of `slice` iterations, calling `between` after each
@@ -117,6 +122,18 @@ impl Executor {
                     }
                 }
                 x
+            }
+            Kind::Memory if self.access == Access::Stream => {
+                let (mut triad, mut done) = (self.stream(input), 0);
+                while done < task.iterations {
+                    let n = slice.min(task.iterations - done);
+                    triad = triad.run(n);
+                    done += n;
+                    if done < task.iterations {
+                        between();
+                    }
+                }
+                triad.finish(input)
             }
             Kind::Memory => {
                 let (mut chase, mut done) = (Chase::new(&self.arena, input), 0);
@@ -173,6 +190,76 @@ fn cpu_chain(mut x: u64, start: u64, end: u64) -> u64 {
         x = x.wrapping_mul(0xd1b5_4a32_d192_ed03).rotate_left(23) ^ i;
     }
     x
+}
+
+/// Words of the shared buffer and of the written one for `workload`: the working set read at
+/// random, or two thirds of it read and one third written under stream access.
+fn buffer_words(workload: &Workload) -> (u64, u64) {
+    if workload.kind != Kind::Memory {
+        return (0, 0);
+    }
+    let words = (workload.working_set / 8).max(1);
+    match workload.access {
+        Access::Random => (words, 0),
+        Access::Stream => {
+            let third = (words / 3).max(1);
+            (2 * third, third)
+        }
+    }
+}
+
+/// The stream kernel: STREAM's triad, `a[i] = b[i] + s * c[i]`, over consecutive elements
+/// from a start the task's input picks, wrapping at the end; one iteration is one element (16
+/// bytes read, 8 written). Resumable, so that it can run in slices.
+struct Triad<'a> {
+    b: &'a [u64],
+    c: &'a [u64],
+    a: &'a [AtomicU64],
+    scalar: u64,
+    position: usize,
+    sum: u64,
+}
+
+impl<'a> Triad<'a> {
+    fn new(arena: &'a [u64], out: &'a [AtomicU64], input: u64) -> Triad<'a> {
+        let (b, c) = arena.split_at(out.len());
+        // Start on a cache line (8 words), so that a task's first line is a whole one.
+        let position = reduce(input, out.len()) & !7;
+        Triad {
+            b,
+            c,
+            a: out,
+            scalar: input | 1,
+            position,
+            sum: 0,
+        }
+    }
+
+    #[inline(never)]
+    fn run(mut self, iterations: u64) -> Triad<'a> {
+        let n = self.a.len();
+        let mut left = iterations;
+        while left > 0 {
+            let len = (left.min((n - self.position) as u64)) as usize;
+            let range = self.position..self.position + len;
+            for ((a, &b), &c) in self.a[range.clone()]
+                .iter()
+                .zip(&self.b[range.clone()])
+                .zip(&self.c[range])
+            {
+                let value = b.wrapping_add(self.scalar.wrapping_mul(c));
+                a.store(value, Ordering::Relaxed);
+                self.sum = self.sum.wrapping_add(value);
+            }
+            self.position = (self.position + len) % n;
+            left -= len as u64;
+        }
+        self
+    }
+
+    fn finish(self, input: u64) -> u64 {
+        hash2(input, self.sum)
+    }
 }
 
 /// The memory kernel: rounds of one dependent random read on each of [`MEMORY_CHAINS`]
@@ -236,9 +323,15 @@ mod tests {
 
     #[test]
     fn sliced_computation_gives_the_same_digest_and_yields_between_slices() {
-        for kind in [Kind::Cpu, Kind::Memory, Kind::Io, Kind::Mixed] {
-            let mut w = sample(kind);
-            w.iterations = 1000;
+        let stream = Workload {
+            access: Access::Stream,
+            ..sample(Kind::Memory)
+        };
+        let cases = [Kind::Cpu, Kind::Memory, Kind::Io, Kind::Mixed].map(sample);
+        for mut w in cases.into_iter().chain([stream]) {
+            let kind = (w.kind, w.access);
+            // More iterations than the stream's arrays have elements: it wraps around.
+            w.iterations = 3000;
             let exec = Executor::new(&w);
             let task = w.task(9);
             let whole = exec.compute(&task, &mut Scratch::default());
@@ -246,7 +339,7 @@ mod tests {
                 let mut yields = 0;
                 let sliced = exec.compute_sliced(&task, &mut Scratch::default(), slice, || yields += 1);
                 assert_eq!(sliced, whole, "{kind:?} in slices of {slice}");
-                let expected = if kind.computes() {
+                let expected = if w.kind.computes() {
                     task.iterations.div_ceil(slice) - 1
                 } else {
                     0
@@ -254,6 +347,30 @@ mod tests {
                 assert_eq!(yields, expected, "{kind:?} slice {slice}");
             }
         }
+    }
+
+    #[test]
+    fn stream_access_writes_its_third_and_digests_apart_from_random_access() {
+        let random = sample(Kind::Memory);
+        let stream = Workload {
+            access: Access::Stream,
+            ..random.clone()
+        };
+        let (r, s) = (Executor::new(&random), Executor::new(&stream));
+        assert_eq!(
+            s.arena.len() + s.out.len(),
+            (stream.working_set / 8 / 3 * 3) as usize
+        );
+        let task = stream.task(4);
+        let digest = s.compute(&task, &mut Scratch::default());
+        assert_ne!(digest, r.compute(&random.task(4), &mut Scratch::default()));
+        assert_eq!(
+            digest,
+            s.compute(&task, &mut Scratch::default()),
+            "writes change no digest"
+        );
+        let written = s.out.iter().filter(|a| a.load(Ordering::Relaxed) != 0).count();
+        assert_eq!(written as u64, task.iterations.min(s.out.len() as u64));
     }
 
     #[test]

@@ -16,4 +16,4 @@ mod spec;
 pub use checksum::Checksum;
 pub use kernel::{Executor, Scratch, fill_payload};
 pub use mix::{mix64, unit_f64};
-pub use spec::{Kind, SERIAL_TASK_ID, SizeDistribution, Task, Workload};
+pub use spec::{Access, Kind, SERIAL_TASK_ID, SizeDistribution, Task, Workload};

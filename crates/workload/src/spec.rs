@@ -46,6 +46,28 @@ impl Kind {
     }
 }
 
+/// How a `memory` task walks its working set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Dependent random reads (a pointer chase over several chains): bound by memory latency.
+    #[default]
+    Random,
+    /// Sequential reads of two arrays and writes of a third, STREAM's triad
+    /// (`a[i] = b[i] + s * c[i]`): bound by memory bandwidth, which every core shares.
+    Stream,
+}
+
+impl Access {
+    /// The lower-case name used in configs and results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Access::Random => "random",
+            Access::Stream => "stream",
+        }
+    }
+}
+
 /// How task sizes vary around the mean. Every distribution has mean 1 (as a size factor), so
 /// changing the distribution changes the imbalance, not the total work.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,6 +186,9 @@ pub struct Workload {
     pub payload_bytes: u64,
     /// Bytes of the buffer that `memory` tasks read at random (0 for other kinds).
     pub working_set: u64,
+    /// How `memory` tasks walk the buffer (random for other kinds).
+    #[serde(default)]
+    pub access: Access,
 }
 
 impl Workload {
@@ -220,7 +245,7 @@ impl Workload {
             SizeDistribution::Cycle { factors } => factors.iter().map(|f| f.to_bits()).fold(3, hash2),
         };
         let kind = self.kind as u64;
-        [
+        let base = [
             kind,
             self.iterations,
             self.io_wait_ns,
@@ -231,7 +256,12 @@ impl Workload {
             self.working_set,
         ]
         .into_iter()
-        .fold(self.seed, hash2)
+        .fold(self.seed, hash2);
+        // Random access keeps the digests it had before `access` existed.
+        match self.access {
+            Access::Random => base,
+            Access::Stream => hash2(base, 1),
+        }
     }
 }
 
@@ -266,6 +296,7 @@ pub(crate) mod tests {
             serial_basis_tasks: 1000,
             payload_bytes: 64,
             working_set: if kind == Kind::Memory { 1 << 16 } else { 0 },
+            access: Access::Random,
         }
     }
 
