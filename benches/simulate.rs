@@ -38,6 +38,7 @@ fn bench_calibration() -> Calibration {
         memory_contention: 0.0,
         wait_cpu: Vec::new(),
         compute_dilation: Vec::new(),
+        memory_bandwidth: Vec::new(),
     };
     Calibration {
         version: CALIBRATION_VERSION,

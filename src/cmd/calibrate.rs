@@ -215,10 +215,19 @@ pub fn summary(c: &Calibration) -> String {
         .iter()
         .map(|e| format!("{:.1} ns at {}", e.ns_per_iteration, size(e.working_set_bytes)))
         .collect();
+    let bandwidth = if m.memory_bandwidth.is_empty() {
+        "not measured".to_string()
+    } else {
+        m.memory_bandwidth
+            .iter()
+            .map(|b| format!("{:.1} GB/s on {}", b.bytes_per_s / 1e9, b.threads))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!(
         "machine           {}\n\
          cpu kernel        {:.3} ns/iteration; {:.0} ns fixed and {:.0} ns of measuring per task\n\
-         memory kernel     {}\n\
+         memory kernel     {}; stream bandwidth {}\n\
          payload           {:.3} ns/byte to generate, {:.3} ns/byte to read\n\
          I/O wait          a sleep lasts {:.0} us longer than asked and takes {:.1} us of a busy core; \
          compute between waits runs slower past the cores: {}\n\
@@ -230,6 +239,7 @@ pub fn summary(c: &Calibration) -> String {
         k.task_fixed_ns,
         k.record_ns,
         memory.join(", "),
+        bandwidth,
         k.payload_generate_ns_per_byte,
         k.payload_read_ns_per_byte,
         k.io_overshoot_ns / 1e3,

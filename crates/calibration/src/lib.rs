@@ -91,7 +91,25 @@ pub struct MultiCosts {
     /// between them, flat beyond). Absent: not at all.
     #[serde(default)]
     pub compute_dilation: Vec<Dilation>,
+    /// Memory bandwidth that `threads` threads running the `stream` kernel at once draw, at
+    /// 1, 2, 4, ... threads up to the machine's cores, ascending (interpolated in between, flat
+    /// beyond: the machine has no more). Absent: stream tasks are modelled as random ones.
+    #[serde(default)]
+    pub memory_bandwidth: Vec<Bandwidth>,
 }
+
+/// The memory bandwidth some threads draw together.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bandwidth {
+    /// Threads reading and writing at once.
+    pub threads: u32,
+    /// Bytes they move per second, all together.
+    pub bytes_per_s: f64,
+}
+
+/// Bytes one `stream` iteration moves: two words read, one written.
+pub const STREAM_BYTES_PER_ITERATION: f64 = 24.0;
 
 /// How much slower compute between waits runs in a pool of `threads` threads past the cores:
 /// each task resumes after its wait on a core other threads used meanwhile (caches and TLB
@@ -265,6 +283,20 @@ impl Calibration {
                 }
             }
         }
+        for (i, entry) in m.memory_bandwidth.iter().enumerate() {
+            if !(entry.bytes_per_s.is_finite() && entry.bytes_per_s > 0.0) {
+                return Err((
+                    format!("multi.memory_bandwidth[{i}].bytes_per_s"),
+                    format!("must be a finite number > 0 (got {})", entry.bytes_per_s),
+                ));
+            }
+            if entry.threads == 0 || (i > 0 && entry.threads <= m.memory_bandwidth[i - 1].threads) {
+                return Err((
+                    format!("multi.memory_bandwidth[{i}].threads"),
+                    "thread counts must be at least 1 and in ascending order".into(),
+                ));
+            }
+        }
         for (i, entry) in m.compute_dilation.iter().enumerate() {
             if !(entry.factor.is_finite() && entry.factor >= 0.0) {
                 return Err((
@@ -312,6 +344,29 @@ impl Calibration {
 }
 
 impl MultiCosts {
+    /// The bandwidth `threads` threads of `stream` tasks draw together, bytes per second:
+    /// interpolated linearly in threads between the measured counts, flat beyond the last.
+    pub fn bandwidth_at(&self, threads: usize) -> Option<f64> {
+        let table: Vec<(f64, f64)> = self
+            .memory_bandwidth
+            .iter()
+            .map(|b| (f64::from(b.threads), b.bytes_per_s))
+            .collect();
+        interpolate(&table, threads.max(1) as f64)
+    }
+
+    /// One `stream` iteration on one thread alone, nanoseconds (from the 1-thread bandwidth).
+    pub fn stream_ns_per_iteration(&self) -> Option<f64> {
+        Some(STREAM_BYTES_PER_ITERATION * 1e9 / self.bandwidth_at(1)?)
+    }
+
+    /// How much slower each of `busy` threads running `stream` tasks at once goes than one
+    /// alone: they share the bandwidth, `busy x B(1) / B(busy)`, at least 1.
+    pub fn stream_slowdown(&self, busy: usize) -> Option<f64> {
+        let (one, all) = (self.bandwidth_at(1)?, self.bandwidth_at(busy)?);
+        Some((busy.max(1) as f64 * one / all).max(1.0))
+    }
+
     /// CPU one wait costs a thread of the multi tier's pool of `threads`.
     pub fn wait_cpu_ns(&self, threads: usize) -> f64 {
         wait_cpu_ns(&self.wait_cpu, threads)
@@ -416,6 +471,10 @@ pub fn example() -> Calibration {
                 },
             ],
             compute_dilation: Vec::new(),
+            // Half again with a second thread, then less and less: used up by 8.
+            memory_bandwidth: [(1, 10e9), (2, 15e9), (4, 20e9), (8, 22e9)]
+                .map(|(threads, bytes_per_s)| Bandwidth { threads, bytes_per_s })
+                .to_vec(),
         },
         distributed: NetworkCosts {
             latency_us: 50.0,

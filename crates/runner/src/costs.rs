@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use martelli_calibration::{Dilation, KernelCosts, MemoryCost, MultiCosts, WaitCpu};
+use martelli_calibration::{Bandwidth, Dilation, KernelCosts, MemoryCost, MultiCosts, WaitCpu};
 use martelli_results::Sample;
-use martelli_workload::{Executor, Kind, SizeDistribution, Workload, fill_payload};
+use martelli_workload::{Access, Executor, Kind, SizeDistribution, Workload, fill_payload};
 
 use crate::calibrate::calibrate;
 use crate::{Job, MultiRunner, RunError, Runner, SingleRunner};
@@ -184,6 +184,7 @@ pub fn measure_pool(
     } else {
         0.0
     };
+    let memory_bandwidth = memory_bandwidth(logical_cores, &mut step)?;
     let mut wait_cpu = Vec::new();
     for threads in WAIT_POOLS {
         step(&format!("CPU of a wait, pool of {threads} threads"));
@@ -231,7 +232,67 @@ pub fn measure_pool(
         memory_contention,
         wait_cpu,
         compute_dilation,
+        memory_bandwidth,
     })
+}
+
+/// Thread counts the memory bandwidth is measured at: 1, 2, 4, ... and the machine's cores.
+pub fn bandwidth_threads(logical_cores: usize) -> Vec<usize> {
+    let mut counts: Vec<usize> = std::iter::successors(Some(1usize), |n| n.checked_mul(2))
+        .take_while(|&n| n < logical_cores.max(1))
+        .collect();
+    counts.push(logical_cores.max(1));
+    counts
+}
+
+/// The bandwidth `stream` tasks draw at 1, 2, 4, ... threads up to the machine's cores, over
+/// the working set a `memory` workload gets by default (four times the last-level cache): each
+/// thread runs 16 tasks of an eighth of a pass over the arrays, the median of 5 runs after a
+/// warm-up.
+fn memory_bandwidth(logical_cores: usize, step: &mut impl FnMut(&str)) -> Result<Vec<Bandwidth>, RunError> {
+    let working_set =
+        martelli_config::default_working_set(martelli_config::host::last_level_cache().map(|c| c.bytes));
+    let mut base = probe_workload(Kind::Memory, 1, 1);
+    base.working_set = working_set;
+    base.access = Access::Stream;
+    // One array of the triad holds a third of the working set, in words.
+    base.iterations = (working_set / 8 / 3 / 8).max(1);
+    step(&format!("memory bandwidth: filling {} MiB", working_set >> 20));
+    let executor = Executor::try_new(&base).map_err(|reason| RunError::Setup {
+        tier: martelli_config::Tier::Single,
+        cores: 1,
+        reason,
+    })?;
+    let mut table = Vec::new();
+    for threads in bandwidth_threads(logical_cores) {
+        step(&format!("memory bandwidth, {threads} threads"));
+        let tasks = 16 * threads as u64;
+        let w = Workload {
+            tasks,
+            serial_basis_tasks: tasks,
+            ..base.clone()
+        };
+        let job = Job {
+            workload: &w,
+            executor: &executor,
+        };
+        let multi = MultiRunner::default();
+        let runner: &dyn Runner = if threads == 1 { &SingleRunner } else { &multi };
+        let mut point = runner.prepare(threads)?;
+        point.run(&job)?;
+        let mut walls = (0..5)
+            .map(|_| point.run(&job).map(|s| s.wall.as_secs_f64()))
+            .collect::<Result<Vec<f64>, RunError>>()?;
+        let wall = median(&mut walls);
+        let bytes = (tasks * w.iterations) as f64 * martelli_calibration::STREAM_BYTES_PER_ITERATION;
+        if wall > 0.0 {
+            table.push(Bandwidth {
+                threads: threads as u32,
+                bytes_per_s: bytes / wall,
+            });
+        }
+    }
+    Ok(table)
 }
 
 /// The middle of `values` (0 when empty).

@@ -217,9 +217,11 @@ impl<'a> Sim<'a> {
                 transit: VecDeque::new(),
                 pool: if colocated { 0 } else { i },
                 link_free: 0.0,
-                slow: costs.contention(threads, cluster.memory_contention) * {
+                slow: {
+                    // Nodes on one machine share its memory: all their threads are busy on it.
                     let (threads, cores) = sharing(threads);
-                    dilation(workload, calibration, threads, cores)
+                    costs.contention(threads.min(cores), cluster.memory_contention)
+                        * dilation(workload, calibration, threads, cores)
                 },
                 busy_ns: 0.0,
                 useful: vec![0.0; threads],

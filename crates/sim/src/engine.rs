@@ -11,7 +11,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use hdrhistogram::Histogram;
 use martelli_results::WireStats;
-use martelli_workload::{Kind, Task, Workload};
+use martelli_workload::{Access, Kind, Task, Workload};
 
 use martelli_calibration::Calibration;
 
@@ -48,15 +48,51 @@ pub(crate) struct Costs {
     payload_remote_ns: f64,
     io_overshoot_ns: f64,
     memory: bool,
+    /// The slow-down of `stream` tasks by busy threads, from the calibrated bandwidth curve
+    /// (`None`: random access, or no curve: the linear contention factor applies).
+    stream: Option<StreamCurve>,
+}
+
+/// The calibrated bandwidth curve, as the slow-down it gives at 1 to [`StreamCurve::LEN`]
+/// busy threads (flat beyond: the curve is).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamCurve {
+    slow: [f64; StreamCurve::LEN],
+}
+
+impl StreamCurve {
+    const LEN: usize = 1024;
+
+    fn of(calibration: &Calibration) -> Option<StreamCurve> {
+        calibration.multi.stream_slowdown(1)?;
+        let mut slow = [1.0; StreamCurve::LEN];
+        for (i, s) in slow.iter_mut().enumerate() {
+            *s = calibration.multi.stream_slowdown(i + 1).unwrap_or(1.0);
+        }
+        Some(StreamCurve { slow })
+    }
+
+    fn at(&self, busy: usize) -> f64 {
+        let i = busy.clamp(1, StreamCurve::LEN) - 1;
+        // Past the table, the bandwidth is flat: each thread's share keeps shrinking.
+        self.slow[i] * busy.max(1) as f64 / (i + 1) as f64
+    }
 }
 
 impl Costs {
     pub(crate) fn new(workload: &Workload, calibration: &Calibration) -> Costs {
         let k = &calibration.kernels;
         let bytes = workload.payload_bytes as f64;
+        let stream = (workload.kind == Kind::Memory && workload.access == Access::Stream)
+            .then(|| StreamCurve::of(calibration))
+            .flatten();
         Costs {
             per_iteration_ns: match workload.kind {
                 Kind::Cpu | Kind::Mixed => k.cpu_ns_per_iteration,
+                Kind::Memory if stream.is_some() => calibration
+                    .multi
+                    .stream_ns_per_iteration()
+                    .unwrap_or_else(|| k.memory_ns_per_iteration(workload.working_set)),
                 Kind::Memory => k.memory_ns_per_iteration(workload.working_set),
                 Kind::Io => 0.0,
             },
@@ -66,6 +102,7 @@ impl Costs {
             payload_remote_ns: bytes * k.payload_read_ns_per_byte,
             io_overshoot_ns: k.io_overshoot_ns,
             memory: workload.kind == Kind::Memory,
+            stream,
         }
     }
 
@@ -101,9 +138,13 @@ impl Costs {
         }
     }
 
-    /// Slow-down of a task's compute when `busy` cores of its node compute at once.
+    /// Slow-down of a task's compute when `busy` cores of its node compute at once: `stream`
+    /// tasks share the node's calibrated bandwidth; other `memory` tasks slow by `factor` per
+    /// other busy core.
     pub(crate) fn contention(&self, busy: usize, factor: f64) -> f64 {
-        if self.memory {
+        if let Some(curve) = &self.stream {
+            curve.at(busy)
+        } else if self.memory {
             1.0 + factor * busy.saturating_sub(1) as f64
         } else {
             1.0

@@ -176,6 +176,36 @@ fn memory_tasks_slow_down_with_busy_cores_on_their_node() {
 }
 
 #[test]
+fn stream_tasks_share_the_calibrated_bandwidth_and_the_speed_up_flattens_where_it_runs_out() {
+    // The example machine: 10, 15, 20, 22 GB/s at 1, 2, 4, 8 threads, flat beyond.
+    let c = example();
+    let cluster = Cluster::resolve(None, &c, 64);
+    let mut w = workload(1024, 100_000, 0.0);
+    w.kind = Kind::Memory;
+    w.access = martelli_workload::Access::Stream;
+    w.working_set = 1 << 30;
+    let t1 = wall(&w, Tier::Single, 1, &cluster, &c);
+    // One thread moves 24 bytes an iteration at 10 GB/s.
+    let per_task = t1 / 1024.0;
+    assert!(
+        (per_task / (100_000.0 * 2.4) - 1.0).abs() < 0.05,
+        "{per_task} ns a task"
+    );
+    let speedup = |cores| t1 / wall(&w, Tier::Multi, cores, &cluster, &c);
+    for (cores, expected) in [(2, 1.5), (4, 2.0), (8, 2.2), (16, 2.2), (64, 2.2)] {
+        let s = speedup(cores);
+        assert!(
+            (s / expected - 1.0).abs() < 0.05,
+            "{cores} cores: {s}x, not {expected}x"
+        );
+    }
+    // Random access is not bandwidth-bound: it keeps the linear contention factor.
+    w.access = martelli_workload::Access::Random;
+    let t1 = wall(&w, Tier::Single, 1, &cluster, &c);
+    assert!(t1 / wall(&w, Tier::Multi, 8, &cluster, &c) > 5.0);
+}
+
+#[test]
 fn cores_are_a_resource_compute_waits_for_one_and_a_shared_thread_runs_at_its_share() {
     use crate::engine::Cpus;
     // Unlimited: every burst starts at once.
