@@ -69,6 +69,16 @@ impl Observer for Progress {
         ));
     }
 
+    fn filling(&mut self, series: &str, filled: u64, total: u64) {
+        let human = martelli_config::host::human_bytes;
+        self.bar.set_message(format!(
+            "{series}: filling the working set, {} of {}",
+            human(filled),
+            human(total)
+        ));
+        self.bar.tick();
+    }
+
     fn point_started(&mut self, series: &str, tier: Tier, cores: usize, _runs: u32) {
         self.bar
             .set_message(format!("{series}: {tier} on {}", plural_cores(cores)));

@@ -27,7 +27,13 @@ pub struct Calibration {
 /// Finds the iteration count for which one task of `workload` costs `target` of compute on
 /// this machine. Fits `time = fixed + per_iteration * iterations` from two task sizes.
 pub fn calibrate(workload: &Workload, target: Duration) -> Calibration {
-    let executor = Executor::new(workload);
+    calibrate_on(&Executor::new(workload), workload, target)
+}
+
+/// [`calibrate`] with an executor already built for `workload` (a `memory` workload's working
+/// set is filled once, not once more to calibrate).
+pub fn calibrate_on(executor: &Executor, workload: &Workload, target: Duration) -> Calibration {
+    let executor = executor.for_workload(workload);
     let mut scratch = Scratch::default();
     let fixed_ns = time_per_task(&executor, workload, 0, &mut scratch);
     // Grow the probe until its iterations take at least a millisecond and at least the fixed

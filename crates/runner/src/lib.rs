@@ -17,7 +17,7 @@ use martelli_config::{ExecutorOptions, Tier};
 use martelli_results::Sample;
 use martelli_workload::{Executor, Workload};
 
-pub use calibrate::{Calibration, calibrate};
+pub use calibrate::{Calibration, calibrate, calibrate_on};
 pub use costs::{
     DILATION_POOLS, DILATION_PROBE_ITERATIONS, PROBE_WAIT_NS, WAIT_POOLS, dilation_workload, measure_kernels,
     measure_pool, median_run, probe_workload, samples, wait_cpu_per_task, wait_workload,

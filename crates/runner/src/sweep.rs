@@ -8,7 +8,7 @@ use martelli_results::{
 };
 use martelli_workload::{Executor, Kind, Workload};
 
-use crate::calibrate::{Calibration, calibrate};
+use crate::calibrate::{Calibration, calibrate_on};
 use crate::{Job, RunError, Runner};
 
 /// Relative spread of the repeats (max - min over median) above which a point gets a warning.
@@ -36,6 +36,8 @@ pub struct Plan {
 pub trait Observer {
     /// A series' `task_cost` was calibrated into iterations.
     fn calibrated(&mut self, _series: &str, _calibration: &Calibration) {}
+    /// A `memory` series' working set is being filled: `filled` of `total` bytes.
+    fn filling(&mut self, _series: &str, _filled: u64, _total: u64) {}
     /// A point is about to run `runs` times (warm-ups included).
     fn point_started(&mut self, _series: &str, _tier: Tier, _cores: usize, _runs: u32) {}
     /// One run of the current point finished.
@@ -159,12 +161,20 @@ pub fn run_sweep(
     let mut calibrated: Vec<(Workload, std::time::Duration, Calibration)> = Vec::new();
     for series in &config.series {
         let mut workload = series.workload.clone();
+        let built = Executor::try_new_with(&workload, &mut |filled, total| {
+            observer.filling(&series.label, filled, total);
+        })
+        .map_err(|reason| RunError::Setup {
+            tier: Tier::Single,
+            cores: 1,
+            reason,
+        })?;
         if let Some(target) = series.task_cost {
             let known = calibrated
                 .iter()
                 .find(|(w, t, _)| *w == workload && *t == target)
                 .map(|c| c.2);
-            let calibration = known.unwrap_or_else(|| calibrate(&workload, target));
+            let calibration = known.unwrap_or_else(|| calibrate_on(&built, &workload, target));
             calibrated.push((workload.clone(), target, calibration));
             tracing::info!(series = %series.label, ?calibration, "calibrated task_cost");
             workload.iterations = calibration.iterations;
@@ -179,7 +189,7 @@ pub fn run_sweep(
             }
             observer.calibrated(&series.label, &calibration);
         }
-        let executor = Executor::new(&workload);
+        let executor = built.for_workload(&workload);
         let mut reference: Option<(String, String)> = None;
         for planned in &plan.points {
             let point_workload = match config.sweep.scaling {

@@ -15,6 +15,9 @@ use crate::spec::{Access, Kind, Task, Workload};
 /// bandwidth as well as latency and contends with the other cores for it.
 const MEMORY_CHAINS: usize = 4;
 
+/// Bytes of a working set filled between two progress reports.
+pub const FILL_CHUNK_BYTES: u64 = 64 << 20;
+
 /// Runs the compute part of tasks. Built once per run (the `memory` kind fills its shared
 /// buffer here, outside any timed region) and shared read-only by every thread.
 #[derive(Clone, Debug)]
@@ -43,6 +46,12 @@ impl Executor {
     /// must use for a working set a peer asked for (an allocation that fails is an answer,
     /// never an abort).
     pub fn try_new(workload: &Workload) -> Result<Executor, String> {
+        Executor::try_new_with(workload, &mut |_, _| {})
+    }
+
+    /// [`Executor::try_new`], telling `progress` how many bytes of the working set are filled
+    /// out of how many, every [`FILL_CHUNK_BYTES`] (a 16 GiB working set takes a while).
+    pub fn try_new_with(workload: &Workload, progress: &mut dyn FnMut(u64, u64)) -> Result<Executor, String> {
         let (arena_words, out_words) = buffer_words(workload);
         let mut arena: Vec<u64> = Vec::new();
         let mut out: Vec<AtomicU64> = Vec::new();
@@ -51,9 +60,23 @@ impl Executor {
             .zip(usize::try_from(out_words).ok())
             .and_then(|(a, o)| arena.try_reserve_exact(a).ok().and(out.try_reserve_exact(o).ok()));
         reserved.ok_or_else(|| format!("cannot allocate a working set of {} bytes", workload.working_set))?;
-        arena.extend((0..arena_words).map(|i| hash2(workload.seed, i)));
+        let total = (arena_words + out_words) * 8;
+        let chunk = FILL_CHUNK_BYTES / 8;
+        let mut filled = 0;
+        while filled < arena_words {
+            let end = (filled + chunk).min(arena_words);
+            arena.extend((filled..end).map(|i| hash2(workload.seed, i)));
+            filled = end;
+            progress(filled * 8, total);
+        }
         // Written now, so that no page of it is first touched inside a task.
-        out.extend((0..out_words).map(|_| AtomicU64::new(0)));
+        let mut zeroed = 0;
+        while zeroed < out_words {
+            let end = (zeroed + chunk).min(out_words);
+            out.extend((zeroed..end).map(|_| AtomicU64::new(0)));
+            zeroed = end;
+            progress((arena_words + zeroed) * 8, total);
+        }
         Ok(Executor {
             kind: workload.kind,
             access: workload.access,
@@ -62,6 +85,20 @@ impl Executor {
             arena: Arc::from(arena),
             out: Arc::from(out),
         })
+    }
+
+    /// An executor for `workload` over this one's buffers (no second fill): `workload` must
+    /// differ from the one this was built for in its task count or sizes only (the same kind,
+    /// access, seed and working set), as a workload does once `task_cost` is calibrated.
+    pub fn for_workload(&self, workload: &Workload) -> Executor {
+        Executor {
+            kind: workload.kind,
+            access: workload.access,
+            seed: workload.seed,
+            fingerprint: workload.fingerprint(),
+            arena: self.arena.clone(),
+            out: self.out.clone(),
+        }
     }
 
     /// Prepares to run tasks of `workload`; panics where its working set cannot be allocated
@@ -371,6 +408,32 @@ mod tests {
         );
         let written = s.out.iter().filter(|a| a.load(Ordering::Relaxed) != 0).count();
         assert_eq!(written as u64, task.iterations.min(s.out.len() as u64));
+    }
+
+    #[test]
+    fn filling_reports_progress_up_to_the_whole_working_set_and_is_done_once() {
+        let w = Workload {
+            working_set: 3 * FILL_CHUNK_BYTES + 24,
+            access: Access::Stream,
+            ..sample(Kind::Memory)
+        };
+        let mut reports = Vec::new();
+        let built = Executor::try_new_with(&w, &mut |filled, total| reports.push((filled, total))).unwrap();
+        let total = reports[0].1;
+        assert!(reports.len() >= 3, "{reports:?}");
+        assert!(reports.windows(2).all(|p| p[0].0 < p[1].0), "{reports:?}");
+        assert_eq!(reports.last(), Some(&(total, total)));
+        // Another workload over the same buffers: the digests of a fresh executor.
+        let more = Workload {
+            iterations: 77,
+            ..w.clone()
+        };
+        let task = more.task(3);
+        let reused = built.for_workload(&more).compute(&task, &mut Scratch::default());
+        assert_eq!(
+            reused,
+            Executor::new(&more).compute(&task, &mut Scratch::default())
+        );
     }
 
     #[test]

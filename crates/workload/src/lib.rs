@@ -14,6 +14,6 @@ mod mix;
 mod spec;
 
 pub use checksum::Checksum;
-pub use kernel::{Executor, Scratch, fill_payload};
+pub use kernel::{Executor, FILL_CHUNK_BYTES, Scratch, fill_payload};
 pub use mix::{mix64, unit_f64};
 pub use spec::{Access, Kind, SERIAL_TASK_ID, SizeDistribution, Task, Workload};
