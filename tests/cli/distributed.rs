@@ -35,6 +35,17 @@ impl Worker {
         Worker::spawn(shell, extra)
     }
 
+    /// A worker started inside the control group whose `cgroup.procs` is `procs`.
+    pub(crate) fn start_in_group(procs: &std::path::Path, extra: &[&str]) -> Worker {
+        let mut shell = Command::new("sh");
+        shell.args([
+            "-c",
+            &format!("echo $$ > {} && exec \"$0\" \"$@\"", procs.display()),
+            env!("CARGO_BIN_EXE_martelli"),
+        ]);
+        Worker::spawn(shell, extra)
+    }
+
     fn spawn(mut command: Command, extra: &[&str]) -> Worker {
         let mut child = command
             .args(["worker", "--listen", "127.0.0.1:0"])

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{run_ok, text, write};
+use crate::distributed::Worker;
+use crate::{martelli, run_ok, text, write};
 
 fn memory_config(dir: &Path, name: &str, working_set: Option<&str>) -> PathBuf {
     let ws = working_set.map_or(String::new(), |w| format!("working_set = \"{w}\"\n"));
@@ -99,4 +100,41 @@ fn a_working_set_above_the_memory_at_hand_exits_2_before_anything_runs() {
         assert!(stderr.contains(words), "{stderr:?} lacks {words:?}");
     }
     assert!(!out.join("results.json").exists(), "nothing ran");
+}
+
+#[test]
+fn a_worker_refuses_a_working_set_above_its_memory_and_the_point_names_it() {
+    let Some(group) = MemoryGroup::create(256 << 20) else {
+        eprintln!("skipped: no cgroup v1 memory controller to make a 256 MiB group in (needs root)");
+        return;
+    };
+    let mut worker = Worker::start_in_group(&group.0.join("cgroup.procs"), &["--threads", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "remote.toml",
+        &format!(
+            "tier = \"distributed\"\n[workload]\ntasks = 4\nkind = \"memory\"\niterations = 10\n\
+             working_set = \"512MiB\"\n[sweep]\ncores = [2]\nrepeats = 1\nwarmup = 0\n\
+             [distributed]\nworkers = [\"{}\"]\n",
+            worker.address
+        ),
+    );
+    let o = martelli(&[
+        "run",
+        config.to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    for words in [
+        worker.address.as_str(),
+        "512 MiB is more than the",
+        "available here",
+    ] {
+        assert!(stderr.contains(words), "{stderr:?} lacks {words:?}");
+    }
+    assert!(worker.is_running(), "the worker serves on");
+    drop(worker);
 }

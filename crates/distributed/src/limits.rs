@@ -81,6 +81,18 @@ impl Admission {
                 limits.working_set_bytes
             )));
         }
+        if working_set > 0
+            && let Some(available) = martelli_config::host::available_memory_bytes()
+            && working_set > available
+        {
+            let human = martelli_config::host::human_bytes;
+            return Err(Status::resource_exhausted(format!(
+                "a working set of {} is more than the {} of memory available here (MemAvailable, \
+                 or what the control group's limit leaves)",
+                human(working_set),
+                human(available)
+            )));
+        }
         *held = (runs + 1, bytes + working_set);
         Ok(Admitted {
             admission: self.clone(),
