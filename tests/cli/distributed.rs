@@ -81,6 +81,12 @@ impl Worker {
         self.wait_for_log("run started");
     }
 
+    /// Waits until a run on the worker has sent its first results: tasks run there, and more
+    /// are in flight.
+    pub(crate) fn wait_for_results(&self) {
+        self.wait_for_log("first results sent");
+    }
+
     /// Whether a line the worker has logged so far (and not yet waited for) contains `words`.
     pub(crate) fn saw_log(&self, words: &str) -> bool {
         self.log.try_iter().any(|line| line.contains(words))
@@ -298,8 +304,7 @@ fn killing_one_of_three_workers_mid_run_loses_no_work() {
     let dir = tempfile::tempdir().unwrap();
     let config = fault_config(dir.path(), &refs, 600);
     let coordinator = run_in_background(&config, &dir.path().join("out"));
-    workers[0].wait_for_run();
-    std::thread::sleep(Duration::from_millis(300));
+    workers[0].wait_for_results();
     workers[0].signal("-KILL");
     survived_one_loss(coordinator, dir.path(), 600);
 }
@@ -312,8 +317,7 @@ fn a_stopped_worker_is_declared_lost_and_its_late_results_do_not_count() {
     // Long enough that the run is still going when the stopped worker resumes.
     let config = fault_config(dir.path(), &refs, 1300);
     let coordinator = run_in_background(&config, &dir.path().join("out"));
-    workers[0].wait_for_run();
-    std::thread::sleep(Duration::from_millis(200));
+    workers[0].wait_for_results();
     workers[0].signal("-STOP");
     // Past the 1 s heartbeat timeout (declared lost, its tasks re-queued), but within the 2 s
     // keepalive: it resumes on a live connection and sends its stale results.
@@ -353,8 +357,7 @@ fn sweep_losing_a_worker(
     let dir = tempfile::tempdir().unwrap();
     let config = sweep_config(dir.path(), &refs, cores);
     let coordinator = run_in_background(&config, &dir.path().join("out"));
-    workers[victim].wait_for_run();
-    std::thread::sleep(Duration::from_millis(200));
+    workers[victim].wait_for_results();
     workers[victim].signal("-KILL");
     let o = coordinator.wait_with_output().unwrap();
     (workers, dir, o)
@@ -456,8 +459,7 @@ fn a_stalled_but_live_worker_does_not_hold_up_the_end_of_a_run() {
         ),
     );
     let mut coordinator = run_in_background(&config, &dir.path().join("out"));
-    workers[1].wait_for_run();
-    std::thread::sleep(Duration::from_millis(200));
+    workers[1].wait_for_results();
     // The second worker stalls with tasks in flight, alive (its connection open) but silent.
     workers[1].signal("-STOP");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -491,9 +493,8 @@ fn losing_every_worker_fails_the_run_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let config = fault_config(dir.path(), &[&worker, &second], 2000);
     let coordinator = run_in_background(&config, &dir.path().join("out"));
-    worker.wait_for_run();
-    second.wait_for_run();
-    std::thread::sleep(Duration::from_millis(100));
+    worker.wait_for_results();
+    second.wait_for_results();
     worker.signal("-KILL");
     second.signal("-KILL");
     let o = coordinator.wait_with_output().unwrap();

@@ -407,6 +407,7 @@ async fn forward_results(
     mut results: mpsc::UnboundedReceiver<Vec<wire::TaskResult>>,
     counters: Arc<RunCounters>,
 ) {
+    let mut first = true;
     while let Some(mut batch) = results.recv().await {
         while batch.len() < MAX_RESULTS_PER_MESSAGE {
             match results.try_recv() {
@@ -424,8 +425,14 @@ async fn forward_results(
         if tx.send(Ok(message)).await.is_err() {
             return;
         }
+        if first {
+            // Once a run: what operators (and the fault tests) wait on to know tasks run here.
+            tracing::info!("first results sent");
+            first = false;
+        }
     }
 }
+
 /// The connections `listener` accepts that send their first bytes (the HTTP/2 preface, or a
 /// TLS hello) within `timeout`; the others are closed, so that connections that never speak
 /// cannot hold the worker's file descriptors. Each waits on a task of its own: a silent one
