@@ -119,7 +119,7 @@ fn lesson_4_async_runs_waits_of_3_1_and_1_seconds_in_a_bit_over_3() {
     );
     let (first_async, first_turn) = (f(event_loop, "first_result_s"), f(threads, "first_result_s"));
     assert!(
-        first_async >= 1.0 && first_async < 3.0,
+        (1.0..3.0).contains(&first_async),
         "async's first result: {first_async}s"
     );
     assert!(
