@@ -7,7 +7,7 @@ use martelli_calibration::{Bandwidth, Dilation, KernelCosts, MemoryCost, MultiCo
 use martelli_results::Sample;
 use martelli_workload::{Access, Executor, Kind, SizeDistribution, Workload, fill_payload};
 
-use crate::calibrate::calibrate;
+use crate::task_cost::calibrate;
 use crate::{Job, MultiRunner, RunError, Runner, SingleRunner};
 
 /// Payload size the per-byte costs are measured with.

@@ -3,7 +3,6 @@
 //! tiers differ only in how they spread tasks over cores, never in what they measure.
 #![deny(missing_docs)]
 
-mod calibrate;
 mod costs;
 mod event_loop;
 mod gil;
@@ -12,12 +11,12 @@ mod process;
 mod record;
 mod single;
 mod sweep;
+mod task_cost;
 
 use martelli_config::{ExecutorOptions, Tier};
 use martelli_results::Sample;
 use martelli_workload::{Executor, Workload};
 
-pub use calibrate::{Calibration, calibrate, calibrate_on};
 pub use costs::{
     DILATION_POOLS, DILATION_PROBE_ITERATIONS, PROBE_WAIT_NS, WAIT_POOLS, dilation_workload, measure_kernels,
     measure_pool, median_run, probe_workload, samples, wait_cpu_per_task, wait_workload,
@@ -30,6 +29,7 @@ pub use record::{
 };
 pub use single::SingleRunner;
 pub use sweep::{Available, Observer, Plan, PlannedPoint, empty_results, plan, run_sweep};
+pub use task_cost::{Calibration, calibrate, calibrate_on};
 
 /// What a runner runs: the workload and its prepared executor.
 #[derive(Clone, Copy, Debug)]

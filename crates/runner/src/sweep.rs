@@ -8,7 +8,7 @@ use martelli_results::{
 };
 use martelli_workload::{Executor, Kind, Workload};
 
-use crate::calibrate::{Calibration, calibrate_on};
+use crate::task_cost::{Calibration, calibrate_on};
 use crate::{Job, RunError, Runner};
 
 /// Relative spread of the repeats (max - min over median) above which a point gets a warning.
