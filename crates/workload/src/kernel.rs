@@ -161,29 +161,16 @@ impl Executor {
                 x
             }
             Kind::Memory if self.access == Access::Stream => {
-                let (mut triad, mut done) = (self.stream(input), 0);
-                while done < task.iterations {
-                    let n = slice.min(task.iterations - done);
-                    triad = triad.run(n);
-                    done += n;
-                    if done < task.iterations {
-                        between();
-                    }
-                }
-                triad.finish(input)
+                in_slices(self.stream(input), task.iterations, slice, between, Triad::run).finish(input)
             }
-            Kind::Memory => {
-                let (mut chase, mut done) = (Chase::new(&self.arena, input), 0);
-                while done < task.iterations {
-                    let n = slice.min(task.iterations - done);
-                    chase = chase.run(n);
-                    done += n;
-                    if done < task.iterations {
-                        between();
-                    }
-                }
-                chase.finish(input)
-            }
+            Kind::Memory => in_slices(
+                Chase::new(&self.arena, input),
+                task.iterations,
+                slice,
+                between,
+                Chase::run,
+            )
+            .finish(input),
             Kind::Io => input,
         };
         hash3(self.fingerprint, task.id, state)
@@ -227,6 +214,27 @@ fn cpu_chain(mut x: u64, start: u64, end: u64) -> u64 {
         x = x.wrapping_mul(0xd1b5_4a32_d192_ed03).rotate_left(23) ^ i;
     }
     x
+}
+
+/// Runs a resumable kernel `iterations` steps in slices of `slice`, calling `between` after
+/// each slice but the last.
+fn in_slices<K>(
+    mut kernel: K,
+    iterations: u64,
+    slice: u64,
+    mut between: impl FnMut(),
+    run: impl Fn(K, u64) -> K,
+) -> K {
+    let mut done = 0;
+    while done < iterations {
+        let n = slice.min(iterations - done);
+        kernel = run(kernel, n);
+        done += n;
+        if done < iterations {
+            between();
+        }
+    }
+    kernel
 }
 
 /// Words of the shared buffer and of the written one for `workload`: the working set read at
