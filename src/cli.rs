@@ -321,7 +321,7 @@ pub struct RunArgs {
     pub config: PathBuf,
     /// Run this tier instead of the config's.
     #[arg(long, value_enum)]
-    pub tier: Option<TierArg>,
+    pub tier: Option<martelli_config::Tier>,
     /// Core counts to sweep, comma-separated, e.g. 1,2,4 (1 is always measured).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub cores: Option<Vec<u64>>,
@@ -358,28 +358,4 @@ pub struct ValidateArgs {
     /// Config files to check.
     #[arg(required = true)]
     pub configs: Vec<PathBuf>,
-}
-
-/// A tier named on the command line.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum TierArg {
-    /// One thread, a plain loop.
-    Single,
-    /// A pool of N threads on this machine.
-    Multi,
-    /// `martelli worker` processes on this machine or others (the config's [distributed]).
-    Distributed,
-    /// Every tier that can run here.
-    Auto,
-}
-
-impl From<TierArg> for martelli_config::Tier {
-    fn from(t: TierArg) -> Self {
-        match t {
-            TierArg::Single => Self::Single,
-            TierArg::Multi => Self::Multi,
-            TierArg::Distributed => Self::Distributed,
-            TierArg::Auto => Self::Auto,
-        }
-    }
 }

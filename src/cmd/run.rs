@@ -18,7 +18,7 @@ use crate::progress::{Progress, TraceLog};
 /// by partial or untrustworthy ones.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let overrides = Overrides {
-        tier: args.tier.map(Into::into),
+        tier: args.tier,
         cores: args.cores.map(|c| c.into_iter().map(|n| n as usize).collect()),
         repeats: args.repeats,
         out: args.out,

@@ -23,8 +23,10 @@ use martelli_workload::Workload;
 pub use locate::FieldPath;
 pub use validate::{WORKING_SET_PER_LLC, default_working_set, normalise_cores};
 
-/// Which tier of the Martelli model runs the workload.
+/// Which tier of the Martelli model runs the workload: in configs, on the command line
+/// (`--tier`, with the `clap` feature) and in results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     /// One thread, one process: a plain loop.
