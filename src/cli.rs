@@ -112,16 +112,8 @@ pub struct SimulateArgs {
     /// error, ...) instead of the table.
     #[arg(long, requires = "validate")]
     pub json: bool,
-    /// Measured repeats per point.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub repeats: Option<u32>,
-    /// Folder for results.json, results.csv and the charts (default: the config's output
-    /// folder).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Format of the charts.
-    #[arg(long, value_enum, default_value = "png")]
-    pub format: FormatArg,
+    #[command(flatten)]
+    pub sweep: SweepOutput,
     /// Write the task timeline of each measured point's first run to FILE (Chrome
     /// trace-event JSON); predicted points have none.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["validate", "predict_only"])]
@@ -325,16 +317,8 @@ pub struct RunArgs {
     /// Core counts to sweep, comma-separated, e.g. 1,2,4 (1 is always measured).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub cores: Option<Vec<u64>>,
-    /// Measured repeats per point.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub repeats: Option<u32>,
-    /// Folder for results.json and results.csv (default: the config's [output] dir, else
-    /// output/<config name>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Format of the charts written next to the results.
-    #[arg(long, value_enum, default_value = "png")]
-    pub format: FormatArg,
+    #[command(flatten)]
+    pub sweep: SweepOutput,
     /// Write the task timeline of each point's first measured run to FILE, as Chrome
     /// trace-event JSON (open it in Perfetto, ui.perfetto.dev, or chrome://tracing).
     #[arg(long, value_name = "FILE")]
@@ -350,6 +334,21 @@ pub struct RunArgs {
     /// How many joining workers to wait for (with --listen or the config's `listen`).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub expect_workers: Option<u32>,
+}
+
+/// What `run` and `simulate` share: how many repeats, and where and how the results go.
+#[derive(Debug, clap::Args)]
+pub struct SweepOutput {
+    /// Measured repeats per point.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub repeats: Option<u32>,
+    /// Folder for results.json, results.csv, the charts and report.html (default: the
+    /// config's [output] dir, else output/<config name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Format of the charts written next to the results.
+    #[arg(long, value_enum, default_value = "png")]
+    pub format: FormatArg,
 }
 
 /// `martelli validate`.

@@ -20,8 +20,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let overrides = Overrides {
         tier: args.tier,
         cores: args.cores.map(|c| c.into_iter().map(|n| n as usize).collect()),
-        repeats: args.repeats,
-        out: args.out,
+        repeats: args.sweep.repeats,
+        out: args.sweep.out,
         listen: args.listen,
         expect_workers: args.expect_workers,
     };
@@ -71,7 +71,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     report(
         &config,
         &results,
-        args.format.into(),
+        args.sweep.format.into(),
         timeline.as_ref(),
         args.breakdown,
     )

@@ -30,8 +30,8 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         .into());
     };
     let overrides = Overrides {
-        repeats: args.repeats,
-        out: args.out.clone(),
+        repeats: args.sweep.repeats,
+        out: args.sweep.out.clone(),
         ..Overrides::default()
     };
     let config = martelli_config::load(path, &overrides)?;
@@ -52,7 +52,7 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     run::report(
         &config,
         &results,
-        args.format.into(),
+        args.sweep.format.into(),
         timeline.as_ref(),
         args.breakdown,
     )
@@ -174,7 +174,7 @@ struct Row {
 
 /// Measures what this machine can, predicts the same points, prints both.
 fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
-    if args.cores.is_some() || args.out.is_some() {
+    if args.cores.is_some() || args.sweep.out.is_some() {
         return Err(UsageError(
             "--validate picks its own core counts and writes nothing: drop --cores and --out".into(),
         )
@@ -183,7 +183,7 @@ fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
     let calibration = calibration(args.calibration.as_deref())?;
     let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
     let overrides = Overrides {
-        repeats: args.repeats,
+        repeats: args.sweep.repeats,
         ..Overrides::default()
     };
     let configs = args
