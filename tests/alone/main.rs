@@ -19,6 +19,39 @@ fn alone() -> MutexGuard<'static, ()> {
     MACHINE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// CPU time of this process so far, seconds (`/proc/self/stat`'s utime + stime, in the
+/// kernel's 100 Hz ticks).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start after its ')'.
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Whether this machine gives a process all its cores now: one thread per core spins for
+/// 300 ms and they must get at least 80% of that on a core. Another process computing
+/// beside the tests (a loaded CI machine) makes it false.
+fn machine_is_quiet() -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (before, start) = (cpu_seconds(), std::time::Instant::now());
+    let spinners: Vec<_> = (0..cores)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while start.elapsed() < std::time::Duration::from_millis(300) {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    for s in spinners {
+        let _ = s.join();
+    }
+    let wall = start.elapsed().as_secs_f64();
+    cpu_seconds() - before >= 0.8 * wall * cores as f64
+}
+
 /// Processes that each keep a core busy, killed when dropped.
 struct Hogs(Vec<Child>);
 
@@ -65,7 +98,16 @@ fn a_serial_phase_is_not_a_busy_machine_and_a_competing_process_is() {
     };
     // Half the work is serial: 2 cores keep ~1.33 busy by design, which is no busy machine. A
     // shared machine can be busy for a moment (and the warning is then right): three runs in a
-    // row all called busy mean the warning blames the workload.
+    // row all called busy mean the warning blames the workload. On a machine that is busy
+    // throughout (another process computing beside the tests), the warning is right to fire,
+    // so only the second half of the test holds there.
+    if !machine_is_quiet() {
+        eprintln!("the machine is busy: only a competing process's warning is checked");
+        let _hogs = Hogs::start(3);
+        let (results, stdout, _out) = run_ok(&config, &[]);
+        assert!(busy(&results), "{stdout}");
+        return;
+    }
     let mut attempts = 0;
     let (results, stdout, _out) = loop {
         attempts += 1;
