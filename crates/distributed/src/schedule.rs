@@ -332,6 +332,26 @@ impl Origin {
     }
 }
 
+/// The message that carries `items` (`(id, attempt)`) with their payloads, generated into
+/// `payload` (reused between messages).
+fn tasks_message(
+    workload: &Workload,
+    items: &[(u64, u32)],
+    payload: &mut Vec<u8>,
+) -> wire::CoordinatorMessage {
+    let tasks = items
+        .iter()
+        .map(|&(id, attempt)| {
+            let task = workload.task(id);
+            fill_payload(workload.seed, &task, payload);
+            task_to_wire(&task, attempt, payload.clone())
+        })
+        .collect();
+    wire::CoordinatorMessage {
+        body: Some(coordinator_message::Body::Tasks(wire::TaskBatch { tasks })),
+    }
+}
+
 /// Feeds one worker and collects its results until the run is over or the worker is lost.
 async fn drive(
     mut s: Opened,
@@ -365,16 +385,8 @@ async fn drive(
         // released before the message is built and sent.
         let items = driver.next_batch(&mut shared.tasks()).to_vec();
         if !items.is_empty() {
-            let mut tasks = Vec::with_capacity(items.len());
             origin.sent_now(&items, recorder.tracing());
-            for (id, attempt) in items {
-                let task = workload.task(id);
-                fill_payload(workload.seed, &task, &mut payload);
-                tasks.push(task_to_wire(&task, attempt, payload.clone()));
-            }
-            let message = wire::CoordinatorMessage {
-                body: Some(coordinator_message::Body::Tasks(wire::TaskBatch { tasks })),
-            };
+            let message = tasks_message(&workload, &items, &mut payload);
             stats.bytes_sent += message.encoded_len() as u64;
             stats.rpc_batches += 1;
             if s.out.send(message).await.is_err() {
