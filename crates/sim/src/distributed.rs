@@ -220,7 +220,7 @@ impl<'a> Sim<'a> {
                 slow: {
                     // Nodes on one machine share its memory: all their threads are busy on it.
                     let (threads, cores) = sharing(threads);
-                    costs.contention(threads.min(cores), cluster.memory_contention)
+                    costs.contention(calibration, threads.min(cores), cluster.memory_contention)
                         * dilation(workload, calibration, threads, cores)
                 },
                 busy_ns: 0.0,

@@ -48,48 +48,22 @@ pub(crate) struct Costs {
     payload_remote_ns: f64,
     io_overshoot_ns: f64,
     memory: bool,
-    /// The slow-down of `stream` tasks by busy threads, from the calibrated bandwidth curve
-    /// (`None`: random access, or no curve: the linear contention factor applies).
-    stream: Option<StreamCurve>,
-}
-
-/// The calibrated bandwidth curve, as the slow-down it gives at 1 to [`StreamCurve::LEN`]
-/// busy threads (flat beyond: the curve is).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct StreamCurve {
-    slow: [f64; StreamCurve::LEN],
-}
-
-impl StreamCurve {
-    const LEN: usize = 1024;
-
-    fn of(calibration: &Calibration) -> Option<StreamCurve> {
-        calibration.multi.stream_slowdown(1)?;
-        let mut slow = [1.0; StreamCurve::LEN];
-        for (i, s) in slow.iter_mut().enumerate() {
-            *s = calibration.multi.stream_slowdown(i + 1).unwrap_or(1.0);
-        }
-        Some(StreamCurve { slow })
-    }
-
-    fn at(&self, busy: usize) -> f64 {
-        let i = busy.clamp(1, StreamCurve::LEN) - 1;
-        // Past the table, the bandwidth is flat: each thread's share keeps shrinking.
-        self.slow[i] * busy.max(1) as f64 / (i + 1) as f64
-    }
+    /// `stream` tasks with a calibrated bandwidth curve: busy threads share it (else the
+    /// linear contention factor applies, as to random access).
+    stream: bool,
 }
 
 impl Costs {
     pub(crate) fn new(workload: &Workload, calibration: &Calibration) -> Costs {
         let k = &calibration.kernels;
         let bytes = workload.payload_bytes as f64;
-        let stream = (workload.kind == Kind::Memory && workload.access == Access::Stream)
-            .then(|| StreamCurve::of(calibration))
-            .flatten();
+        let stream = workload.kind == Kind::Memory
+            && workload.access == Access::Stream
+            && !calibration.multi.memory_bandwidth.is_empty();
         Costs {
             per_iteration_ns: match workload.kind {
                 Kind::Cpu | Kind::Mixed => k.cpu_ns_per_iteration,
-                Kind::Memory if stream.is_some() => calibration
+                Kind::Memory if stream => calibration
                     .multi
                     .stream_ns_per_iteration()
                     .unwrap_or_else(|| k.memory_ns_per_iteration(workload.working_set)),
@@ -141,9 +115,9 @@ impl Costs {
     /// Slow-down of a task's compute when `busy` cores of its node compute at once: `stream`
     /// tasks share the node's calibrated bandwidth; other `memory` tasks slow by `factor` per
     /// other busy core.
-    pub(crate) fn contention(&self, busy: usize, factor: f64) -> f64 {
-        if let Some(curve) = &self.stream {
-            curve.at(busy)
+    pub(crate) fn contention(&self, calibration: &Calibration, busy: usize, factor: f64) -> f64 {
+        if self.stream {
+            calibration.multi.stream_slowdown(busy).unwrap_or(1.0)
         } else if self.memory {
             1.0 + factor * busy.saturating_sub(1) as f64
         } else {
@@ -520,8 +494,11 @@ pub(crate) fn multi(
     let mut h = histogram();
     let start = calibration.multi.run_overhead_ns;
     let dispatch = calibration.multi.dispatch_ns;
-    let slow = costs.contention(threads.min(workload.tasks as usize).min(cores), contention)
-        * dilation(workload, calibration, threads, cores);
+    let slow = costs.contention(
+        calibration,
+        threads.min(workload.tasks as usize).min(cores),
+        contention,
+    ) * dilation(workload, calibration, threads, cores);
     let mut cpus = Cpus::new((threads > cores).then_some(cores));
     let wait_cpu = calibration.multi.wait_cpu_ns(threads);
     let mut free: Queue<usize> = Queue::new();
