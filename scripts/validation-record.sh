@@ -1,37 +1,42 @@
 #!/usr/bin/env bash
-# Regenerates the validation table of docs/validation.md (between its "validation:begin" and
-# "validation:end" markers) from `martelli simulate --validate --json` over configs/validate/
-# (bandwidth.toml aside: it needs network namespaces, see scripts/validate-bandwidth.sh).
+# Regenerates a validation table of docs/validation.md from `martelli simulate --validate
+# --json` output, never by hand.
 #
-#   scripts/validation-record.sh [CALIBRATION.toml]
+#   scripts/validation-record.sh [CALIBRATION.toml]   # measure here: configs/validate/*.toml
+#   scripts/validation-record.sh --wide DIR           # a 16-core machine's record, measured there
 #
-# Without a calibration file it calibrates first (about a minute) into a temporary file. The
-# whole run takes several minutes and should have the machine to itself. Needs python3.
+# The first form measures configs/validate/ (bandwidth.toml aside: it needs network namespaces,
+# see scripts/validate-bandwidth.sh) on this machine, calibrating first (about a minute) unless a
+# calibration file is given, and rewrites the table between the "validation:begin" and
+# "validation:end" markers. The second reads a folder that scripts/validation-measure.sh wrote
+# on a machine of 16 cores or more from configs/validate/wide/ and rewrites the table between
+# the "validation-wide:begin" and "validation-wide:end" markers. Measuring takes several
+# minutes and should have the machine to itself. Needs python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --quiet
-bin=target/release/martelli
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-calibration=${1:-}
-if [[ -z "$calibration" ]]; then
-  calibration=$work/calibration.toml
-  "$bin" calibrate --out "$calibration" >&2
+section=validation
+if [[ "${1:-}" == --wide ]]; then
+  section=validation-wide
+  from=${2:?usage: validation-record.sh --wide DIR}
+else
+  cargo build --release --quiet
+  from=$(mktemp -d)
+  trap 'rm -rf "$from"' EXIT
+  calibration=()
+  [[ -n "${1:-}" ]] && calibration=(--calibration "$1")
+  MARTELLI=target/release/martelli scripts/validation-measure.sh "$from" "${calibration[@]}" \
+    configs/validate/cpu.toml configs/validate/skewed.toml configs/validate/stream.toml \
+    configs/validate/waits.toml configs/validate/mixed.toml
 fi
-configs=(configs/validate/cpu.toml configs/validate/skewed.toml configs/validate/stream.toml
-  configs/validate/waits.toml configs/validate/mixed.toml)
-"$bin" simulate --validate --json --calibration "$calibration" "${configs[@]}" >"$work/rows.json"
 
-machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) logical cores"
-command="martelli simulate --validate --json --calibration FILE ${configs[*]}"
-python3 - "$work/rows.json" docs/validation.md "$machine" "$(date -u +%Y-%m-%d)" "$command" <<'PY'
+python3 - "$from" docs/validation.md "$section" <<'PY'
 import json, sys
-rows_path, doc_path, machine, date, command = sys.argv[1:6]
-rows = json.load(open(rows_path))
+folder, doc_path, section = sys.argv[1:4]
+read = lambda name: open(f"{folder}/{name}").read().strip()
+rows = json.loads(read("rows.json"))
 lines = [
-    f"Machine: {machine}. Date: {date}. Command: `{command}`.",
+    f"Machine: {read('machine.txt')}. Date: {read('date.txt')}. Command: `{read('command.txt')}`.",
     "",
     "| config | series | tier | cores | measured | spread | predicted | error |",
     "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -46,9 +51,11 @@ within = [r for r in rows if r["tier"] != "single"]
 good = sum(1 for r in within if abs(r["error"]) <= 0.10)
 lines += ["", f"Speed-up predictions within 10%: {good} of {len(within)}."]
 doc = open(doc_path).read()
-begin, end = "<!-- validation:begin -->", "<!-- validation:end -->"
+begin, end = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
+if begin not in doc:
+    doc += f"\n{begin}\n{end}\n"
 head, rest = doc.split(begin, 1)
 _, tail = rest.split(end, 1)
 open(doc_path, "w").write(head + begin + "\n" + "\n".join(lines) + "\n" + end + tail)
-print(f"docs/validation.md: {len(rows)} rows, {good} of {len(within)} within 10%")
+print(f"docs/validation.md ({section}): {len(rows)} rows, {good} of {len(within)} within 10%")
 PY
