@@ -131,12 +131,17 @@ fn the_quickstart_runs_end_to_end_with_one_checksum() {
 
 #[test]
 fn every_shipped_config_validates() {
-    let mut configs: Vec<String> = ["configs", "configs/lessons"]
-        .iter()
-        .flat_map(|dir| std::fs::read_dir(dir).unwrap())
-        .map(|e| e.unwrap().path().display().to_string())
-        .filter(|p| p.ends_with(".toml"))
-        .collect();
+    let mut configs: Vec<String> = [
+        "configs",
+        "configs/lessons",
+        "configs/validate",
+        "configs/validate/wide",
+    ]
+    .iter()
+    .flat_map(|dir| std::fs::read_dir(dir).unwrap())
+    .map(|e| e.unwrap().path().display().to_string())
+    .filter(|p| p.ends_with(".toml"))
+    .collect();
     configs.sort();
     assert!(configs.len() >= 7, "{configs:?}");
     let mut args = vec!["validate"];

@@ -172,6 +172,24 @@ pub struct NetworkCosts {
     pub worker_wait_cpu: Vec<WaitCpu>,
 }
 
+/// How the model reads the figures kept in other units than its nanoseconds and bytes.
+impl NetworkCosts {
+    /// One-way latency, nanoseconds.
+    pub fn latency_ns(&self) -> f64 {
+        self.latency_us * 1e3
+    }
+
+    /// Bytes per nanosecond of each link.
+    pub fn bytes_per_ns(&self) -> f64 {
+        self.bandwidth_mb_per_s * 1e6 / 1e9
+    }
+
+    /// Fixed cost of one run, nanoseconds.
+    pub fn run_overhead_ns(&self) -> f64 {
+        self.run_overhead_us * 1e3
+    }
+}
+
 impl Calibration {
     /// Reads and checks a calibration file. A file of another version, with missing or unknown
     /// keys, or with impossible values is refused with the file, the field and why.

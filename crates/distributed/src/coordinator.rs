@@ -64,14 +64,13 @@ impl DistributedRunner {
                 None => Ok(connections.into_iter().flatten().collect::<Vec<_>>()),
             }
         })?;
-        Ok(DistributedRunner {
+        Ok(DistributedRunner::over(
             runtime,
-            gone: Mutex::new(vec![None; connections.len()]),
             connections,
             options,
-            _local: local,
-            _joined: None,
-        })
+            local,
+            None,
+        ))
     }
 
     /// Listens on `listen` for workers started with `martelli worker --join`, dials each back
@@ -91,14 +90,31 @@ impl DistributedRunner {
                 .map_err(|e| DistributedError::Join(format!("cannot listen on {listen}: {e}")))?;
             JoinServer::gather(listener, join, &options, progress).await
         })?;
-        Ok(DistributedRunner {
+        Ok(DistributedRunner::over(
+            runtime,
+            connections,
+            options,
+            None,
+            Some(server),
+        ))
+    }
+
+    /// The runner over `connections`, holding the local workers or the join server it owns.
+    fn over(
+        runtime: tokio::runtime::Runtime,
+        connections: Vec<Connection>,
+        options: ClientOptions,
+        local: Option<LocalWorkers>,
+        joined: Option<JoinServer>,
+    ) -> DistributedRunner {
+        DistributedRunner {
             runtime,
             gone: Mutex::new(vec![None; connections.len()]),
             connections,
             options,
-            _local: None,
-            _joined: Some(server),
-        })
+            _local: local,
+            _joined: joined,
+        }
     }
 
     /// Threads of each connected worker, in config order.

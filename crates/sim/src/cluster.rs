@@ -1,39 +1,25 @@
 //! The simulated cluster: a config's `[cluster]` section with the gaps filled from the
-//! calibration, in nanoseconds and bytes. Placement and queueing come from the runner's own
+//! calibration (whose `NetworkCosts` it holds as they are). Placement and queueing come from the runner's own
 //! policy (`martelli-schedule`), not from here.
 
-use martelli_calibration::Calibration;
+use martelli_calibration::{Calibration, NetworkCosts};
 use martelli_config::ClusterSpec;
 use martelli_schedule::{DEFAULT_MAX_MESSAGE_BYTES, Policy, place};
 
 /// Cores per node when the config does not say: the top of the 2-8 core band, one machine.
 pub const DEFAULT_CORES_PER_NODE: u32 = 8;
 
-/// A resolved cluster: every knob known, in nanoseconds and bytes.
+/// A resolved cluster: every knob known.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cluster {
     /// Machines, one worker each.
     pub nodes: u32,
     /// Cores per machine.
     pub cores_per_node: u32,
-    /// One-way latency node <-> coordinator, ns.
-    pub latency_ns: f64,
-    /// Bytes per nanosecond of each link and of the coordinator's own.
-    pub bytes_per_ns: f64,
-    /// Coordinator CPU per task sent, ns.
-    pub dispatch_ns: f64,
-    /// Coordinator CPU per result received, ns.
-    pub result_ns: f64,
-    /// Worker time per task beyond its work, ns.
-    pub worker_ns: f64,
-    /// Coordinator CPU per payload byte generated and encoded, ns.
-    pub serialize_ns_per_byte: f64,
-    /// Coordinator CPU per message sent or received, ns.
-    pub coordinator_message_ns: f64,
-    /// Worker CPU per message received or sent (its I/O thread), ns.
-    pub worker_message_ns: f64,
-    /// Fixed cost of one distributed run, ns.
-    pub run_overhead_ns: f64,
+    /// The distributed tier's costs, in the calibration's own units and types (the config's
+    /// `[cluster]` overrides applied); `NetworkCosts::latency_ns` and its kin read them in the
+    /// model's nanoseconds and bytes.
+    pub network: NetworkCosts,
     /// Cores of the one machine the nodes and the coordinator all share, if they do.
     pub colocated_cores: Option<u32>,
     /// Most tasks per message (`None`: the runner's rule, from the message limit).
@@ -56,27 +42,28 @@ impl Cluster {
     pub fn resolve(spec: Option<&ClusterSpec>, calibration: &Calibration, max_cores: usize) -> Cluster {
         let default = ClusterSpec::default();
         let spec = spec.unwrap_or(&default);
-        let d = &calibration.distributed;
         let cores_per_node = spec.cores_per_node.unwrap_or(DEFAULT_CORES_PER_NODE);
-        let ns = |value: Option<std::time::Duration>, calibrated: f64| {
-            value.map_or(calibrated, |v| v.as_nanos() as f64)
-        };
+        let mut network = calibration.distributed.clone();
+        let us = |d: std::time::Duration| d.as_nanos() as f64 / 1e3;
+        let ns = |d: std::time::Duration| d.as_nanos() as f64;
+        if let Some(latency) = spec.latency {
+            network.latency_us = us(latency);
+        }
+        if let Some(bytes_per_s) = spec.bandwidth {
+            network.bandwidth_mb_per_s = bytes_per_s / 1e6;
+        }
+        if let Some(rate) = spec.serialization {
+            network.serialize_ns_per_byte = 1e9 / rate;
+        }
+        network.dispatch_ns = spec.dispatch_overhead.map_or(network.dispatch_ns, ns);
+        network.result_ns = spec.result_overhead.map_or(network.result_ns, ns);
+        network.worker_ns = spec.worker_overhead.map_or(network.worker_ns, ns);
         Cluster {
             nodes: spec
                 .nodes
                 .unwrap_or_else(|| (max_cores.div_ceil(cores_per_node as usize)).max(1) as u32),
             cores_per_node,
-            latency_ns: ns(spec.latency, d.latency_us * 1e3),
-            bytes_per_ns: spec.bandwidth.unwrap_or(d.bandwidth_mb_per_s * 1e6) / 1e9,
-            dispatch_ns: ns(spec.dispatch_overhead, d.dispatch_ns),
-            result_ns: ns(spec.result_overhead, d.result_ns),
-            worker_ns: ns(spec.worker_overhead, d.worker_ns),
-            serialize_ns_per_byte: spec
-                .serialization
-                .map_or(d.serialize_ns_per_byte, |rate| 1e9 / rate),
-            coordinator_message_ns: d.coordinator_message_ns,
-            worker_message_ns: d.worker_message_ns,
-            run_overhead_ns: d.run_overhead_us * 1e3,
+            network,
             colocated_cores: spec.colocated_cores,
             batch_size: spec.batch_size,
             in_flight: spec.in_flight,

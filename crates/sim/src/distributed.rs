@@ -230,10 +230,10 @@ impl<'a> Sim<'a> {
         Sim {
             cluster,
             knobs: Knobs {
-                send_task_ns: cluster.dispatch_ns
-                    + workload.payload_bytes as f64 * cluster.serialize_ns_per_byte,
+                send_task_ns: cluster.network.dispatch_ns
+                    + workload.payload_bytes as f64 * cluster.network.serialize_ns_per_byte,
                 payload_bytes: workload.payload_bytes,
-                worker_ns: cluster.worker_ns,
+                worker_ns: cluster.network.worker_ns,
                 wait_cpu: spread
                     .iter()
                     .map(|&t| calibration.distributed.worker_wait_cpu_ns(t))
@@ -249,11 +249,11 @@ impl<'a> Sim<'a> {
                 workers: spread.len() as u64,
                 ..WireStats::default()
             },
-            cpu_free: cluster.run_overhead_ns,
+            cpu_free: cluster.network.run_overhead_ns(),
             nic_out: 0.0,
             nic_in: 0.0,
             first: f64::INFINITY,
-            end: cluster.run_overhead_ns,
+            end: cluster.network.run_overhead_ns(),
             processed: 0,
             starved: 0,
         }
@@ -272,7 +272,7 @@ impl<'a> Sim<'a> {
             match event {
                 Event::Arrive { node, count } => {
                     let pool = self.nodes[node as usize].pool;
-                    let read = self.cpus[pool].share(t, self.cluster.worker_message_ns);
+                    let read = self.cpus[pool].share(t, self.cluster.network.worker_message_ns);
                     self.events.push(read, Event::Ready { node, count });
                 }
                 Event::Ready { node, count } => self.arrive(t, node as usize, count as usize),
@@ -320,10 +320,10 @@ impl<'a> Sim<'a> {
             if count == 0 {
                 return;
             }
-            let cost = self.cluster.coordinator_message_ns + count as f64 * self.knobs.send_task_ns;
+            let cost = self.cluster.network.coordinator_message_ns + count as f64 * self.knobs.send_task_ns;
             let encoded = self.coordinator_cpu(self.cpu_free, cost);
             let bytes = tasks_message_bytes(count as u64, self.knobs.payload_bytes);
-            self.nic_out = encoded.max(self.nic_out) + bytes as f64 / self.cluster.bytes_per_ns;
+            self.nic_out = encoded.max(self.nic_out) + bytes as f64 / self.cluster.network.bytes_per_ns();
             let n = &mut self.nodes[node];
             for &(id, attempt) in &self.coordinator.batch {
                 // New tasks come in id order, as the stream draws them; a re-sent one is drawn
@@ -338,7 +338,7 @@ impl<'a> Sim<'a> {
             // Messages leave the coordinator's card in order, so arrivals come in time order.
             self.events.push_lane(
                 0,
-                self.nic_out + self.cluster.latency_ns,
+                self.nic_out + self.cluster.network.latency_ns(),
                 Event::Arrive {
                     node: node as u32,
                     count: count as u32,
@@ -439,12 +439,12 @@ impl<'a> Sim<'a> {
         let bytes = results_message_bytes(count as u64);
         // The sender shares the cores with every other thread: on a busy machine it runs
         // late, and more results travel together in its next message.
-        let handled = self.cpus[n.pool].share(t, self.cluster.worker_message_ns);
+        let handled = self.cpus[n.pool].share(t, self.cluster.network.worker_message_ns);
         n.sender_free = handled;
         let leave = handled.max(n.link_free);
-        n.link_free = leave + bytes as f64 / self.cluster.bytes_per_ns;
-        let reach = (n.link_free + self.cluster.latency_ns).max(self.nic_in);
-        self.nic_in = reach + bytes as f64 / self.cluster.bytes_per_ns;
+        n.link_free = leave + bytes as f64 / self.cluster.network.bytes_per_ns();
+        let reach = (n.link_free + self.cluster.network.latency_ns()).max(self.nic_in);
+        self.nic_in = reach + bytes as f64 / self.cluster.network.bytes_per_ns();
         // Results enter the coordinator's card in order: their times only grow.
         self.events.push_lane(
             1,
@@ -464,7 +464,8 @@ impl<'a> Sim<'a> {
 
     /// A message of results from `node` reached the coordinator, which takes each in.
     fn results(&mut self, t: f64, node: usize, count: usize) {
-        let cost = self.cluster.coordinator_message_ns + count as f64 * self.cluster.result_ns;
+        let cost =
+            self.cluster.network.coordinator_message_ns + count as f64 * self.cluster.network.result_ns;
         let handled = self.coordinator_cpu(t, cost);
         self.first = self.first.min(handled);
         self.end = self.end.max(handled);

@@ -309,7 +309,7 @@ fn describe(cluster: &Cluster, config: &Config) -> SimulatedCluster {
     SimulatedCluster {
         description,
         cores: cluster.cores(),
-        link_bytes_per_s: cluster.bytes_per_ns * 1e9,
+        link_bytes_per_s: cluster.network.bandwidth_mb_per_s * 1e6,
     }
 }
 
@@ -323,11 +323,9 @@ fn transfer(
     calibration: &Calibration,
     run: &Run,
 ) -> Option<f64> {
-    let ideal = Cluster {
-        latency_ns: 0.0,
-        bytes_per_ns: f64::INFINITY,
-        ..cluster.clone()
-    };
+    let mut ideal = cluster.clone();
+    ideal.network.latency_us = 0.0;
+    ideal.network.bandwidth_mb_per_s = f64::INFINITY;
     let fast = predict(workload, Tier::Distributed, cores, &ideal, calibration).ok()?;
     (run.wall_ns > 0.0).then(|| (fast.wall_ns / run.wall_ns).min(1.0))
 }

@@ -142,7 +142,7 @@ fn the_network_costs_what_its_knobs_say() {
     let base = Cluster::resolve(None, &c, 32);
     let t = wall(&w, Tier::Distributed, 32, &base, &c);
     let mut slow = base.clone();
-    slow.latency_ns *= 100.0;
+    slow.network.latency_us *= 100.0;
     assert!(
         wall(&w, Tier::Distributed, 32, &slow, &c) > t,
         "more latency, longer run"
@@ -150,7 +150,7 @@ fn the_network_costs_what_its_knobs_say() {
     // 1 KB payloads over a 1 MB/s coordinator link: the link alone needs ~1 ms per task.
     w.payload_bytes = 1000;
     let mut thin = base.clone();
-    thin.bytes_per_ns = 1e6 / 1e9;
+    thin.network.bandwidth_mb_per_s = 1.0;
     let thin_wall = wall(&w, Tier::Distributed, 32, &thin, &c);
     assert!(thin_wall >= 2000.0 * 1.0e6, "bandwidth-bound: {thin_wall} ns");
     // Every task went out and came back once.

@@ -11,7 +11,7 @@ use crate::{Format, SIZE};
 
 mod layers;
 
-use layers::{draw_backdrop, draw_curve, draw_fits, draw_ideal, draw_legend, fit_reach};
+use layers::{Canvas, draw_legend, fit_reach};
 
 /// What a chart shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,15 +297,19 @@ where
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|e| err(&e))?;
-    draw_backdrop(&mut chart, &f, runs)?;
-    let mut entries: Vec<Entry> = Vec::new();
-    draw_ideal(&mut chart, &f, &mut entries)?;
+    let mut canvas = Canvas {
+        chart: &mut chart,
+        frame: &f,
+        entries: Vec::new(),
+    };
+    canvas.backdrop(runs)?;
+    canvas.ideal()?;
     for c in &curves {
-        draw_curve(&mut chart, &f, c, &mut entries)?;
-        draw_fits(&mut chart, &f, c, &mut entries)?;
+        canvas.curve(c)?;
+        canvas.fits(c)?;
     }
     if legend {
-        draw_legend(&legend_area, &entries)?;
+        draw_legend(&legend_area, &canvas.entries)?;
     }
     Ok(())
 }
