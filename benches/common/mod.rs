@@ -3,23 +3,13 @@
 use std::time::Duration;
 
 use martelli_runner::calibrate;
-use martelli_workload::{Kind, SizeDistribution, Workload};
+use martelli_workload::{Kind, Workload};
 
 /// `tasks` CPU tasks of `iterations` iterations each, with `payload_bytes` of input.
 pub fn cpu_workload(tasks: u64, iterations: u64, payload_bytes: u64) -> Workload {
     Workload {
-        name: "bench".into(),
-        seed: 7,
-        tasks,
-        kind: Kind::Cpu,
-        iterations,
-        io_wait_ns: 0,
-        distribution: SizeDistribution::Fixed,
-        serial_fraction: 0.0,
-        serial_basis_tasks: tasks,
         payload_bytes,
-        working_set: 0,
-        access: martelli_workload::Access::Random,
+        ..Workload::fixed("bench", 7, Kind::Cpu, tasks, iterations)
     }
 }
 

@@ -88,18 +88,25 @@ fn calibrate_then_simulate_measured_and_predicted_across_the_three_bands() {
         assert!(file.contains(key), "{key} missing from\n{file}");
     }
     let config = write(dir.path(), "small.toml", SMALL);
+    // `simulate` of the config into `out` across the three bands, with `extra` flags.
+    let simulate = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "simulate",
+            config.to_str().unwrap(),
+            "--calibration",
+            calibration.to_str().unwrap(),
+            "--cores",
+            "1,2,4,8,16,32,64",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let o = martelli(&args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        o
+    };
     let out = dir.path().join("out");
-    let o = martelli(&[
-        "simulate",
-        config.to_str().unwrap(),
-        "--calibration",
-        calibration.to_str().unwrap(),
-        "--cores",
-        "1,2,4,8,16,32,64",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = simulate(&out, &[]);
     let stdout = text(&o.stdout);
     assert!(stdout.contains("predicted"), "{stdout}");
     let results = read_json(&out.join("results.json"));
@@ -148,18 +155,7 @@ fn calibrate_then_simulate_measured_and_predicted_across_the_three_bands() {
 
     // The same prediction, twice: the simulator is deterministic.
     let again = dir.path().join("again");
-    let o = martelli(&[
-        "simulate",
-        config.to_str().unwrap(),
-        "--calibration",
-        calibration.to_str().unwrap(),
-        "--cores",
-        "1,2,4,8,16,32,64",
-        "--predict-only",
-        "--out",
-        again.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    simulate(&again, &["--predict-only"]);
     let second = read_json(&again.join("results.json"));
     let walls = |r: &Value| -> Vec<f64> {
         points(r)

@@ -8,23 +8,13 @@ use crate::convert::{task_from_wire, workload_from_wire};
 use crate::join::offer_address;
 use crate::wire::{self, coordinator_message, worker_message};
 use martelli_schedule::{Feed, TaskQueue};
-use martelli_workload::{Kind, SizeDistribution, Workload};
+use martelli_workload::{Kind, Workload};
 
 /// The workload tasks are checked against when the bytes bring none.
 fn fixed_workload() -> Workload {
     Workload {
-        name: "fuzz".into(),
-        seed: 7,
-        tasks: 1000,
-        kind: Kind::Cpu,
-        iterations: 100,
-        io_wait_ns: 0,
-        distribution: SizeDistribution::Fixed,
-        serial_fraction: 0.0,
-        serial_basis_tasks: 1000,
         payload_bytes: 16,
-        working_set: 0,
-        access: martelli_workload::Access::Random,
+        ..Workload::fixed("fuzz", 7, Kind::Cpu, 1000, 100)
     }
 }
 

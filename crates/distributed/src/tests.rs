@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use martelli_workload::{Kind, SizeDistribution, Workload, fill_payload};
+use martelli_workload::{Kind, Workload, fill_payload};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::convert::{task_to_wire, workload_to_wire};
@@ -12,18 +12,8 @@ use crate::{Limits, PROTOCOL_VERSION, WorkerOptions, serve};
 
 fn workload(payload_bytes: u64, iterations: u64) -> Workload {
     Workload {
-        name: "raw".into(),
-        seed: 5,
-        tasks: 10,
-        kind: Kind::Cpu,
-        iterations,
-        io_wait_ns: 0,
-        distribution: SizeDistribution::Fixed,
-        serial_fraction: 0.0,
-        serial_basis_tasks: 10,
         payload_bytes,
-        working_set: 0,
-        access: martelli_workload::Access::Random,
+        ..Workload::fixed("raw", 5, Kind::Cpu, 10, iterations)
     }
 }
 

@@ -86,7 +86,7 @@ fn colour(value: f64) -> RGBColor {
 }
 
 /// The heat map of some runs, as a [`crate::Picture`], as tall as its rows need.
-struct HeatMap<'a>(&'a [Results]);
+pub(crate) struct HeatMap<'a>(pub(crate) &'a [Results]);
 
 impl crate::Picture for HeatMap<'_> {
     fn size(&self) -> (u32, u32) {
@@ -99,16 +99,6 @@ impl crate::Picture for HeatMap<'_> {
     {
         render(self.0, root)
     }
-}
-
-/// Draws the heat map of `runs` into `path`.
-pub(crate) fn draw(runs: &[Results], path: &std::path::Path, format: crate::Format) -> Result<(), String> {
-    crate::draw_file(&HeatMap(runs), path, format)
-}
-
-/// The heat map as an SVG document, in memory.
-pub(crate) fn svg_string(runs: &[Results]) -> Result<String, String> {
-    crate::svg_document(&HeatMap(runs))
 }
 
 fn render<DB: DrawingBackend>(runs: &[Results], root: &DrawingArea<DB, Shift>) -> Result<(), String>

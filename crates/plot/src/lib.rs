@@ -146,11 +146,13 @@ pub fn stage_charts(runs: &[Results], staged: &mut Staged, format: Format) -> Re
     }
     if metg::has_metg(runs) {
         let (partial, path) = staged.file(&format!("metg.{}", format.extension()));
-        metg::draw(runs, &partial, format).map_err(|reason| PlotError::Draw { path, reason })?;
+        draw_file(&metg::MetgChart(runs), &partial, format)
+            .map_err(|reason| PlotError::Draw { path, reason })?;
     }
     if heatmap::has_breakdown(runs) {
         let (partial, path) = staged.file(&format!("breakdown.{}", format.extension()));
-        heatmap::draw(runs, &partial, format).map_err(|reason| PlotError::Draw { path, reason })?;
+        draw_file(&heatmap::HeatMap(runs), &partial, format)
+            .map_err(|reason| PlotError::Draw { path, reason })?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ pub(crate) fn has_metg(runs: &[Results]) -> bool {
 }
 
 /// The METG chart of some runs, as a [`crate::Picture`].
-struct MetgChart<'a>(&'a [Results]);
+pub(crate) struct MetgChart<'a>(pub(crate) &'a [Results]);
 
 impl crate::Picture for MetgChart<'_> {
     fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>
@@ -25,16 +25,6 @@ impl crate::Picture for MetgChart<'_> {
     {
         render(self.0, root)
     }
-}
-
-/// Draws the METG chart of `runs` into `path`.
-pub(crate) fn draw(runs: &[Results], path: &std::path::Path, format: crate::Format) -> Result<(), String> {
-    crate::draw_file(&MetgChart(runs), path, format)
-}
-
-/// The METG chart as an SVG document, in memory.
-pub(crate) fn svg_string(runs: &[Results]) -> Result<String, String> {
-    crate::svg_document(&MetgChart(runs))
 }
 
 fn render<DB: DrawingBackend>(runs: &[Results], root: &DrawingArea<DB, Shift>) -> Result<(), String>

@@ -70,7 +70,7 @@ pub fn report_html(
                 let _ = writeln!(page, "<p id=\"metg\">{}</p>", escape(&line));
             }
         }
-        let svg = crate::metg::svg_string(runs).map_err(|reason| PlotError::Draw {
+        let svg = crate::svg_document(&crate::metg::MetgChart(runs)).map_err(|reason| PlotError::Draw {
             path: "report.html (metg)".into(),
             reason,
         })?;
@@ -171,7 +171,7 @@ fn breakdown_section(runs: &[Results]) -> Result<String, PlotError> {
          simulator) and its <b>computation</b> (the 1-core time over the time inside tasks per \
          core: tasks that got slower). Green above 0.8, amber above 0.6, red below.</p>\n",
     );
-    let svg = crate::heatmap::svg_string(runs).map_err(|reason| PlotError::Draw {
+    let svg = crate::svg_document(&crate::heatmap::HeatMap(runs)).map_err(|reason| PlotError::Draw {
         path: "report.html (breakdown)".into(),
         reason,
     })?;

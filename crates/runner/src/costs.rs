@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use martelli_calibration::{Bandwidth, Dilation, KernelCosts, MemoryCost, MultiCosts, WaitCpu};
 use martelli_results::Sample;
-use martelli_workload::{Access, Executor, Kind, SizeDistribution, Workload, fill_payload};
+use martelli_workload::{Access, Executor, Kind, Workload, fill_payload};
 
 use crate::task_cost::calibrate;
 use crate::{Job, MultiRunner, RunError, Runner, SingleRunner};
@@ -23,20 +23,7 @@ pub const PROBE_WAIT_NS: u64 = 1_000_000;
 
 /// A workload of `tasks` fixed-size tasks of `kind` with `iterations` each.
 pub fn probe_workload(kind: Kind, tasks: u64, iterations: u64) -> Workload {
-    Workload {
-        name: "calibrate".into(),
-        seed: 1,
-        tasks,
-        kind,
-        iterations,
-        io_wait_ns: 0,
-        distribution: SizeDistribution::Fixed,
-        serial_fraction: 0.0,
-        serial_basis_tasks: tasks,
-        payload_bytes: 0,
-        working_set: 0,
-        access: martelli_workload::Access::Random,
-    }
+    Workload::fixed("calibrate", 1, kind, tasks, iterations)
 }
 
 /// Median wall time of `runs` runs of `workload` on `runner` at `cores` cores: the same

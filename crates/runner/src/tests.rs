@@ -15,19 +15,14 @@ fn workload(
     payload_bytes: u64,
     serial_fraction: f64,
 ) -> Workload {
+    let iterations = if kind.computes() { 300 } else { 0 };
     Workload {
-        name: "det".into(),
-        seed: 0xfeed,
-        tasks: 97,
-        kind,
-        iterations: if kind.computes() { 300 } else { 0 },
         io_wait_ns: if kind.waits() { 20_000 } else { 0 },
         distribution,
         serial_fraction,
-        serial_basis_tasks: 97,
         payload_bytes,
         working_set: if kind == Kind::Memory { 1 << 20 } else { 0 },
-        access: martelli_workload::Access::Random,
+        ..Workload::fixed("det", 0xfeed, kind, 97, iterations)
     }
 }
 

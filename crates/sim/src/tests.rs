@@ -33,18 +33,8 @@ fn ideal() -> Calibration {
 
 fn workload(tasks: u64, iterations: u64, serial_fraction: f64) -> Workload {
     Workload {
-        name: "closed-form".into(),
-        seed: 7,
-        tasks,
-        kind: Kind::Cpu,
-        iterations,
-        io_wait_ns: 0,
-        distribution: SizeDistribution::Fixed,
         serial_fraction,
-        serial_basis_tasks: tasks,
-        payload_bytes: 0,
-        working_set: 0,
-        access: martelli_workload::Access::Random,
+        ..Workload::fixed("closed-form", 7, Kind::Cpu, tasks, iterations)
     }
 }
 

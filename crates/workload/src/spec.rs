@@ -192,6 +192,26 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// `tasks` fixed-size tasks of `kind`, `iterations` each, with no waits, payload, serial
+    /// phase or working set: the plain workload that probes, benches and tests start from
+    /// (with struct update syntax for the rest).
+    pub fn fixed(name: &str, seed: u64, kind: Kind, tasks: u64, iterations: u64) -> Workload {
+        Workload {
+            name: name.into(),
+            seed,
+            tasks,
+            kind,
+            iterations,
+            io_wait_ns: 0,
+            distribution: SizeDistribution::Fixed,
+            serial_fraction: 0.0,
+            serial_basis_tasks: tasks,
+            payload_bytes: 0,
+            working_set: 0,
+            access: Access::Random,
+        }
+    }
+
     /// Task `id` of this workload (`0 <= id < tasks`). A pure function of the seed, the id and
     /// the parameters.
     pub fn task(&self, id: u64) -> Task {
@@ -284,19 +304,12 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample(kind: Kind) -> Workload {
+        let iterations = if kind.computes() { 1000 } else { 0 };
         Workload {
-            name: "t".into(),
-            seed: 42,
-            tasks: 1000,
-            kind,
-            iterations: if kind.computes() { 1000 } else { 0 },
             io_wait_ns: if kind.waits() { 10_000 } else { 0 },
-            distribution: SizeDistribution::Fixed,
-            serial_fraction: 0.0,
-            serial_basis_tasks: 1000,
             payload_bytes: 64,
             working_set: if kind == Kind::Memory { 1 << 16 } else { 0 },
-            access: Access::Random,
+            ..Workload::fixed("t", 42, kind, 1000, iterations)
         }
     }
 
