@@ -97,100 +97,96 @@ impl crate::Picture for HeatMap<'_> {
     where
         DB::ErrorType: 'static,
     {
-        render(self.0, root)
+        let all = panels(self.0);
+        if all.is_empty() {
+            return Err("no point with a breakdown to draw".into());
+        }
+        let shown = &all[..all.len().min(MOST_PANELS)];
+        root.draw(&Text::new(
+            "where the efficiency goes: efficiency = load balance x communication x computation",
+            (40, 18),
+            ("sans-serif", 30),
+        ))
+        .map_err(err)?;
+        // Each panel: a title line, a header of core counts, then a row per factor.
+        let lines: usize = shown.iter().map(|p| rows(p).len() + 2).sum();
+        let (_, height) = root.dim_in_pixel();
+        let top = TOP;
+        let footer = if all.len() > shown.len() { 40 } else { 0 };
+        let row_h = ((height as i32 - top - BOTTOM - footer) / lines.max(1) as i32).clamp(18, ROW);
+        let label_w = 260;
+        let mut y = top;
+        let font = |size: i32| ("sans-serif", size.clamp(12, 26));
+        for panel in shown {
+            root.draw(&Text::new(
+                panel.title.clone(),
+                (40, y + row_h / 4),
+                font(row_h * 2 / 3),
+            ))
+            .map_err(err)?;
+            y += row_h;
+            let columns = panel.points.len() as i32;
+            let cell_w = ((SIZE.0 as i32 - label_w - 60) / columns.max(1)).min(200);
+            for (i, (p, _)) in panel.points.iter().enumerate() {
+                let x = label_w + i as i32 * cell_w;
+                root.draw(&Text::new(
+                    p.cores.to_string(),
+                    (x + 8, y + row_h / 4),
+                    font(row_h / 2),
+                ))
+                .map_err(err)?;
+            }
+            y += row_h;
+            for row in rows(panel) {
+                root.draw(&Text::new(
+                    if row == "efficiency" {
+                        "efficiency"
+                    } else {
+                        factor_title(row)
+                    },
+                    (60, y + row_h / 4),
+                    font(row_h / 2),
+                ))
+                .map_err(err)?;
+                for (i, (p, b)) in panel.points.iter().enumerate() {
+                    let value = if row == "efficiency" {
+                        Some(p.efficiency)
+                    } else {
+                        b.factor(row)
+                    };
+                    let Some(value) = value else { continue };
+                    let x = label_w + i as i32 * cell_w;
+                    root.draw(&Rectangle::new(
+                        [(x, y), (x + cell_w - 4, y + row_h - 4)],
+                        colour(value).filled(),
+                    ))
+                    .map_err(err)?;
+                    root.draw(&Text::new(
+                        format!("{value:.2}"),
+                        (x + 10, y + row_h / 5),
+                        font(row_h / 2),
+                    ))
+                    .map_err(err)?;
+                }
+                y += row_h;
+            }
+        }
+        if all.len() > shown.len() {
+            root.draw(&Text::new(
+                format!(
+                    "{} more curves: see the breakdown table in report.html or results.json",
+                    all.len() - shown.len()
+                ),
+                (40, height as i32 - BOTTOM - footer / 2),
+                ("sans-serif", 22),
+            ))
+            .map_err(err)?;
+        }
+        Ok(())
     }
 }
 
-fn render<DB: DrawingBackend>(runs: &[Results], root: &DrawingArea<DB, Shift>) -> Result<(), String>
-where
-    DB::ErrorType: 'static,
-{
-    let err = |e: &dyn std::fmt::Display| e.to_string();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let all = panels(runs);
-    if all.is_empty() {
-        return Err("no point with a breakdown to draw".into());
-    }
-    let shown = &all[..all.len().min(MOST_PANELS)];
-    root.draw(&Text::new(
-        "where the efficiency goes: efficiency = load balance x communication x computation",
-        (40, 18),
-        ("sans-serif", 30),
-    ))
-    .map_err(|e| err(&e))?;
-    // Each panel: a title line, a header of core counts, then a row per factor.
-    let lines: usize = shown.iter().map(|p| rows(p).len() + 2).sum();
-    let (_, height) = root.dim_in_pixel();
-    let top = TOP;
-    let footer = if all.len() > shown.len() { 40 } else { 0 };
-    let row_h = ((height as i32 - top - BOTTOM - footer) / lines.max(1) as i32).clamp(18, ROW);
-    let label_w = 260;
-    let mut y = top;
-    let font = |size: i32| ("sans-serif", size.clamp(12, 26));
-    for panel in shown {
-        root.draw(&Text::new(
-            panel.title.clone(),
-            (40, y + row_h / 4),
-            font(row_h * 2 / 3),
-        ))
-        .map_err(|e| err(&e))?;
-        y += row_h;
-        let columns = panel.points.len() as i32;
-        let cell_w = ((SIZE.0 as i32 - label_w - 60) / columns.max(1)).min(200);
-        for (i, (p, _)) in panel.points.iter().enumerate() {
-            let x = label_w + i as i32 * cell_w;
-            root.draw(&Text::new(
-                p.cores.to_string(),
-                (x + 8, y + row_h / 4),
-                font(row_h / 2),
-            ))
-            .map_err(|e| err(&e))?;
-        }
-        y += row_h;
-        for row in rows(panel) {
-            root.draw(&Text::new(
-                if row == "efficiency" {
-                    "efficiency"
-                } else {
-                    factor_title(row)
-                },
-                (60, y + row_h / 4),
-                font(row_h / 2),
-            ))
-            .map_err(|e| err(&e))?;
-            for (i, (p, b)) in panel.points.iter().enumerate() {
-                let value = if row == "efficiency" {
-                    Some(p.efficiency)
-                } else {
-                    b.factor(row)
-                };
-                let Some(value) = value else { continue };
-                let x = label_w + i as i32 * cell_w;
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + cell_w - 4, y + row_h - 4)],
-                    colour(value).filled(),
-                ))
-                .map_err(|e| err(&e))?;
-                root.draw(&Text::new(
-                    format!("{value:.2}"),
-                    (x + 10, y + row_h / 5),
-                    font(row_h / 2),
-                ))
-                .map_err(|e| err(&e))?;
-            }
-            y += row_h;
-        }
-    }
-    if all.len() > shown.len() {
-        root.draw(&Text::new(
-            format!(
-                "{} more curves: see the breakdown table in report.html or results.json",
-                all.len() - shown.len()
-            ),
-            (40, height as i32 - BOTTOM - footer / 2),
-            ("sans-serif", 22),
-        ))
-        .map_err(|e| err(&e))?;
-    }
-    Ok(())
+/// A plotting error, as the picture's error.
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
 }

@@ -73,18 +73,30 @@ pub(crate) trait Picture {
         DB::ErrorType: 'static;
 }
 
+/// `picture` on a white `root`.
+fn paint<DB: plotters::prelude::DrawingBackend>(
+    picture: &impl Picture,
+    root: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&plotters::prelude::WHITE).map_err(|e| e.to_string())?;
+    picture.render(root)
+}
+
 /// Draws `picture` into the file `path`, as a PNG or an SVG.
 pub(crate) fn draw_file(picture: &impl Picture, path: &Path, format: Format) -> Result<(), String> {
     use plotters::prelude::{BitMapBackend, IntoDrawingArea, SVGBackend};
     match format {
         Format::Png => {
             let root = BitMapBackend::new(path, picture.size()).into_drawing_area();
-            picture.render(&root)?;
+            paint(picture, &root)?;
             root.present().map_err(|e| e.to_string())
         }
         Format::Svg => {
             let root = SVGBackend::new(path, picture.size()).into_drawing_area();
-            picture.render(&root)?;
+            paint(picture, &root)?;
             root.present().map_err(|e| e.to_string())
         }
     }
@@ -96,7 +108,7 @@ pub(crate) fn svg_document(picture: &impl Picture) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, picture.size()).into_drawing_area();
-        picture.render(&root)?;
+        paint(picture, &root)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
