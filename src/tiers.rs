@@ -67,7 +67,7 @@ impl Tiers {
 /// connected, or joining ones waited for.
 fn distributed(config: &Config) -> anyhow::Result<Option<DistributedRunner>> {
     Ok(match &config.distributed {
-        Some(d) if matches!(config.tier, Tier::Distributed | Tier::Auto) => {
+        Some(d) if matches!(config.tier, Some(Tier::Distributed) | None) => {
             let token = shared_token(d.token_file.as_deref()).map_err(UsageError)?;
             let tls_ca = d.tls_ca.as_deref().map(read).transpose()?;
             let options = ClientOptions {

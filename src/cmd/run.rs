@@ -51,7 +51,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         results.fill_fits(config.sweep.scaling == martelli_config::Scaling::Weak);
     }
     if let Some((path, calibration)) = calibration
-        && config.tier != martelli_config::Tier::Single
+        && config.tier != Some(martelli_config::Tier::Single)
         && !modelled.series.is_empty()
     {
         let cores = martelli_sim::band_cores(&modelled);

@@ -6,7 +6,7 @@ use std::path::Path;
 use martelli_config::{
     ClusterSpec, Config, Distributed, ExecutorOptions, Overrides, Scaling, Tier, WorkerSource,
 };
-use martelli_results::{Machine, Point, PointTier, Results};
+use martelli_results::{Machine, Point, Results};
 use martelli_sim::{Calibration, predict_config, predicted_label};
 use serde::Serialize;
 
@@ -126,7 +126,7 @@ fn add_predictions(
     for p in results
         .points
         .iter_mut()
-        .filter(|p| !p.predicted && p.tier == PointTier::Distributed)
+        .filter(|p| !p.predicted && p.tier == Tier::Distributed)
     {
         let Some((_, workload)) = workloads.iter().find(|(label, _)| *label == p.series) else {
             continue;
@@ -151,7 +151,7 @@ fn add_predictions(
 struct Row {
     config: String,
     series: String,
-    tier: PointTier,
+    tier: Tier,
     cores: usize,
     measured_speedup: f64,
     predicted_speedup: f64,
@@ -215,9 +215,9 @@ fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
             multi_variant(&config, logical),
             distributed_variant(&config, logical),
         ] {
-            let skip_single = !rows.is_empty() && variant.tier == Tier::Distributed;
+            let skip_single = !rows.is_empty() && variant.tier == Some(Tier::Distributed);
             for row in compare(&variant, &name, &calibration)? {
-                if !(skip_single && row.tier == PointTier::Single) {
+                if !(skip_single && row.tier == Tier::Single) {
                     rows.push(row);
                 }
             }
@@ -365,7 +365,7 @@ fn multi_variant(config: &Config, logical: usize) -> Config {
     let cores = measurable_cores(config, logical);
     let top = cores.iter().copied().max().unwrap_or(2);
     let mut variant = config.clone();
-    variant.tier = Tier::Multi;
+    variant.tier = Some(Tier::Multi);
     variant.sweep.cores = cores;
     variant.distributed = None;
     variant.cluster = Some(ClusterSpec {
@@ -384,7 +384,7 @@ fn multi_variant(config: &Config, logical: usize) -> Config {
 /// thread (two one-core nodes sharing this machine).
 fn distributed_variant(config: &Config, logical: usize) -> Config {
     let mut variant = config.clone();
-    variant.tier = Tier::Distributed;
+    variant.tier = Some(Tier::Distributed);
     let spec = config.cluster.clone().unwrap_or_default();
     match config.distributed.as_ref().map(|d| &d.workers) {
         Some(WorkerSource::Spawn { workers, threads }) => {

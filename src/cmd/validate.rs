@@ -1,7 +1,7 @@
 //! `martelli validate CONFIG...`: check configs without running anything.
 
 use anyhow::Context;
-use martelli_config::Overrides;
+use martelli_config::{Overrides, Tier};
 use martelli_results::Machine;
 
 use crate::cli::ValidateArgs;
@@ -50,7 +50,7 @@ fn check(path: &std::path::Path, logical_cores: usize) -> anyhow::Result<String>
     Ok(format!(
         "ok: {} (tier {}, series [{}], points [{}], {} repeats)",
         path.display(),
-        config.tier,
+        config.tier.map_or("auto", Tier::name),
         series.join(", "),
         points.join(", "),
         config.sweep.repeats

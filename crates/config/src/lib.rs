@@ -23,39 +23,7 @@ use martelli_workload::Workload;
 pub use locate::FieldPath;
 pub use validate::{WORKING_SET_PER_LLC, default_working_set, normalise_cores};
 
-/// Which tier of the Martelli model runs the workload: in configs, on the command line
-/// (`--tier`, with the `clap` feature) and in results.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    /// One thread, one process: a plain loop.
-    Single,
-    /// A thread pool of N threads on this machine (2-8 cores).
-    Multi,
-    /// Worker processes on one or many machines, driven by a coordinator (9+ cores).
-    Distributed,
-    /// Every tier that can run here, one after another.
-    Auto,
-}
-
-impl Tier {
-    /// The lower-case name used in configs and results.
-    pub fn name(self) -> &'static str {
-        match self {
-            Tier::Single => "single",
-            Tier::Multi => "multi",
-            Tier::Distributed => "distributed",
-            Tier::Auto => "auto",
-        }
-    }
-}
-
-impl fmt::Display for Tier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use martelli_model::Tier;
 
 /// How the problem size relates to the core count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,8 +66,8 @@ pub struct Series {
 pub struct Config {
     /// The file it came from.
     pub path: PathBuf,
-    /// The tier (or `auto`).
-    pub tier: Tier,
+    /// The tier, or `None` for `auto`: every tier that can run here, one after another.
+    pub tier: Option<Tier>,
     /// The core counts and repetition policy.
     pub sweep: Sweep,
     /// One series per value of the varied parameter (one series when nothing is varied).
@@ -456,7 +424,7 @@ pub fn parse(path: &Path, source: &str, overrides: &Overrides) -> Result<Config,
     // `--tier` is validated as if the file said it: the checks that depend on the tier (an
     // [executor] the distributed tier would drop, say) apply to the tier that will run.
     if let Some(tier) = overrides.tier {
-        raw.tier = Some(tier);
+        raw.tier = Some(raw::RawTier(Some(tier)));
     }
     // `--listen` supplies the section a distributed config without one needs (the rest of
     // the override is applied with the others, below).
@@ -479,7 +447,7 @@ impl Config {
     /// Applies command-line overrides to the validated config and to the recorded document.
     pub fn apply(&mut self, overrides: &Overrides) {
         if let Some(tier) = overrides.tier {
-            self.tier = tier;
+            self.tier = Some(tier);
             self.document
                 .insert("tier".into(), toml::Value::String(tier.name().into()));
         }

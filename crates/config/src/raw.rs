@@ -11,11 +11,28 @@ use serde::Deserialize;
 use crate::units::{Durations, HumanDuration, HumanSize};
 use crate::{Scaling, Tier};
 use martelli_workload::Kind;
+use serde::Deserializer;
+
+/// `tier = "..."`: one of the three tiers, or `auto` (`None`: every tier that can run).
+#[derive(Debug)]
+pub(crate) struct RawTier(pub Option<Tier>);
+
+impl<'de> Deserialize<'de> for RawTier {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawTier, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        if name == "auto" {
+            return Ok(RawTier(None));
+        }
+        Tier::from_name(&name).map(|t| RawTier(Some(t))).ok_or_else(|| {
+            serde::de::Error::unknown_variant(&name, &["single", "multi", "distributed", "auto"])
+        })
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
-    pub tier: Option<Tier>,
+    pub tier: Option<RawTier>,
     pub workload: Option<RawWorkload>,
     pub sweep: Option<RawSweep>,
     pub output: Option<RawOutput>,

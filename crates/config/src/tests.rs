@@ -30,7 +30,7 @@ fn parse_str(text: &str) -> Result<crate::Config, ConfigError> {
 #[test]
 fn a_good_config_becomes_typed_values() {
     let c = parse_str(GOOD).unwrap();
-    assert_eq!(c.tier, Tier::Multi);
+    assert_eq!(c.tier, Some(Tier::Multi));
     assert_eq!(c.sweep.cores, vec![1, 2, 4], "sorted, de-duplicated, 1 added");
     assert_eq!(
         (c.sweep.repeats, c.sweep.warmup, c.sweep.scaling),
@@ -60,7 +60,7 @@ fn overrides_win_and_are_recorded() {
     let c = parse(Path::new("t.toml"), GOOD, &overrides).unwrap();
     assert_eq!(
         (c.tier, c.sweep.cores.clone(), c.sweep.repeats),
-        (Tier::Single, vec![1, 3], 1)
+        (Some(Tier::Single), vec![1, 3], 1)
     );
     assert_eq!(c.output_dir, Path::new("elsewhere"));
     assert_eq!(c.document["tier"].as_str(), Some("single"));

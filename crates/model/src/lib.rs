@@ -8,10 +8,12 @@
 
 mod linalg;
 mod table;
+mod tier;
 mod usl;
 mod verdict;
 
 pub use table::{Curve, CurvePoint, TableError, read_curves, series_curves};
+pub use tier::Tier;
 pub use usl::{
     GustafsonFit, Loss, UslFit, fit_amdahl, fit_amdahl_with, fit_gustafson, fit_usl, fit_usl_with,
 };

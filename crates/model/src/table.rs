@@ -4,7 +4,7 @@
 //! `series` or a `tier` column holds several curves, grouped as martelli's charts group them
 //! ([`series_curves`]), each fitted on its own.
 
-use crate::Observation;
+use crate::{Observation, Tier};
 
 /// One curve of a file: its label (empty for a file without grouping columns), its points and
 /// the line each came from.
@@ -68,16 +68,16 @@ pub fn series_curves<'a>(points: &[CurvePoint<'a>]) -> Vec<(&'a str, Vec<usize>)
         return vec![("simulated", order)];
     }
     let baseline: Vec<usize> = (0..points.len())
-        .filter(|&i| points[i].tier == "single")
+        .filter(|&i| points[i].tier == Tier::Single.name())
         .collect();
     let mut tiers: Vec<&'a str> = Vec::new();
     for p in points {
-        if p.tier != "single" && !tiers.contains(&p.tier) {
+        if p.tier != Tier::Single.name() && !tiers.contains(&p.tier) {
             tiers.push(p.tier);
         }
     }
     if tiers.is_empty() {
-        return vec![("single", baseline)];
+        return vec![(Tier::Single.name(), baseline)];
     }
     tiers
         .into_iter()

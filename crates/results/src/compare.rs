@@ -2,7 +2,7 @@
 //! what `martelli compare` prints and what a CI pipeline's exit code rests on. Pure: takes two
 //! parsed results, returns the comparison or why the runs cannot be compared.
 
-use crate::tier::PointTier;
+use crate::tier::Tier;
 use serde::Serialize;
 
 use crate::{Point, Results};
@@ -26,7 +26,7 @@ pub struct PointChange {
     /// The series' label.
     pub series: String,
     /// The tier.
-    pub tier: PointTier,
+    pub tier: Tier,
     /// Cores.
     pub cores: usize,
     /// The baseline's median wall time, seconds.

@@ -7,7 +7,7 @@ use martelli_workload::{Kind, SizeDistribution, Workload};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{Point, Results, SeriesInfo};
-use crate::tier::{CurveTier, PointTier};
+use crate::tier::{CurveTier, Tier};
 
 /// The cluster the simulator predicted on, as the verdict names it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -138,7 +138,7 @@ impl Results {
         let (factor, value) = b.limiting();
         let runs = (p.tasks * p.repeats.max(1) as u64).max(1) as f64;
         let starved = p.distributed.map_or(0.0, |w| w.starved_takes as f64 / runs);
-        let starving = p.tier == PointTier::Distributed && starved > STARVED;
+        let starving = p.tier == Tier::Distributed && starved > STARVED;
         let refills = format!(
             "the workers' threads waiting for refills (no task queued for {:.0}% of tasks)",
             starved * 100.0
@@ -161,7 +161,7 @@ impl Results {
             "communication" => {
                 if starving {
                     refills
-                } else if p.tier == PointTier::Distributed {
+                } else if p.tier == Tier::Distributed {
                     "the coordinator's dispatch and the results' way back".into()
                 } else if workload.payload_bytes > 0 {
                     "handing out tasks and their payloads, and the run's start and end".into()
@@ -213,7 +213,7 @@ impl Results {
     /// Whether a measured point of compute on this machine ran on a core for under 75% of
     /// the time its threads were inside tasks (the busy-machine warning's rule).
     fn lacked_cores(&self, p: &Point, workload: &Workload) -> bool {
-        let local = matches!(p.tier, PointTier::Single | PointTier::Multi);
+        let local = matches!(p.tier, Tier::Single | Tier::Multi);
         let total = p.useful.map_or(0.0, |u| u.total_s());
         local && !p.predicted && workload.io_wait_ns == 0 && total > 0.0 && p.cpu_s < BUSY_SHARE * total
     }

@@ -25,5 +25,5 @@ pub use schema::{
     CurveFit, Latency, Point, Results, RunTrace, SCHEMA_VERSION, Sample, SeriesInfo, WireStats, utc_now,
 };
 pub use table::{NOTHING_LOST, human_seconds, render_breakdown, render_table};
-pub use tier::{CurveTier, PointTier};
+pub use tier::{CurveTier, Tier};
 pub use write::{Staged, WriteError, stage_results, write_atomic};

@@ -4,7 +4,7 @@
 //! tasks x task size / (wall x cores), the task size being the series' `task_cost` (or, without
 //! one, the single tier's time per task). Needs a sweep whose series differ in task size.
 
-use crate::tier::PointTier;
+use crate::tier::Tier;
 use serde::{Deserialize, Serialize};
 
 use crate::{Point, Results, human_seconds};
@@ -27,7 +27,7 @@ pub struct MetgPoint {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Metg {
     /// The tier.
-    pub tier: PointTier,
+    pub tier: Tier,
     /// The core count (the largest this tier ran every series at).
     pub cores: usize,
     /// One point per series, smallest task first.
@@ -53,7 +53,7 @@ fn task_size(r: &Results, series: &str, measured: &[&Point]) -> Option<f64> {
     info.task_cost_s.or_else(|| {
         measured
             .iter()
-            .find(|p| p.series == series && p.tier == PointTier::Single && p.cores == 1 && p.tasks > 0)
+            .find(|p| p.series == series && p.tier == Tier::Single && p.cores == 1 && p.tasks > 0)
             .map(|p| p.wall_s / p.tasks as f64)
     })
 }
@@ -75,7 +75,7 @@ fn metg(r: &Results) -> Vec<Metg> {
     if distinct < 2 {
         return Vec::new();
     }
-    let mut tiers: Vec<PointTier> = measured.iter().map(|p| p.tier).collect();
+    let mut tiers: Vec<Tier> = measured.iter().map(|p| p.tier).collect();
     tiers.dedup();
     let mut seen = Vec::new();
     let mut out = Vec::new();

@@ -1,7 +1,7 @@
 //! The results schema: what `results.json` holds. A public interface, documented in the
 //! README: later versions add fields, never rename or remove them.
 
-use crate::tier::{CurveTier, PointTier};
+use crate::tier::{CurveTier, Tier};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -121,7 +121,7 @@ pub struct Point {
     /// Series label.
     pub series: String,
     /// The tier that ran it (or would, for a prediction).
-    pub tier: PointTier,
+    pub tier: Tier,
     /// Cores used.
     pub cores: usize,
     /// Parallel tasks per run (grows with cores under weak scaling).
@@ -280,7 +280,7 @@ impl Point {
     /// must agree on the checksum (the caller checks it and fails the run otherwise).
     pub fn from_samples(
         series: &str,
-        tier: PointTier,
+        tier: Tier,
         cores: usize,
         workload: &Workload,
         samples: &[Sample],
@@ -413,7 +413,7 @@ impl Results {
             for curve in self
                 .curves(label)
                 .into_iter()
-                .filter(|c| c.tier != CurveTier::Single)
+                .filter(|c| c.tier != CurveTier::Measured(Tier::Single))
             {
                 // Laws are fitted to what was measured; a curve of predictions only (a
                 // simulation) is fitted to its predictions.

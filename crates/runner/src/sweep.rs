@@ -4,7 +4,7 @@
 
 use martelli_config::{Config, Scaling, Series, Tier};
 use martelli_results::{
-    Machine, Point, PointTier, Results, RunTrace, SCHEMA_VERSION, Sample, SeriesInfo, stats::Summary, utc_now,
+    Machine, Point, Results, RunTrace, SCHEMA_VERSION, Sample, SeriesInfo, stats::Summary, utc_now,
 };
 use martelli_workload::{Executor, Kind, Workload};
 
@@ -86,7 +86,7 @@ pub fn plan(config: &Config, logical_cores: usize, available: &[Available]) -> R
     }];
     let distributed = available.iter().find(|a| a.tier == Tier::Distributed);
     let tiers: &[Tier] = match config.tier {
-        Tier::Single => {
+        Some(Tier::Single) => {
             if !many.is_empty() {
                 notes.push(format!(
                     "tier \"single\" measures only the 1-core point; cores {many:?} were not run"
@@ -94,8 +94,8 @@ pub fn plan(config: &Config, logical_cores: usize, available: &[Available]) -> R
             }
             &[]
         }
-        Tier::Multi => &[Tier::Multi],
-        Tier::Distributed => {
+        Some(Tier::Multi) => &[Tier::Multi],
+        Some(Tier::Distributed) => {
             if distributed.is_none() {
                 return Err(RunError::Unsupported(
                     "tier \"distributed\" needs a [distributed] section in the config \
@@ -105,8 +105,8 @@ pub fn plan(config: &Config, logical_cores: usize, available: &[Available]) -> R
             }
             &[Tier::Distributed]
         }
-        Tier::Auto if distributed.is_some() => &[Tier::Multi, Tier::Distributed],
-        Tier::Auto => {
+        None if distributed.is_some() => &[Tier::Multi, Tier::Distributed],
+        None => {
             if !many.is_empty() {
                 notes.push(
                     "tier \"auto\" ran single and multi; add a [distributed] section to run the distributed tier too"
@@ -210,7 +210,7 @@ pub fn run_sweep(
             )?;
             let mut point = Point::from_samples(
                 &series.label,
-                PointTier::try_from(planned.tier).map_err(RunError::Unsupported)?,
+                planned.tier,
                 planned.cores,
                 &point_workload,
                 &samples,

@@ -18,7 +18,7 @@ mod tests;
 use std::time::Duration;
 
 use martelli_config::{Config, Scaling, Series, Tier};
-use martelli_results::{Point, PointTier, Sample, SeriesInfo, SimulatedCluster};
+use martelli_results::{Point, Sample, SeriesInfo, SimulatedCluster};
 use martelli_workload::Workload;
 
 pub use cluster::{Cluster, DEFAULT_CORES_PER_NODE};
@@ -91,13 +91,13 @@ pub fn check_fits(spec: Option<&martelli_config::ClusterSpec>, max_cores: usize)
 /// The tier a point of `cores` cores runs on in the simulated cluster: one core is the single
 /// tier, a node's worth the multi tier, more the distributed tier (every point past one core,
 /// when the config itself asks for the distributed tier).
-pub fn tier_for(cores: usize, config_tier: Tier, cluster: &Cluster) -> PointTier {
+pub fn tier_for(cores: usize, config_tier: Option<Tier>, cluster: &Cluster) -> Tier {
     if cores <= 1 {
-        PointTier::Single
-    } else if config_tier == Tier::Distributed || cores > cluster.cores_per_node as usize {
-        PointTier::Distributed
+        Tier::Single
+    } else if config_tier == Some(Tier::Distributed) || cores > cluster.cores_per_node as usize {
+        Tier::Distributed
     } else {
-        PointTier::Multi
+        Tier::Multi
     }
 }
 
@@ -121,7 +121,7 @@ pub fn predict(
 ) -> Result<Run, SimError> {
     let costs = Costs::new(workload, calibration);
     Ok(match tier {
-        Tier::Single | Tier::Auto if cores <= 1 => engine::single(workload, &costs),
+        Tier::Single if cores <= 1 => engine::single(workload, &costs),
         Tier::Distributed => {
             let spread = cluster.spread(cores).ok_or(SimError::TooManyCores {
                 cores,
@@ -277,7 +277,7 @@ pub fn sample(run: Run) -> Sample {
 pub use martelli_results::predicted_label;
 
 /// A predicted point of the results schema: `predicted: true`, no checksum.
-pub fn point(series: &str, tier: PointTier, cores: usize, workload: &Workload, run: Run) -> Point {
+pub fn point(series: &str, tier: Tier, cores: usize, workload: &Workload, run: Run) -> Point {
     let mut point = Point::from_samples(series, tier, cores, workload, &[sample(run)]);
     point.predicted = true;
     point.checksum = String::new();
@@ -385,9 +385,9 @@ pub fn predict_config(
                 Scaling::Weak => workload.with_tasks(workload.tasks * n as u64),
             };
             let tier = tier_for(n, config.tier, &cluster);
-            let run = predict(&w, tier.into(), n, &cluster, calibration)?;
+            let run = predict(&w, tier, n, &cluster, calibration)?;
             events += run.events;
-            let ratio = (tier == PointTier::Distributed)
+            let ratio = (tier == Tier::Distributed)
                 .then(|| transfer(&w, n, &cluster, calibration, &run))
                 .flatten();
             let mut p = point(&label, tier, n, &w, run);

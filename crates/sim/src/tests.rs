@@ -426,13 +426,13 @@ fn breakdown_of(
     cluster: &Cluster,
     c: &Calibration,
 ) -> martelli_results::Breakdown {
-    use martelli_results::{Breakdown, PointTier};
+    use martelli_results::{Breakdown, Tier};
     let one = predict(w, Tier::Single, 1, cluster, c).unwrap();
     let run = predict(w, tier, cores, cluster, c).unwrap();
     let point_tier = if tier == Tier::Distributed {
-        PointTier::Distributed
+        Tier::Distributed
     } else {
-        PointTier::Multi
+        Tier::Multi
     };
     let p = crate::point("s", point_tier, cores, w, run);
     let b = Breakdown::of(&p.useful.unwrap(), cores, p.wall_s, one.wall_ns / 1e9).unwrap();

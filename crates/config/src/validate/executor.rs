@@ -6,12 +6,16 @@ use super::*;
 const DEFAULT_SWITCH_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Validates the `[executor]` section (`at`): options of the multi tier.
-pub(super) fn executor(raw: Option<RawExecutor>, tier: Tier, at: &str) -> Result<ExecutorOptions, Invalid> {
+pub(super) fn executor(
+    raw: Option<RawExecutor>,
+    tier: Option<Tier>,
+    at: &str,
+) -> Result<ExecutorOptions, Invalid> {
     let Some(raw) = raw else {
         return Ok(ExecutorOptions::default());
     };
     let at_key = |key: &str| format!("{at}.{key}");
-    if tier == Tier::Distributed {
+    if tier == Some(Tier::Distributed) {
         return Err(invalid(
             at,
             "[executor] sets how the multi tier runs its tasks, and tier \"distributed\" does not run it: \
@@ -19,7 +23,7 @@ pub(super) fn executor(raw: Option<RawExecutor>, tier: Tier, at: &str) -> Result
         ));
     }
     let model = raw.model.unwrap_or_default();
-    if tier == Tier::Single {
+    if tier == Some(Tier::Single) {
         // One core: a plain loop, or many waits held on it (an event loop, a thread per task).
         let refused = if raw.dispatch.is_some() {
             Some(("dispatch", "a queue or futures need threads to hand tasks to"))
@@ -61,7 +65,7 @@ pub(super) fn executor(raw: Option<RawExecutor>, tier: Tier, at: &str) -> Result
         }
     };
     // Async keeps tasks in flight on its threads; on one core, so can a thread per task.
-    let takes_concurrency = model == Model::Async || (tier == Tier::Single && model == Model::Threads);
+    let takes_concurrency = model == Model::Async || (tier == Some(Tier::Single) && model == Model::Threads);
     let concurrency = match (takes_concurrency, raw.concurrency) {
         (true, Some(c)) if (1..=10_000_000).contains(&c) => c as u32,
         (true, Some(c)) => {

@@ -72,7 +72,7 @@ pub(crate) fn validate(path: &Path, raw: RawConfig, document: toml::Table) -> Re
     let stem = path
         .file_stem()
         .map_or_else(|| "workload".to_string(), |s| s.to_string_lossy().into_owned());
-    let tier = raw.tier.unwrap_or(Tier::Auto);
+    let tier = raw.tier.and_then(|t| t.0);
     let Some(raw_workload) = raw.workload else {
         return Err(invalid(
             "workload",
@@ -146,7 +146,7 @@ pub(crate) fn validate(path: &Path, raw: RawConfig, document: toml::Table) -> Re
         .unwrap_or_else(|| PathBuf::from("output").join(&stem));
 
     let distributed = raw.distributed.map(distributed).transpose()?;
-    if tier == Tier::Distributed && distributed.is_none() {
+    if tier == Some(Tier::Distributed) && distributed.is_none() {
         return Err(invalid(
             "tier",
             "tier \"distributed\" needs a [distributed] section with `workers = [\"host:port\", ...]` \
@@ -182,7 +182,7 @@ pub fn normalise_cores(cores: impl Iterator<Item = usize>) -> Vec<usize> {
 fn varied_series(
     base: &toml::Table,
     base_executor: &toml::Table,
-    tier: Tier,
+    tier: Option<Tier>,
     vary: &toml::Table,
     stem: &str,
 ) -> Result<Vec<Series>, Invalid> {
