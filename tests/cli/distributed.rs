@@ -1,22 +1,19 @@
 //! The distributed tier end to end: real `martelli worker` processes on 127.0.0.1 ephemeral
 //! ports, a real coordinator (`martelli run`), real faults (SIGKILL, SIGSTOP), real refusals.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{checksums, martelli, read_json, run_fails, run_ok, text, write};
+use crate::{Process, checksums, martelli, read_json, run_fails, run_ok, text, write};
 
-/// A worker process, killed when the test ends (whatever happens).
+/// A local worker process on an ephemeral 127.0.0.1 port, killed when the test ends
+/// (whatever happens): a [`Process`] with its address.
 pub(crate) struct Worker {
-    child: Child,
+    process: Process,
     pub(crate) address: String,
-    /// Lines the worker logs (stderr), for waiting on "run started".
-    log: mpsc::Receiver<String>,
 }
 
 impl Worker {
@@ -26,54 +23,37 @@ impl Worker {
 
     /// A worker whose address space is limited to `kib` KiB (`ulimit -v`).
     pub(crate) fn start_limited(kib: u64, extra: &[&str]) -> Worker {
-        let mut shell = Command::new("sh");
-        shell.args([
-            "-c",
-            &format!("ulimit -v {kib} && exec \"$0\" \"$@\""),
-            env!("CARGO_BIN_EXE_martelli"),
-        ]);
-        Worker::spawn(shell, extra)
+        Worker::in_shell(&format!("ulimit -v {kib}"), extra)
     }
 
     /// A worker started inside the control group whose `cgroup.procs` is `procs`.
     pub(crate) fn start_in_group(procs: &std::path::Path, extra: &[&str]) -> Worker {
+        Worker::in_shell(&format!("echo $$ > {}", procs.display()), extra)
+    }
+
+    /// A worker that a shell execs after running `first`.
+    fn in_shell(first: &str, extra: &[&str]) -> Worker {
         let mut shell = Command::new("sh");
         shell.args([
             "-c",
-            &format!("echo $$ > {} && exec \"$0\" \"$@\"", procs.display()),
+            &format!("{first} && exec \"$0\" \"$@\""),
             env!("CARGO_BIN_EXE_martelli"),
         ]);
         Worker::spawn(shell, extra)
     }
 
     fn spawn(mut command: Command, extra: &[&str]) -> Worker {
-        let mut child = command
+        command
             .args(["worker", "--listen", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "info")
-            .env_remove("MARTELLI_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the worker starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = stdout.next().expect("the worker prints its address").unwrap();
+            .stdout(Stdio::piped());
+        let mut process = Process::spawn(&mut command);
+        let line = process.first_stdout_line();
         let address = line
             .strip_prefix("listening on ")
-            .expect("listening on ADDR")
+            .unwrap_or_else(|| panic!("the worker prints `listening on ADDR`, not {line:?}"))
             .to_string();
-        let (tx, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Worker { child, address, log }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
+        Worker { process, address }
     }
 
     /// Waits until the worker logs that a run started on it.
@@ -86,45 +66,19 @@ impl Worker {
     pub(crate) fn wait_for_results(&self) {
         self.wait_for_log("first results sent");
     }
+}
 
-    /// Whether a line the worker has logged so far (and not yet waited for) contains `words`.
-    pub(crate) fn saw_log(&self, words: &str) -> bool {
-        self.log.try_iter().any(|line| line.contains(words))
-    }
+impl std::ops::Deref for Worker {
+    type Target = Process;
 
-    /// Waits until the worker logs a line containing `words`; returns the line.
-    pub(crate) fn wait_for_log(&self, words: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while std::time::Instant::now() < deadline {
-            if let Ok(line) = self.log.recv_timeout(Duration::from_millis(100))
-                && line.contains(words)
-            {
-                return line;
-            }
-        }
-        panic!("worker {} never logged {words:?}", self.address);
-    }
-
-    pub(crate) fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal}");
-    }
-
-    pub(crate) fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+    fn deref(&self) -> &Process {
+        &self.process
     }
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.pid().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::DerefMut for Worker {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
     }
 }
 

@@ -7,14 +7,12 @@
 //! a `tbf` qdisc on a switch port caps what reaches that host. Everything the bed made is
 //! removed when it is dropped, even when the test fails.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::distributed::split;
-use crate::{read_json, text, write};
+use crate::{Process, read_json, text, write};
 
 /// The coordinator's port inside its namespace (each bed has its own namespaces).
 const PORT: u16 = 7000;
@@ -26,45 +24,20 @@ struct Bed {
     /// Third byte of the bed's 10.79.x.0/24.
     id: u8,
     hosts: usize,
-    workers: Vec<NsWorker>,
+    /// Worker processes in the hosts' namespaces, killed with the bed.
+    workers: Vec<Process>,
 }
 
-/// A worker process inside a host namespace, killed with the bed.
-struct NsWorker {
-    child: Child,
-    log: mpsc::Receiver<String>,
-}
-
-impl NsWorker {
-    /// Waits until the worker logs a line containing `words`.
-    fn wait_for_log(&self, words: &str) -> String {
-        self.wait_for_log_of(&[words])
-    }
-
-    /// Waits until the worker logs a line containing one of `words`.
-    fn wait_for_log_of(&self, words: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(line) = self.log.recv_timeout(Duration::from_millis(100))
-                && words.iter().any(|w| line.contains(w))
-            {
-                return line;
-            }
-        }
-        panic!("a namespaced worker never logged any of {words:?}");
-    }
-
-    /// Tasks the worker ran in its next run, from its "run finished" line (or "run ended
-    /// early": a run can end while a slow host still has tasks on their way, done elsewhere).
-    fn tasks_of_finished_run(&self) -> u64 {
-        let line = self.wait_for_log_of(&["run finished", "run ended early"]);
-        let at = line
-            .find("tasks=")
-            .map(|i| i + "tasks=".len())
-            .unwrap_or_else(|| panic!("{line}"));
-        let digits: String = line[at..].chars().take_while(char::is_ascii_digit).collect();
-        digits.parse().unwrap_or_else(|_| panic!("{line}"))
-    }
+/// Tasks `worker` ran in its next run, from its "run finished" line (or "run ended early": a
+/// run can end while a slow host still has tasks on their way, done elsewhere).
+fn tasks_of_finished_run(worker: &Process) -> u64 {
+    let line = worker.wait_for_log_of(&["run finished", "run ended early"]);
+    let at = line
+        .find("tasks=")
+        .map(|i| i + "tasks=".len())
+        .unwrap_or_else(|| panic!("{line}"));
+    let digits: String = line[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap_or_else(|_| panic!("{line}"))
 }
 
 /// Runs `ip` (or `tc`) with `args`; panics with its stderr when it fails.
@@ -145,25 +118,15 @@ impl Bed {
     /// Starts a worker on host `i` that joins this bed's coordinator.
     fn start_worker(&mut self, i: usize, threads: u32) {
         let coordinator = format!("{}:{PORT}", self.address("c"));
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(&i.to_string())])
-            .arg(env!("CARGO_BIN_EXE_martelli"))
-            .args(["worker", "--listen", "0.0.0.0:0", "--join", &coordinator])
-            .args(["--threads", &threads.to_string()])
-            .env("RUST_LOG", "info")
-            .env_remove("MARTELLI_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("a worker starts in its namespace");
-        let (tx, log) = mpsc::channel();
-        let stderr = child.stderr.take().expect("piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        self.workers.push(NsWorker { child, log });
+        let worker = Process::spawn(
+            Command::new("ip")
+                .args(["netns", "exec", &self.ns(&i.to_string())])
+                .arg(env!("CARGO_BIN_EXE_martelli"))
+                .args(["worker", "--listen", "0.0.0.0:0", "--join", &coordinator])
+                .args(["--threads", &threads.to_string()])
+                .stdout(Stdio::null()),
+        );
+        self.workers.push(worker);
     }
 
     /// `martelli run` in the coordinator's namespace, started now.
@@ -235,10 +198,7 @@ impl Bed {
 
 impl Drop for Bed {
     fn drop(&mut self) {
-        for w in &mut self.workers {
-            let _ = w.child.kill();
-            let _ = w.child.wait();
-        }
+        self.workers.clear();
         self.remove();
     }
 }
@@ -327,7 +287,7 @@ fn a_capped_link_takes_fewer_tasks_and_the_run_still_balances() {
     let out = dir.path().join("out");
     let p = finished(bed.coordinator(&config, &out), &out);
     assert_eq!(p["lost_workers"], 0, "{p}");
-    let tasks: Vec<u64> = bed.workers.iter().map(NsWorker::tasks_of_finished_run).collect();
+    let tasks: Vec<u64> = bed.workers.iter().map(tasks_of_finished_run).collect();
     eprintln!("tasks per host, the capped one first: {tasks:?}");
     // Every task ran once, and some twice: the copies of the capped host's last tasks that
     // idle hosts ran at the end (the first result won).

@@ -108,3 +108,91 @@ pub(crate) fn breakdowns_multiply_to_efficiency(results: &Value) -> usize {
     }
     seen
 }
+
+/// A child process the test owns (a worker, local or in a network namespace): its stderr lines
+/// are collected for waiting on, and it is resumed (if stopped), killed and reaped when the
+/// guard is dropped, whatever the test's outcome.
+pub(crate) struct Process {
+    child: std::process::Child,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Process {
+    /// Spawns `command` with its stderr piped into the log (`RUST_LOG=info`, no inherited token).
+    pub(crate) fn spawn(command: &mut Command) -> Process {
+        use std::io::{BufRead, BufReader};
+        let mut child = command
+            .env("RUST_LOG", "info")
+            .env_remove("MARTELLI_TOKEN")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the process starts");
+        let (tx, log) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Process { child, log }
+    }
+
+    /// The first line the process prints on stdout (which must be piped).
+    pub(crate) fn first_stdout_line(&mut self) -> String {
+        use std::io::{BufRead, BufReader};
+        let stdout = self.child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("stdout reads");
+        line.trim_end().to_string()
+    }
+
+    pub(crate) fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits (a minute at most) until the process logs a line containing `words`; returns it.
+    pub(crate) fn wait_for_log(&self, words: &str) -> String {
+        self.wait_for_log_of(&[words])
+    }
+
+    /// Waits (a minute at most) until the process logs a line containing one of `words`.
+    pub(crate) fn wait_for_log_of(&self, words: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = self.log.recv_timeout(std::time::Duration::from_millis(100))
+                && words.iter().any(|w| line.contains(w))
+            {
+                return line;
+            }
+        }
+        panic!("process {} never logged any of {words:?}", self.pid());
+    }
+
+    /// Whether a line logged so far (and not yet waited for) contains `words`.
+    pub(crate) fn saw_log(&self, words: &str) -> bool {
+        self.log.try_iter().any(|line| line.contains(words))
+    }
+
+    /// Sends `signal` (`-STOP`, `-KILL`, ...) to the process.
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal}");
+    }
+
+    pub(crate) fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.pid().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
