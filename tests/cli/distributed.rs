@@ -82,6 +82,23 @@ impl std::ops::DerefMut for Worker {
     }
 }
 
+/// A config on the distributed tier over `workers`: `workload` is the `[workload]` table's
+/// lines, `cores` the sweep's list, one run a point, `extra` more `[distributed]` lines.
+pub(crate) fn on_workers(
+    dir: &Path,
+    workload: &str,
+    cores: &str,
+    workers: &[&Worker],
+    extra: &str,
+) -> std::path::PathBuf {
+    let config = format!(
+        "tier = \"distributed\"\n[workload]\n{workload}\n[sweep]\ncores = [{cores}]\nrepeats = 1\n\
+         warmup = 0\n[distributed]\nworkers = {}\n{extra}",
+        workers_list(workers)
+    );
+    write(dir, "distributed.toml", &config)
+}
+
 fn workers_list(workers: &[&Worker]) -> String {
     let quoted: Vec<String> = workers.iter().map(|w| format!("\"{}\"", w.address)).collect();
     format!("[{}]", quoted.join(", "))
@@ -402,15 +419,12 @@ fn a_stalled_but_live_worker_does_not_hold_up_the_end_of_a_run() {
     let refs: Vec<&Worker> = workers.iter().collect();
     let dir = tempfile::tempdir().unwrap();
     // A minute's timeout: the stalled worker is never declared lost within the test.
-    let config = write(
+    let config = on_workers(
         dir.path(),
-        "stall.toml",
-        &format!(
-            "tier = \"distributed\"\n[workload]\ntasks = 600\nkind = \"cpu\"\niterations = 2000000\n\
-             [sweep]\ncores = [2]\nrepeats = 1\nwarmup = 0\n\
-             [distributed]\nworkers = {}\nheartbeat = \"100ms\"\ntimeout = \"60s\"\n",
-            workers_list(&refs)
-        ),
+        "tasks = 600\nkind = \"cpu\"\niterations = 2000000",
+        "2",
+        &refs,
+        "heartbeat = \"100ms\"\ntimeout = \"60s\"",
     );
     let mut coordinator = run_in_background(&config, &dir.path().join("out"));
     workers[1].wait_for_results();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::distributed::Worker;
+use crate::distributed::{Worker, on_workers};
 use crate::{martelli, run_ok, text, write};
 
 fn memory_config(dir: &Path, name: &str, working_set: Option<&str>) -> PathBuf {
@@ -110,15 +110,12 @@ fn a_worker_refuses_a_working_set_above_its_memory_and_the_point_names_it() {
     };
     let mut worker = Worker::start_in_group(&group.0.join("cgroup.procs"), &["--threads", "2"]);
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
+    let config = on_workers(
         dir.path(),
-        "remote.toml",
-        &format!(
-            "tier = \"distributed\"\n[workload]\ntasks = 4\nkind = \"memory\"\niterations = 10\n\
-             working_set = \"512MiB\"\n[sweep]\ncores = [2]\nrepeats = 1\nwarmup = 0\n\
-             [distributed]\nworkers = [\"{}\"]\n",
-            worker.address
-        ),
+        "tasks = 4\nkind = \"memory\"\niterations = 10\nworking_set = \"512MiB\"",
+        "2",
+        &[&worker],
+        "",
     );
     let o = martelli(&[
         "run",
