@@ -4,6 +4,25 @@
 //!
 //! Plain data and its checks: the runner measures these costs, the simulator reads them, and
 //! neither depends on the other. This crate reads the calibration file and nothing else.
+//!
+//! Every figure has its unit in its name and its doc. How each part is measured (the probes
+//! stay with the code they time; `src/cmd/calibrate.rs` runs them in rounds and keeps each
+//! figure's median and spread):
+//!
+//! | part | probe |
+//! | --- | --- |
+//! | [`KernelCosts`] | `martelli_runner::measure_kernels` (`runner/src/costs.rs`): the real kernels on one core |
+//! | [`MultiCosts`] | `martelli_runner::measure_pool`: the real pool, its waits and the stream bandwidth per thread count |
+//! | [`NetworkCosts`] | `martelli_distributed::measure_network`: spawned workers over loopback, two runs solved for per-message and per-task CPU |
+//! | wait costs, compute between waits | fitted by `martelli_sim::fit_*` to their probes' wall times (they need the model itself) |
+//!
+//! How the model reads them: in nanoseconds and bytes, through the readers here where a
+//! figure is kept in another unit or as a curve ([`NetworkCosts::latency_ns`],
+//! [`NetworkCosts::bytes_per_ns`], [`NetworkCosts::run_overhead_ns`],
+//! [`MultiCosts::bandwidth_at`], [`MultiCosts::stream_slowdown`],
+//! [`MultiCosts::wait_cpu_ns`], [`KernelCosts::memory_ns_per_iteration`] and their kin). The
+//! simulator's cluster holds the [`NetworkCosts`] themselves, a config's `[cluster]`
+//! overrides applied in their units.
 #![deny(missing_docs)]
 
 use std::path::Path;
@@ -170,24 +189,6 @@ pub struct NetworkCosts {
     /// [`MultiCosts::wait_cpu`], for the worker's pool). Absent: waits cost no CPU.
     #[serde(default)]
     pub worker_wait_cpu: Vec<WaitCpu>,
-}
-
-/// How the model reads the figures kept in other units than its nanoseconds and bytes.
-impl NetworkCosts {
-    /// One-way latency, nanoseconds.
-    pub fn latency_ns(&self) -> f64 {
-        self.latency_us * 1e3
-    }
-
-    /// Bytes per nanosecond of each link.
-    pub fn bytes_per_ns(&self) -> f64 {
-        self.bandwidth_mb_per_s * 1e6 / 1e9
-    }
-
-    /// Fixed cost of one run, nanoseconds.
-    pub fn run_overhead_ns(&self) -> f64 {
-        self.run_overhead_us * 1e3
-    }
 }
 
 impl Calibration {
@@ -403,6 +404,21 @@ impl MultiCosts {
 }
 
 impl NetworkCosts {
+    /// One-way latency, nanoseconds.
+    pub fn latency_ns(&self) -> f64 {
+        self.latency_us * 1e3
+    }
+
+    /// Bytes per nanosecond of each link.
+    pub fn bytes_per_ns(&self) -> f64 {
+        self.bandwidth_mb_per_s * 1e6 / 1e9
+    }
+
+    /// Fixed cost of one run, nanoseconds.
+    pub fn run_overhead_ns(&self) -> f64 {
+        self.run_overhead_us * 1e3
+    }
+
     /// CPU one wait costs a thread of a worker's pool of `threads`.
     pub fn worker_wait_cpu_ns(&self, threads: usize) -> f64 {
         wait_cpu_ns(&self.worker_wait_cpu, threads)
