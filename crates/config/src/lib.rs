@@ -9,6 +9,7 @@
 pub mod host;
 mod locate;
 mod raw;
+mod replay;
 pub mod units;
 mod validate;
 
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use martelli_workload::Workload;
 
 pub use locate::FieldPath;
+pub use replay::MAX_RECORDS as MAX_REPLAY_RECORDS;
 pub use validate::{WORKING_SET_PER_LLC, default_working_set, normalise_cores};
 
 pub use martelli_model::Tier;

@@ -107,6 +107,7 @@ pub(crate) struct RawWorkload {
     pub payload_bytes: Option<HumanSize>,
     pub working_set: Option<HumanSize>,
     pub access: Option<martelli_workload::Access>,
+    pub from: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

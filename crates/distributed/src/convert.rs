@@ -1,7 +1,7 @@
 //! Wire ↔ domain conversions, and the checks a worker applies to everything it receives.
 //! Prost types stop here: the rest of the crate sees `Workload` and `Task`.
 
-use martelli_workload::{Access, Kind, SizeDistribution, Task, Workload};
+use martelli_workload::{Access, Kind, Replay, SizeDistribution, Task, Workload};
 
 use crate::wire;
 
@@ -22,12 +22,18 @@ pub(crate) fn workload_to_wire(w: &Workload) -> wire::Workload {
         SizeDistribution::Uniform { spread } => (wire::Distribution::Uniform, *spread, Vec::new()),
         SizeDistribution::LogNormal { sigma } => (wire::Distribution::Lognormal, *sigma, Vec::new()),
         SizeDistribution::Cycle { factors } => (wire::Distribution::Cycle, 0.0, factors.clone()),
+        SizeDistribution::Replay(_) => (wire::Distribution::Replay, 0.0, Vec::new()),
+    };
+    let (replay_hash, replay_records) = match &w.distribution {
+        SizeDistribution::Replay(r) => (r.hash.clone(), r.records),
+        _ => (String::new(), 0),
     };
     let kind = match w.kind {
         Kind::Cpu => wire::Kind::Cpu,
         Kind::Memory => wire::Kind::Memory,
         Kind::Io => wire::Kind::Io,
         Kind::Mixed => wire::Kind::Mixed,
+        Kind::Replay => wire::Kind::Replay,
     };
     wire::Workload {
         name: w.name.clone(),
@@ -43,6 +49,8 @@ pub(crate) fn workload_to_wire(w: &Workload) -> wire::Workload {
         payload_bytes: w.payload_bytes,
         working_set: w.working_set,
         factors,
+        replay_hash,
+        replay_records,
         access: match w.access {
             Access::Random => wire::Access::Random,
             Access::Stream => wire::Access::Stream,
@@ -57,6 +65,7 @@ pub(crate) fn workload_from_wire(w: &wire::Workload) -> Result<Workload, String>
         Ok(wire::Kind::Memory) => Kind::Memory,
         Ok(wire::Kind::Io) => Kind::Io,
         Ok(wire::Kind::Mixed) => Kind::Mixed,
+        Ok(wire::Kind::Replay) => Kind::Replay,
         _ => return Err(format!("unknown workload kind {}", w.kind)),
     };
     let distribution = match wire::Distribution::try_from(w.distribution) {
@@ -74,6 +83,18 @@ pub(crate) fn workload_from_wire(w: &wire::Workload) -> Result<Workload, String>
             SizeDistribution::Cycle {
                 factors: w.factors.clone(),
             }
+        }
+        Ok(wire::Distribution::Replay)
+            if w.replay_hash.len() == 16
+                && w.replay_hash.bytes().all(|b| b.is_ascii_hexdigit())
+                && (1..=MAX_TASKS).contains(&w.replay_records) =>
+        {
+            // The description alone: each task's size comes with the task.
+            SizeDistribution::Replay(Replay {
+                hash: w.replay_hash.clone(),
+                records: w.replay_records,
+                ..Replay::default()
+            })
         }
         _ => {
             return Err(format!(
@@ -147,9 +168,9 @@ pub(crate) fn task_from_wire(t: &wire::TaskDescriptor, workload: &Workload) -> R
             t.id, t.iterations, t.io_wait_ns
         ));
     }
-    if t.payload.len() as u64 != workload.payload_bytes {
+    if !workload.payload_fits(t.payload.len() as u64) {
         return Err(format!(
-            "task {} carries {} payload bytes; the workload says {}",
+            "task {} carries {} payload bytes; the workload says {} (at most, for a replay)",
             t.id,
             t.payload.len(),
             workload.payload_bytes
@@ -159,7 +180,7 @@ pub(crate) fn task_from_wire(t: &wire::TaskDescriptor, workload: &Workload) -> R
         id: t.id,
         iterations: t.iterations,
         io_wait_ns: t.io_wait_ns,
-        payload_bytes: workload.payload_bytes,
+        payload_bytes: t.payload.len() as u64,
     })
 }
 

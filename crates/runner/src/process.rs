@@ -267,7 +267,7 @@ pub fn serve_pool_worker(input: impl Read, output: impl Write) -> io::Result<()>
         let iterations = read_u64(&mut input)?;
         let io_wait_ns = read_u64(&mut input)?;
         let payload_bytes = read_u64(&mut input)?;
-        if payload_bytes != workload.payload_bytes {
+        if !workload.payload_fits(payload_bytes) {
             return Err(bad_input(format!(
                 "task {id} has {payload_bytes} payload bytes, the workload {}",
                 workload.payload_bytes

@@ -56,13 +56,13 @@ pub(crate) struct Costs {
 impl Costs {
     pub(crate) fn new(workload: &Workload, calibration: &Calibration) -> Costs {
         let k = &calibration.kernels;
-        let bytes = workload.payload_bytes as f64;
+        let bytes = workload.mean_payload_bytes();
         let stream = workload.kind == Kind::Memory
             && workload.access == Access::Stream
             && !calibration.multi.memory_bandwidth.is_empty();
         Costs {
             per_iteration_ns: match workload.kind {
-                Kind::Cpu | Kind::Mixed => k.cpu_ns_per_iteration,
+                Kind::Cpu | Kind::Mixed | Kind::Replay => k.cpu_ns_per_iteration,
                 Kind::Memory if stream => calibration
                     .multi
                     .stream_ns_per_iteration()

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use martelli_config::{Config, Scaling, Series, Tier};
 use martelli_results::{Point, Sample, SeriesInfo, SimulatedCluster};
-use martelli_workload::Workload;
+use martelli_workload::{SizeDistribution, Workload};
 
 pub use cluster::{Cluster, DEFAULT_CORES_PER_NODE};
 pub use distributed::Coordinator;
@@ -106,7 +106,16 @@ pub fn tier_for(cores: usize, config_tier: Option<Tier>, cluster: &Cluster) -> T
 pub fn resolve_workload(series: &Series, calibration: &Calibration) -> Workload {
     let mut workload = series.workload.clone();
     if let Some(target) = series.task_cost {
-        workload.iterations = Costs::new(&workload, calibration).iterations_for(target.as_nanos() as f64);
+        // A replay's recorded compute is the kernel's alone: its payload comes on top.
+        let probe = match workload.distribution {
+            SizeDistribution::Replay(_) => Workload {
+                payload_bytes: 0,
+                distribution: SizeDistribution::Fixed,
+                ..workload.clone()
+            },
+            _ => workload.clone(),
+        };
+        workload.iterations = Costs::new(&probe, calibration).iterations_for(target.as_nanos() as f64);
     }
     workload
 }

@@ -120,7 +120,7 @@ impl Executor {
     pub fn compute_on(&self, task: &Task, payload: &[u8]) -> u64 {
         let input = hash2(read_payload(payload), hash2(self.fingerprint, task.id));
         let state = match self.kind {
-            Kind::Cpu | Kind::Mixed => cpu_chain(input, 0, task.iterations),
+            Kind::Cpu | Kind::Mixed | Kind::Replay => cpu_chain(input, 0, task.iterations),
             Kind::Memory if self.access == Access::Stream => {
                 self.stream(input).run(task.iterations).finish(input)
             }
@@ -148,7 +148,7 @@ impl Executor {
         let input = hash2(read_payload(&scratch.payload), hash2(self.fingerprint, task.id));
         let slice = slice.max(1);
         let state = match self.kind {
-            Kind::Cpu | Kind::Mixed => {
+            Kind::Cpu | Kind::Mixed | Kind::Replay => {
                 let (mut x, mut done) = (input, 0);
                 while done < task.iterations {
                     let end = (done + slice).min(task.iterations);

@@ -11,9 +11,11 @@
 mod checksum;
 mod kernel;
 mod mix;
+mod replay;
 mod spec;
 
 pub use checksum::Checksum;
 pub use kernel::{Executor, FILL_CHUNK_BYTES, Scratch, fill_payload};
 pub use mix::{mix64, unit_f64};
+pub use replay::{Fnv1a, Replay, ReplayTask};
 pub use spec::{Access, Kind, SERIAL_TASK_ID, SizeDistribution, Task, Workload};

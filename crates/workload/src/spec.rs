@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::mix::{hash2, hash3, unit_f64};
+use crate::replay::Replay;
 
 /// The id of the serial phase's one task. It never collides with a parallel task, whose ids
 /// run from 0 to `tasks - 1`.
@@ -22,6 +23,9 @@ pub enum Kind {
     Io,
     /// A CPU part followed by an I/O wait.
     Mixed,
+    /// Tasks replayed from a file: each computes on the CPU kernel for its recorded time,
+    /// then waits for its recorded wait (sizes from [`SizeDistribution::Replay`]).
+    Replay,
 }
 
 impl Kind {
@@ -32,7 +36,7 @@ impl Kind {
 
     /// Whether tasks of this kind wait for simulated I/O.
     pub fn waits(self) -> bool {
-        matches!(self, Kind::Io | Kind::Mixed)
+        matches!(self, Kind::Io | Kind::Mixed | Kind::Replay)
     }
 
     /// The lower-case name used in configs and results.
@@ -42,6 +46,7 @@ impl Kind {
             Kind::Memory => "memory",
             Kind::Io => "io",
             Kind::Mixed => "mixed",
+            Kind::Replay => "replay",
         }
     }
 }
@@ -93,6 +98,9 @@ pub enum SizeDistribution {
         /// The size factors in turn; not empty.
         factors: Vec<f64>,
     },
+    /// Each task's compute, wait and payload as a file recorded them (`kind = "replay"`):
+    /// task `id` is the file's record `id` (wrapping past the end).
+    Replay(Replay),
 }
 
 impl SizeDistribution {
@@ -118,6 +126,9 @@ impl SizeDistribution {
                 } else {
                     factors[(id % factors.len() as u64) as usize]
                 }
+            }
+            SizeDistribution::Replay(ref replay) => {
+                replay.task(id).compute_ns as f64 / replay.mean_compute_ns.max(f64::MIN_POSITIVE)
             }
         }
     }
@@ -182,7 +193,8 @@ pub struct Workload {
     /// under weak scaling `tasks` grows with the core count while the serial phase stays the
     /// size it had on one core (Gustafson's view).
     pub serial_basis_tasks: u64,
-    /// Input bytes per task, derived from the seed, that the kernel must read.
+    /// Input bytes per task, derived from the seed, that the kernel must read (for a replay,
+    /// the largest; each task carries its own).
     pub payload_bytes: u64,
     /// Bytes of the buffer that `memory` tasks read at random (0 for other kinds).
     pub working_set: u64,
@@ -215,6 +227,20 @@ impl Workload {
     /// Task `id` of this workload (`0 <= id < tasks`). A pure function of the seed, the id and
     /// the parameters.
     pub fn task(&self, id: u64) -> Task {
+        if let SizeDistribution::Replay(replay) = &self.distribution {
+            let recorded = replay.task(id);
+            let factor = self.distribution.factor(self.seed, id);
+            return Task {
+                id,
+                iterations: if recorded.compute_ns == 0 {
+                    0
+                } else {
+                    scale(self.iterations, factor)
+                },
+                io_wait_ns: recorded.wait_ns,
+                payload_bytes: u64::from(recorded.payload_bytes),
+            };
+        }
         let factor = self.distribution.factor(self.seed, id);
         Task {
             id,
@@ -247,6 +273,23 @@ impl Workload {
         })
     }
 
+    /// Whether a task may carry `bytes` of payload: exactly the workload's, or for a replay
+    /// at most its largest (`payload_bytes` holds the largest there).
+    pub fn payload_fits(&self, bytes: u64) -> bool {
+        match self.distribution {
+            SizeDistribution::Replay(_) => bytes <= self.payload_bytes,
+            _ => bytes == self.payload_bytes,
+        }
+    }
+
+    /// The mean payload of a task, bytes (a replay's tasks differ; others all carry the same).
+    pub fn mean_payload_bytes(&self) -> f64 {
+        match &self.distribution {
+            SizeDistribution::Replay(replay) if !replay.tasks.is_empty() => replay.mean_payload_bytes(),
+            _ => self.payload_bytes as f64,
+        }
+    }
+
     /// The same workload with `tasks` tasks and an unchanged serial phase (weak scaling).
     pub fn with_tasks(&self, tasks: u64) -> Workload {
         Workload {
@@ -263,6 +306,7 @@ impl Workload {
             SizeDistribution::Uniform { spread } => hash2(1, spread.to_bits()),
             SizeDistribution::LogNormal { sigma } => hash2(2, sigma.to_bits()),
             SizeDistribution::Cycle { factors } => factors.iter().map(|f| f.to_bits()).fold(3, hash2),
+            SizeDistribution::Replay(replay) => hash2(hash2(4, replay.hash_value()), replay.records),
         };
         let kind = self.kind as u64;
         let base = [

@@ -73,6 +73,8 @@ pub(crate) fn validate(path: &Path, raw: RawConfig, document: toml::Table) -> Re
         .file_stem()
         .map_or_else(|| "workload".to_string(), |s| s.to_string_lossy().into_owned());
     let tier = raw.tier.and_then(|t| t.0);
+    // A replay's `from` is relative to the config's own folder.
+    let dir = path.parent().unwrap_or(Path::new("."));
     let Some(raw_workload) = raw.workload else {
         return Err(invalid(
             "workload",
@@ -128,7 +130,7 @@ pub(crate) fn validate(path: &Path, raw: RawConfig, document: toml::Table) -> Re
     };
     let series = match sweep_raw.vary {
         None => {
-            let (workload, task_cost) = workload(raw_workload, &stem, "workload")?;
+            let (workload, task_cost) = workload(raw_workload, &stem, "workload", dir)?;
             let executor = executor(raw.executor, tier, "executor")?;
             vec![Series {
                 label: workload.name.clone(),
@@ -137,7 +139,7 @@ pub(crate) fn validate(path: &Path, raw: RawConfig, document: toml::Table) -> Re
                 executor,
             }]
         }
-        Some(vary) => varied_series(&table("workload"), &table("executor"), tier, &vary, &stem)?,
+        Some(vary) => varied_series(&table("workload"), &table("executor"), tier, &vary, &stem, dir)?,
     };
 
     let output_dir = raw
@@ -185,6 +187,7 @@ fn varied_series(
     tier: Option<Tier>,
     vary: &toml::Table,
     stem: &str,
+    dir: &Path,
 ) -> Result<Vec<Series>, Invalid> {
     if vary.is_empty() {
         return Err(invalid(
@@ -283,7 +286,7 @@ fn varied_series(
         if series.iter().any(|s| s.label == label) {
             return Err(invalid(&at, format!("the series {label} is listed twice")));
         }
-        let (workload, task_cost) = workload(raw, stem, "workload").map_err(relocate("workload"))?;
+        let (workload, task_cost) = workload(raw, stem, "workload", dir).map_err(relocate("workload"))?;
         let executor = executor(raw_executor, tier, "executor").map_err(relocate("executor"))?;
         series.push(Series {
             label,

@@ -7,14 +7,24 @@ pub(super) fn workload(
     raw: RawWorkload,
     stem: &str,
     at: &str,
+    dir: &Path,
 ) -> Result<(Workload, Option<Duration>), Invalid> {
     let field = |name: &str| format!("{at}.{name}");
     let kind = raw.kind.ok_or_else(|| {
         invalid(
             &field("kind"),
-            "missing: expected one of \"cpu\", \"memory\", \"io\", \"mixed\"",
+            "missing: expected one of \"cpu\", \"memory\", \"io\", \"mixed\", \"replay\"",
         )
     })?;
+    if kind == Kind::Replay {
+        return replay_workload(raw, stem, at, dir);
+    }
+    if raw.from.is_some() {
+        return Err(invalid(
+            &field("from"),
+            "only for kind = \"replay\" (tasks replayed from a file)",
+        ));
+    }
     let tasks = raw.tasks.ok_or_else(|| {
         invalid(
             &field("tasks"),
@@ -290,4 +300,63 @@ pub fn default_working_set(llc_bytes: Option<u64>) -> u64 {
             (llc.saturating_mul(WORKING_SET_PER_LLC)).next_multiple_of(1 << 20)
         })
         .clamp(DEFAULT_WORKING_SET, MAX_WORKING_SET)
+}
+
+/// A `kind = "replay"` table: the tasks come from the file `from` names (relative to the
+/// config's folder), so `tasks`, the cost and the sizes are refused beside it.
+fn replay_workload(
+    raw: RawWorkload,
+    stem: &str,
+    at: &str,
+    dir: &Path,
+) -> Result<(Workload, Option<Duration>), Invalid> {
+    let field = |name: &str| format!("{at}.{name}");
+    let given = [
+        ("tasks", raw.tasks.is_some()),
+        ("iterations", raw.iterations.is_some()),
+        ("task_cost", raw.task_cost.is_some()),
+        ("io_wait", raw.io_wait.is_some()),
+        ("size_distribution", raw.size_distribution.is_some()),
+        ("spread", raw.spread.is_some()),
+        ("payload_bytes", raw.payload_bytes.is_some()),
+        ("serial_fraction", raw.serial_fraction.is_some()),
+        ("working_set", raw.working_set.is_some()),
+        ("access", raw.access.is_some()),
+    ];
+    if let Some((name, _)) = given.iter().find(|(_, set)| *set) {
+        return Err(invalid(
+            &field(name),
+            format!(
+                "not with kind = \"replay\": the file `from` names gives every task's compute, \
+                 wait and payload (remove `{name}`)"
+            ),
+        ));
+    }
+    let from = raw.from.ok_or_else(|| {
+        invalid(
+            &field("from"),
+            "missing: a replay needs `from = \"tasks.csv\"` (a CSV with a compute_us column, or a \
+             Chrome trace-event JSON), relative to the config's folder",
+        )
+    })?;
+    let replay = crate::replay::read(&dir.join(&from), &from).map_err(|why| invalid(&field("from"), why))?;
+    let mean_compute = replay.mean_compute_ns;
+    let workload = Workload {
+        name: raw.name.unwrap_or_else(|| stem.to_string()),
+        seed: raw.seed.unwrap_or(0),
+        tasks: replay.records,
+        kind: Kind::Replay,
+        iterations: 0,
+        io_wait_ns: replay.mean_wait_ns().round() as u64,
+        payload_bytes: replay.max_payload_bytes(),
+        distribution: SizeDistribution::Replay(replay),
+        serial_fraction: 0.0,
+        serial_basis_tasks: 0,
+        working_set: 0,
+        access: martelli_workload::Access::default(),
+    };
+    // The mean compute is calibrated into iterations as a `task_cost` is; each task is that
+    // many iterations scaled by its own compute over the mean.
+    let task_cost = (mean_compute >= 1.0).then(|| Duration::from_nanos(mean_compute.round() as u64));
+    Ok((workload, task_cost))
 }
