@@ -11,6 +11,7 @@ mod lessons;
 mod memory;
 mod netns;
 mod plot;
+mod replay;
 mod simulate;
 
 #[path = "../common/mod.rs"]

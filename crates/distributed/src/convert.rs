@@ -214,6 +214,33 @@ mod tests {
             ..sample()
         };
         assert_eq!(workload_from_wire(&workload_to_wire(&cycle)), Ok(cycle));
+        // A replay crosses as its description; each task brings its own size and payload.
+        let tasks = vec![
+            martelli_workload::ReplayTask {
+                compute_ns: 1_000,
+                wait_ns: 0,
+                payload_bytes: 4,
+            },
+            martelli_workload::ReplayTask {
+                compute_ns: 3_000,
+                wait_ns: 9,
+                payload_bytes: 16,
+            },
+        ];
+        let replay = Workload {
+            kind: Kind::Replay,
+            tasks: 2,
+            payload_bytes: 16,
+            distribution: SizeDistribution::Replay(Replay::new("t.csv".into(), 77, tasks)),
+            ..sample()
+        };
+        let received = workload_from_wire(&workload_to_wire(&replay)).unwrap();
+        assert_eq!(received, replay);
+        let task = replay.task(0);
+        let on_wire = task_to_wire(&task, 0, vec![0; 4]);
+        assert_eq!(task_from_wire(&on_wire, &received), Ok(task));
+        let too_big = task_to_wire(&task, 0, vec![0; 17]);
+        assert!(task_from_wire(&too_big, &received).is_err());
     }
 
     #[test]

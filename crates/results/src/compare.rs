@@ -104,6 +104,24 @@ pub fn compare(baseline: &Results, new: &Results, threshold: f64) -> Result<Comp
                 .find(|s| s.label == n.series)
                 .and_then(|s| s.task_cost_s)
         };
+        let replayed = |r: &Results| {
+            r.series
+                .iter()
+                .find(|s| s.label == n.series)
+                .and_then(|s| match &s.workload.distribution {
+                    martelli_workload::SizeDistribution::Replay(replay) => Some(replay.hash.clone()),
+                    _ => None,
+                })
+        };
+        if replayed(baseline) != replayed(new) {
+            let show = |h: Option<String>| {
+                h.map_or_else(|| "no replay file".to_string(), |h| format!("replay file {h}"))
+            };
+            return Err(CompareError::OtherWorkload {
+                point: name(n),
+                what: format!("{} against {}", show(replayed(baseline)), show(replayed(new))),
+            });
+        }
         let same = same_workload(b, n, task_cost(baseline), task_cost(new))
             .map_err(|what| CompareError::OtherWorkload { point: name(n), what })?;
         if let Some(note) = same {

@@ -440,4 +440,56 @@ pub(crate) mod tests {
         };
         assert_eq!(w.with_tasks(4000).serial_task(), w.serial_task());
     }
+
+    #[test]
+    fn a_replayed_task_is_its_record_and_the_file_is_part_of_the_fingerprint() {
+        use crate::{Replay, ReplayTask};
+        let records = vec![
+            ReplayTask {
+                compute_ns: 1_000,
+                wait_ns: 0,
+                payload_bytes: 8,
+            },
+            ReplayTask {
+                compute_ns: 3_000,
+                wait_ns: 500,
+                payload_bytes: 0,
+            },
+            ReplayTask {
+                compute_ns: 0,
+                wait_ns: 2_000,
+                payload_bytes: 0,
+            },
+        ];
+        let w = Workload {
+            kind: Kind::Replay,
+            tasks: 3,
+            iterations: 200,
+            payload_bytes: 8,
+            distribution: SizeDistribution::Replay(Replay::new("f".into(), 1, records.clone())),
+            ..sample(Kind::Cpu)
+        };
+        // The mean compute (4/3 us, the wait alone counted as none) is 200 iterations: each
+        // task scales by its own compute.
+        let tasks: Vec<Task> = w.tasks().collect();
+        assert_eq!(
+            (tasks[0].iterations, tasks[0].io_wait_ns, tasks[0].payload_bytes),
+            (150, 0, 8)
+        );
+        assert_eq!(
+            (tasks[1].iterations, tasks[1].io_wait_ns, tasks[1].payload_bytes),
+            (450, 500, 0)
+        );
+        assert_eq!(
+            (tasks[2].iterations, tasks[2].io_wait_ns),
+            (0, 2_000),
+            "a wait alone computes nothing"
+        );
+        assert!(w.payload_fits(0) && w.payload_fits(8) && !w.payload_fits(9));
+        let other_file = Workload {
+            distribution: SizeDistribution::Replay(Replay::new("f".into(), 2, records)),
+            ..w.clone()
+        };
+        assert_ne!(w.fingerprint(), other_file.fingerprint());
+    }
 }
