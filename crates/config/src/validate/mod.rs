@@ -49,7 +49,7 @@ const DEFAULT_CORES: [usize; 4] = [1, 2, 4, 8];
 const EXECUTOR_VARIABLE: [&str; 5] = ["dispatch", "model", "gil", "switch_interval", "concurrency"];
 
 /// Workload keys that `sweep.vary` may vary (everything but the name).
-const VARIABLE: [&str; 12] = [
+const VARIABLE: [&str; 13] = [
     "seed",
     "tasks",
     "kind",
@@ -62,6 +62,7 @@ const VARIABLE: [&str; 12] = [
     "payload_bytes",
     "working_set",
     "access",
+    "from",
 ];
 
 fn invalid(path: &str, message: impl Into<String>) -> Invalid {
