@@ -3,22 +3,23 @@
 # --json` output, never by hand.
 #
 #   scripts/validation-record.sh [CALIBRATION.toml]   # measure here: configs/validate/*.toml
-#   scripts/validation-record.sh --wide DIR           # a 16-core machine's record, measured there
+#   scripts/validation-record.sh --wide DIR [NAME]    # a 16-core machine's record, measured there
 #
 # The first form measures configs/validate/ (bandwidth.toml aside: it needs network namespaces,
 # see scripts/validate-bandwidth.sh) on this machine, calibrating first (about a minute) unless a
 # calibration file is given, and rewrites the table between the "validation:begin" and
 # "validation:end" markers. The second reads a folder that scripts/validation-measure.sh wrote
 # on a machine of 16 cores or more from configs/validate/wide/ and rewrites the table between
-# the "validation-wide:begin" and "validation-wide:end" markers. Measuring takes several
+# the "validation-wide:begin" and "validation-wide:end" markers (with NAME,
+# "validation-wide-NAME:...", for a record of its own). Measuring takes several
 # minutes and should have the machine to itself. Needs python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 section=validation
 if [[ "${1:-}" == --wide ]]; then
-  section=validation-wide
-  from=${2:?usage: validation-record.sh --wide DIR}
+  section=validation-wide${3:+-$3}
+  from=${2:?usage: validation-record.sh --wide DIR [NAME]}
 else
   cargo build --release --quiet
   from=$(mktemp -d)
@@ -27,6 +28,7 @@ else
   [[ -n "${1:-}" ]] && calibration=(--calibration "$1")
   MARTELLI=target/release/martelli scripts/validation-measure.sh "$from" "${calibration[@]}" \
     configs/validate/cpu.toml configs/validate/skewed.toml configs/validate/stream.toml \
+    configs/validate/replay.toml \
     configs/validate/waits.toml configs/validate/mixed.toml
 fi
 
