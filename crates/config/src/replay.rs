@@ -33,6 +33,11 @@ const MAX_PAYLOAD: u64 = 1 << 30;
 /// (CSV) or the event's index (JSON, from 0) and the field.
 pub(crate) fn read(path: &Path, shown: &str) -> Result<Replay, String> {
     let file = File::open(path).map_err(|e| format!("{shown}: cannot read it: {e}"))?;
+    // A device or a pipe (/dev/zero, /dev/stdin) could stream forever: files only.
+    let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+    if !regular {
+        return Err(format!("{shown}: not a regular file"));
+    }
     let mut reader = BufReader::with_capacity(
         1 << 16,
         Hashing {
@@ -481,5 +486,7 @@ mod tests {
         }
         let missing = read(Path::new("/nonexistent/tasks.csv"), "tasks.csv").unwrap_err();
         assert!(missing.starts_with("tasks.csv: cannot read it"), "{missing}");
+        let device = read(Path::new("/dev/zero"), "/dev/zero").unwrap_err();
+        assert_eq!(device, "/dev/zero: not a regular file");
     }
 }
