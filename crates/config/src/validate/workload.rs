@@ -17,7 +17,7 @@ pub(super) fn workload(
         )
     })?;
     if kind == Kind::Replay {
-        return replay_workload(raw, stem, at, dir);
+        return replay_workload(raw, stem, dir, field);
     }
     if raw.from.is_some() {
         return Err(invalid(
@@ -307,10 +307,9 @@ pub fn default_working_set(llc_bytes: Option<u64>) -> u64 {
 fn replay_workload(
     raw: RawWorkload,
     stem: &str,
-    at: &str,
     dir: &Path,
+    field: impl Fn(&str) -> String,
 ) -> Result<(Workload, Option<Duration>), Invalid> {
-    let field = |name: &str| format!("{at}.{name}");
     let given = [
         ("tasks", raw.tasks.is_some()),
         ("iterations", raw.iterations.is_some()),
