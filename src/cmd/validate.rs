@@ -3,6 +3,7 @@
 use anyhow::Context;
 use martelli_config::{Overrides, Tier};
 use martelli_results::Machine;
+use martelli_workload::SizeDistribution;
 
 use crate::cli::ValidateArgs;
 
@@ -47,12 +48,27 @@ fn check(path: &std::path::Path, logical_cores: usize) -> anyhow::Result<String>
         .collect();
     // Quoted: a label of keys varied together has commas of its own.
     let series: Vec<String> = config.series.iter().map(|s| format!("{:?}", s.label)).collect();
+    let replays: Vec<String> = config
+        .series
+        .iter()
+        .filter_map(|s| match &s.workload.distribution {
+            SizeDistribution::Replay(r) => Some(format!(
+                "; replays {} tasks of {} (mean compute {:.1} us, hash {})",
+                r.records,
+                r.from,
+                r.mean_compute_ns / 1e3,
+                r.hash
+            )),
+            _ => None,
+        })
+        .collect();
     Ok(format!(
-        "ok: {} (tier {}, series [{}], points [{}], {} repeats)",
+        "ok: {} (tier {}, series [{}], points [{}], {} repeats{})",
         path.display(),
         config.tier.map_or("auto", Tier::name),
         series.join(", "),
         points.join(", "),
-        config.sweep.repeats
+        config.sweep.repeats,
+        replays.concat()
     ))
 }

@@ -47,9 +47,17 @@ impl Results {
     }
 }
 
-/// The task size of `series`: its `task_cost`, else the single tier's time per task.
+/// The task size of `series`: its `task_cost`, else the single tier's time per task. `None`
+/// for a replay: its series differ in their files, not in a size (a replay's tasks are many
+/// sizes).
 fn task_size(r: &Results, series: &str, measured: &[&Point]) -> Option<f64> {
     let info = r.series.iter().find(|s| s.label == series)?;
+    if matches!(
+        info.workload.distribution,
+        martelli_workload::SizeDistribution::Replay(_)
+    ) {
+        return None;
+    }
     info.task_cost_s.or_else(|| {
         measured
             .iter()
