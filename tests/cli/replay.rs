@@ -115,22 +115,35 @@ fn a_trace_written_by_martelli_replays_to_its_tasks_and_a_changed_file_is_anothe
     let original = write(
         dir.path(),
         "original.toml",
-        "tier = \"single\"\n[workload]\nkind = \"cpu\"\ntasks = 200\niterations = 200000\n\
-         size_distribution = \"lognormal\"\nspread = 0.8\n[sweep]\ncores = [1]\nrepeats = 1\nwarmup = 0\n",
+        "tier = \"multi\"\n[workload]\nkind = \"cpu\"\ntasks = 200\niterations = 200000\n\
+         size_distribution = \"lognormal\"\nspread = 0.8\n[sweep]\ncores = [1, 2]\nrepeats = 1\nwarmup = 0\n",
     );
     let trace = dir.path().join("trace.json");
     run_ok(&original, &["--trace", trace.to_str().unwrap()]);
     let events = read_json(&trace);
-    let durs: Vec<f64> = events["traceEvents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["ph"] == "X" && e["cat"] == "task")
-        .map(|e| e["dur"].as_f64().unwrap())
-        .collect();
-    assert_eq!(durs.len(), 200);
+    // Two points traced: the 1-core run is process 1, the 2-core run process 2.
+    let slices = |pid: u64| -> Vec<f64> {
+        events["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["ph"] == "X" && e["cat"] == "task" && e["pid"] == pid)
+            .map(|e| e["dur"].as_f64().unwrap())
+            .collect()
+    };
+    let durs = slices(1);
+    assert_eq!((durs.len(), slices(2).len()), (200, 200));
 
-    let config = replay_config(dir.path(), "trace.json", "1, 2");
+    // Every process's tasks, or one process's with `pid`.
+    let all = replay_config(dir.path(), "trace.json", "1");
+    let (everything, _, _) = run_ok(&all, &[]);
+    assert_eq!(everything["series"][0]["workload"]["tasks"], 400);
+    let config = write(
+        dir.path(),
+        "replay.toml",
+        "tier = \"multi\"\n[workload]\nkind = \"replay\"\nfrom = \"trace.json\"\npid = 1\n\
+         [sweep]\ncores = [1, 2]\nrepeats = 1\nwarmup = 0\n",
+    );
     let (results, _, _) = run_ok(&config, &[]);
     let sums = checksums(&results);
     assert!(sums.iter().all(|s| s == &sums[0]), "{sums:?}");

@@ -108,6 +108,7 @@ pub(crate) struct RawWorkload {
     pub working_set: Option<HumanSize>,
     pub access: Option<martelli_workload::Access>,
     pub from: Option<String>,
+    pub pid: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

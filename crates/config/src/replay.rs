@@ -11,7 +11,8 @@
 //!   (`cat`, comma-separated) holds `wait`, `io` or `sleep`, or whose name starts with `wait`
 //!   or `sleep` (any case), is a task that waits for its `dur` instead. Events of category
 //!   `phase` (martelli's own: a task in transit between the coordinator and a worker) are no
-//!   tasks. Other events (metadata, instants, begin/end pairs) are skipped.
+//!   tasks. Other events (metadata, instants, begin/end pairs) are skipped. With `pid = N`,
+//!   only process N's events count (a martelli trace gives each traced point its own).
 
 use std::fmt;
 use std::fs::File;
@@ -29,9 +30,10 @@ const MAX_US: f64 = 3.6e9;
 /// The largest payload one record may carry, bytes.
 const MAX_PAYLOAD: u64 = 1 << 30;
 
-/// Reads `path` (shown as `shown` in errors) into a replay. Errors name the file, the line
-/// (CSV) or the event's index (JSON, from 0) and the field.
-pub(crate) fn read(path: &Path, shown: &str) -> Result<Replay, String> {
+/// Reads `path` (shown as `shown` in errors) into a replay: of a trace, only the events of
+/// process `pid` when one is given. Errors name the file, the line (CSV) or the event's index
+/// (JSON, from 0) and the field.
+pub(crate) fn read(path: &Path, shown: &str, pid: Option<u64>) -> Result<Replay, String> {
     let file = File::open(path).map_err(|e| format!("{shown}: cannot read it: {e}"))?;
     // A device or a pipe (/dev/zero, /dev/stdin) could stream forever: files only.
     let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
@@ -48,15 +50,28 @@ pub(crate) fn read(path: &Path, shown: &str) -> Result<Replay, String> {
     let first = first_character(&mut reader).map_err(|e| format!("{shown}: cannot read it: {e}"))?;
     let tasks = match first {
         None => return Err(format!("{shown}: the file is empty")),
-        Some(b'{' | b'[') => trace(&mut reader, shown)?,
+        Some(b'{' | b'[') => trace(&mut reader, shown, pid)?,
+        Some(_) if pid.is_some() => {
+            return Err(format!(
+                "{shown}: a CSV has no processes: `pid` chooses one process's events of a trace"
+            ));
+        }
         Some(_) => csv(&mut reader, shown)?,
     };
     // Hash what the parser did not need to read (trailing bytes), so the hash is the file's.
     io::copy(&mut reader, &mut io::sink()).map_err(|e| format!("{shown}: cannot read it: {e}"))?;
     if tasks.is_empty() {
-        return Err(format!("{shown}: no tasks in it"));
+        return Err(match pid {
+            Some(pid) => format!("{shown}: no complete events of process {pid} (`pid`) in it"),
+            None => format!("{shown}: no tasks in it"),
+        });
     }
-    let hash = reader.get_ref().hash.finish();
+    // The process chosen is part of the workload: the same file, another process, another hash.
+    let mut hasher = reader.get_ref().hash;
+    if let Some(pid) = pid {
+        hasher.update(format!("\0pid={pid}").as_bytes());
+    }
+    let hash = hasher.finish();
     Ok(Replay::new(shown.to_string(), hash, tasks))
 }
 
@@ -190,12 +205,15 @@ fn csv(reader: impl Read, shown: &str) -> Result<Vec<ReplayTask>, String> {
     Ok(tasks)
 }
 
-fn trace(reader: impl Read, shown: &str) -> Result<Vec<ReplayTask>, String> {
+fn trace(reader: impl Read, shown: &str, pid: Option<u64>) -> Result<Vec<ReplayTask>, String> {
     let mut tasks = Vec::new();
     let mut found = false;
     let mut de = serde_json::Deserializer::from_reader(reader);
     let outcome = Document {
-        tasks: &mut tasks,
+        events: Events {
+            tasks: &mut tasks,
+            pid,
+        },
         found: &mut found,
     }
     .deserialize(&mut de)
@@ -212,7 +230,7 @@ fn trace(reader: impl Read, shown: &str) -> Result<Vec<ReplayTask>, String> {
 
 /// The whole JSON document: a bare array of events, or an object with `traceEvents`.
 struct Document<'a> {
-    tasks: &'a mut Vec<ReplayTask>,
+    events: Events<'a>,
     found: &'a mut bool,
 }
 
@@ -233,14 +251,17 @@ impl<'de> Visitor<'de> for Document<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         *self.found = true;
-        Events(self.tasks).visit_seq(seq)
+        self.events.visit_seq(seq)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Document { events, found } = self;
+        let mut events = Some(events);
         while let Some(key) = map.next_key::<String>()? {
-            if key == "traceEvents" {
-                *self.found = true;
-                map.next_value_seed(Events(&mut *self.tasks))?;
+            let seed = if key == "traceEvents" { events.take() } else { None };
+            if let Some(seed) = seed {
+                *found = true;
+                map.next_value_seed(seed)?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -249,8 +270,11 @@ impl<'de> Visitor<'de> for Document<'_> {
     }
 }
 
-/// The array of events, read one at a time.
-struct Events<'a>(&'a mut Vec<ReplayTask>);
+/// The array of events, read one at a time into `tasks` (only process `pid`'s, if given).
+struct Events<'a> {
+    tasks: &'a mut Vec<ReplayTask>,
+    pid: Option<u64>,
+}
 
 impl<'de> DeserializeSeed<'de> for Events<'_> {
     type Value = ();
@@ -271,6 +295,8 @@ struct Event {
     cat: Option<String>,
     #[serde(default)]
     dur: Option<serde_json::Value>,
+    #[serde(default)]
+    pid: Option<serde_json::Value>,
 }
 
 impl<'de> Visitor<'de> for Events<'_> {
@@ -288,15 +314,24 @@ impl<'de> Visitor<'de> for Events<'_> {
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(de::Error::custom(format!("event {index}: {e}"))),
             };
-            if let Some(task) =
+            let ours = match (self.pid, &event.pid) {
+                (None, _) => true,
+                (Some(pid), Some(serde_json::Value::Number(n))) => n.as_u64() == Some(pid),
+                (Some(pid), Some(serde_json::Value::String(s))) => s.trim() == pid.to_string(),
+                (Some(_), _) => false,
+            };
+            let task = if ours {
                 task_of(&event).map_err(|why| de::Error::custom(format!("event {index}: {why}")))?
-            {
-                if self.0.len() == MAX_RECORDS {
+            } else {
+                None
+            };
+            if let Some(task) = task {
+                if self.tasks.len() == MAX_RECORDS {
                     return Err(de::Error::custom(format!(
                         "event {index}: more than {MAX_RECORDS} records (the most a replay takes)"
                     )));
                 }
-                self.0.push(task);
+                self.tasks.push(task);
             }
             index += 1;
         }
@@ -353,7 +388,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tasks");
         std::fs::write(&path, text).unwrap();
-        read(&path, "tasks")
+        read(&path, "tasks", None)
     }
 
     #[test]
@@ -429,8 +464,47 @@ mod tests {
                 },
             ]
         );
+        // Keys in any order (martelli writes `metadata` first), a second `traceEvents` ignored.
+        let later = read_text(
+            r#"{"metadata": {"x": 1}, "traceEvents": [{"ph": "X", "dur": 2}], "traceEvents": [{"ph": "X", "dur": 9}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            later.tasks.iter().map(|t| t.compute_ns).collect::<Vec<_>>(),
+            [2_000]
+        );
         let bare = read_text(r#"[{"ph": "X", "name": "f", "ts": 0, "dur": 5}]"#).unwrap();
         assert_eq!(bare.tasks[0].compute_ns, 5_000);
+    }
+
+    #[test]
+    fn pid_chooses_one_process_of_a_trace_and_is_part_of_the_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        std::fs::write(
+            &path,
+            r#"{"traceEvents": [
+                {"ph": "X", "pid": 1, "dur": 1}, {"ph": "X", "pid": 2, "dur": 2},
+                {"ph": "X", "pid": "2", "dur": 3}, {"ph": "X", "dur": 4}
+            ]}"#,
+        )
+        .unwrap();
+        let all = read(&path, "t.json", None).unwrap();
+        assert_eq!(all.records, 4);
+        let two = read(&path, "t.json", Some(2)).unwrap();
+        let computes: Vec<u64> = two.tasks.iter().map(|t| t.compute_ns).collect();
+        assert_eq!(computes, [2_000, 3_000]);
+        assert_ne!(two.hash, all.hash);
+        assert_ne!(two.hash, read(&path, "t.json", Some(1)).unwrap().hash);
+        let none = read(&path, "t.json", Some(7)).unwrap_err();
+        assert_eq!(none, "t.json: no complete events of process 7 (`pid`) in it");
+        let csv = dir.path().join("t.csv");
+        std::fs::write(&csv, "compute_us\n1\n").unwrap();
+        assert!(
+            read(&csv, "t.csv", Some(1))
+                .unwrap_err()
+                .contains("a CSV has no processes")
+        );
     }
 
     #[test]
@@ -484,9 +558,9 @@ mod tests {
             let err = read_text(text).expect_err(text);
             assert!(err.starts_with(expected), "{text:?}: {err}");
         }
-        let missing = read(Path::new("/nonexistent/tasks.csv"), "tasks.csv").unwrap_err();
+        let missing = read(Path::new("/nonexistent/tasks.csv"), "tasks.csv", None).unwrap_err();
         assert!(missing.starts_with("tasks.csv: cannot read it"), "{missing}");
-        let device = read(Path::new("/dev/zero"), "/dev/zero").unwrap_err();
+        let device = read(Path::new("/dev/zero"), "/dev/zero", None).unwrap_err();
         assert_eq!(device, "/dev/zero: not a regular file");
     }
 }

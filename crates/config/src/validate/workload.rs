@@ -19,11 +19,13 @@ pub(super) fn workload(
     if kind == Kind::Replay {
         return replay_workload(raw, stem, dir, field);
     }
-    if raw.from.is_some() {
-        return Err(invalid(
-            &field("from"),
-            "only for kind = \"replay\" (tasks replayed from a file)",
-        ));
+    for (name, set) in [("from", raw.from.is_some()), ("pid", raw.pid.is_some())] {
+        if set {
+            return Err(invalid(
+                &field(name),
+                "only for kind = \"replay\" (tasks replayed from a file)",
+            ));
+        }
     }
     let tasks = raw.tasks.ok_or_else(|| {
         invalid(
@@ -338,7 +340,8 @@ fn replay_workload(
              Chrome trace-event JSON), relative to the config's folder",
         )
     })?;
-    let replay = crate::replay::read(&dir.join(&from), &from).map_err(|why| invalid(&field("from"), why))?;
+    let replay =
+        crate::replay::read(&dir.join(&from), &from, raw.pid).map_err(|why| invalid(&field("from"), why))?;
     let mean_compute = replay.mean_compute_ns;
     let workload = Workload {
         name: raw.name.unwrap_or_else(|| stem.to_string()),
