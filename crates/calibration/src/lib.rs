@@ -283,53 +283,22 @@ impl Calibration {
                 return Err((field.into(), format!("must be a finite number > 0 (got {value})")));
             }
         }
-        for (name, table) in [
-            ("multi.wait_cpu", &m.wait_cpu),
-            ("distributed.worker_wait_cpu", &d.worker_wait_cpu),
-        ] {
-            for (i, entry) in table.iter().enumerate() {
-                if !(entry.ns_per_wait.is_finite() && entry.ns_per_wait >= 0.0) {
-                    return Err((
-                        format!("{name}[{i}].ns_per_wait"),
-                        format!("must be a finite number >= 0 (got {})", entry.ns_per_wait),
-                    ));
-                }
-                if entry.threads == 0 || (i > 0 && entry.threads <= table[i - 1].threads) {
-                    return Err((
-                        format!("{name}[{i}].threads"),
-                        "pool sizes must be at least 1 and in ascending order".into(),
-                    ));
-                }
-            }
-        }
-        for (i, entry) in m.memory_bandwidth.iter().enumerate() {
-            if !(entry.bytes_per_s.is_finite() && entry.bytes_per_s > 0.0) {
-                return Err((
-                    format!("multi.memory_bandwidth[{i}].bytes_per_s"),
-                    format!("must be a finite number > 0 (got {})", entry.bytes_per_s),
-                ));
-            }
-            if entry.threads == 0 || (i > 0 && entry.threads <= m.memory_bandwidth[i - 1].threads) {
-                return Err((
-                    format!("multi.memory_bandwidth[{i}].threads"),
-                    "thread counts must be at least 1 and in ascending order".into(),
-                ));
-            }
-        }
-        for (i, entry) in m.compute_dilation.iter().enumerate() {
-            if !(entry.factor.is_finite() && entry.factor >= 0.0) {
-                return Err((
-                    format!("multi.compute_dilation[{i}].factor"),
-                    format!("must be a finite number >= 0 (got {})", entry.factor),
-                ));
-            }
-            if entry.threads == 0 || (i > 0 && entry.threads <= m.compute_dilation[i - 1].threads) {
-                return Err((
-                    format!("multi.compute_dilation[{i}].threads"),
-                    "pool sizes must be at least 1 and in ascending order".into(),
-                ));
-            }
-        }
+        let wait = |t: &[WaitCpu]| t.iter().map(|e| (e.threads, e.ns_per_wait)).collect::<Vec<_>>();
+        check_by_threads("multi.wait_cpu", "ns_per_wait", &wait(&m.wait_cpu), false)?;
+        check_by_threads(
+            "distributed.worker_wait_cpu",
+            "ns_per_wait",
+            &wait(&d.worker_wait_cpu),
+            false,
+        )?;
+        let bandwidth: Vec<_> = m
+            .memory_bandwidth
+            .iter()
+            .map(|e| (e.threads, e.bytes_per_s))
+            .collect();
+        check_by_threads("multi.memory_bandwidth", "bytes_per_s", &bandwidth, true)?;
+        let dilation: Vec<_> = m.compute_dilation.iter().map(|e| (e.threads, e.factor)).collect();
+        check_by_threads("multi.compute_dilation", "factor", &dilation, false)?;
         for (figure, spread) in &self.spread {
             if !(spread.is_finite() && *spread >= 0.0) {
                 return Err((
@@ -423,6 +392,33 @@ impl NetworkCosts {
     pub fn worker_wait_cpu_ns(&self, threads: usize) -> f64 {
         wait_cpu_ns(&self.worker_wait_cpu, threads)
     }
+}
+
+/// Checks a table of `(threads, value)` rows, `name[i].value` in errors: every value finite
+/// and at least 0 (above 0 when `positive`), thread counts at least 1 and ascending.
+fn check_by_threads(
+    name: &str,
+    value: &str,
+    rows: &[(u32, f64)],
+    positive: bool,
+) -> Result<(), (String, String)> {
+    for (i, &(threads, v)) in rows.iter().enumerate() {
+        let ok = v.is_finite() && if positive { v > 0.0 } else { v >= 0.0 };
+        if !ok {
+            let bound = if positive { "> 0" } else { ">= 0" };
+            return Err((
+                format!("{name}[{i}].{value}"),
+                format!("must be a finite number {bound} (got {v})"),
+            ));
+        }
+        if threads == 0 || (i > 0 && threads <= rows[i - 1].0) {
+            return Err((
+                format!("{name}[{i}].threads"),
+                "thread counts must be at least 1 and in ascending order".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A wait's CPU in a pool of `threads`, from `table`: interpolated in log threads between the
